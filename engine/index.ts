@@ -1,0 +1,10 @@
+/**
+ * hexad: an embeddable log-structured page store for Node.js, built the way
+ * Amazon Aurora builds its storage. See README.md and shared DESIGN.md.
+ */
+export { openVolume, Volume, VolumeFaults } from './volume/index.js'
+export type { VolumeOptions, PageWrite, WriteResult, VolumeStats, SegmentView, ReadPoint } from './volume/index.js'
+export type { SegmentStats } from './storage/index.js'
+export type { PageOp } from './common/page-ops.js'
+export { HexadError } from './common/errors.js'
+export type { HexadErrorCode } from './common/errors.js'

@@ -1,0 +1,176 @@
+/**
+ * On-disk and on-wire formats of the storage tier, and every constant they
+ * use. FORMAT.md beside this file is the same thing as a grammar; keep the
+ * two in step.
+ *
+ * A frame is the unit the writer ships and the unit a segment appends to its
+ * hot log: the bytes that arrive are the bytes that are written, checked by
+ * crc32c on both sides. A page version is one materialized page image.
+ */
+import { crc32c, lz4Compress, lz4Uncompress, pack, unpack } from '../../native-bindings/index.js'
+import type { EncodedOp } from '../common/page-ops.js'
+
+export const FRAME_MAGIC = 0x484c5846 // 'HXLF'
+export const FRAME_HEADER_BYTES = 32
+export const FRAME_FLAG_LZ4 = 1
+/** Frames whose payload is larger than this are lz4-compressed (if that makes them smaller). */
+export const COMPRESS_THRESHOLD_BYTES = 2048
+/** A frame larger than this is malformed (the writer never builds one). */
+export const FRAME_PAYLOAD_BYTES_MAX = 64 * 1024 * 1024
+
+export const VERSION_MAGIC = 0x48505856 // 'HXPV'
+export const VERSION_HEADER_BYTES = 40
+export const VERSION_FLAG_LZ4 = 1
+
+export const META_MAGIC = 0x484d4554 // 'HMET'
+
+/** flags bit 0 of a record: the record is a consistency point (the last record of its MTR). */
+export const RECORD_FLAG_CPL = 1
+
+/**
+ * A redo record in its compact form:
+ * [lsn, pageId, prevLsn, pagePrevLsn, flags, ops].
+ * prevLsn links to the previous record of the same protection group (0 for
+ * the first); pagePrevLsn to the previous record of the same page as the
+ * writer knew it (-1 when it did not know, e.g. the first write after
+ * recovery).
+ */
+export type RecordTuple = [number, number, number, number, number, EncodedOp[]]
+
+export const R_LSN = 0
+export const R_PAGE = 1
+export const R_PREV = 2
+export const R_PAGE_PREV = 3
+export const R_FLAGS = 4
+export const R_OPS = 5
+
+/** The decoded payload of a frame. `vdl` is the writer's VDL when it built the frame. */
+export interface FramePayload {
+  epoch: number
+  vdl: number
+  records: RecordTuple[]
+}
+
+/** Builds a frame: header + (possibly compressed) msgpack payload. */
+export function encodeFrame(payload: FramePayload): Buffer {
+  const raw = pack([payload.epoch, payload.vdl, payload.records])
+  let body: Buffer = raw
+  let flags = 0
+  if (raw.length > COMPRESS_THRESHOLD_BYTES) {
+    const c = lz4Compress(raw)
+    if (c.length < raw.length) { body = c; flags |= FRAME_FLAG_LZ4 }
+  }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length)
+  frame.writeUInt32LE(FRAME_MAGIC, 0)
+  frame.writeUInt16LE(flags, 4)
+  frame.writeUInt16LE(0, 6)
+  frame.writeUInt32LE(body.length, 8)
+  frame.writeUInt32LE(raw.length, 12)
+  frame.writeDoubleLE(payload.records.length ? payload.records[0][R_LSN] : 0, 16)
+  frame.writeUInt32LE(crc32c(body), 24)
+  frame.writeUInt32LE(crc32c(frame.subarray(0, 28)), 28)
+  body.copy(frame, FRAME_HEADER_BYTES)
+  return frame
+}
+
+export type HeaderCheck =
+  | { ok: true; storedLen: number; rawLen: number; flags: number; firstLsn: number; payloadCrc: number }
+  | { ok: false; reason: 'zero' | 'magic' | 'header-crc' | 'length' }
+
+/** Reads and checks a frame header at `off`. A run of zeros is the preallocated end of a log file. */
+export function checkFrameHeader(buf: Uint8Array, off: number): HeaderCheck {
+  const b = Buffer.from(buf.buffer, buf.byteOffset + off, FRAME_HEADER_BYTES)
+  const magic = b.readUInt32LE(0)
+  if (magic === 0 && b.readUInt32LE(28) === 0 && b.readUInt32LE(8) === 0) return { ok: false, reason: 'zero' }
+  if (magic !== FRAME_MAGIC) return { ok: false, reason: 'magic' }
+  if (crc32c(b.subarray(0, 28)) !== b.readUInt32LE(28)) return { ok: false, reason: 'header-crc' }
+  const storedLen = b.readUInt32LE(8)
+  const rawLen = b.readUInt32LE(12)
+  if (storedLen > FRAME_PAYLOAD_BYTES_MAX || rawLen > FRAME_PAYLOAD_BYTES_MAX) return { ok: false, reason: 'length' }
+  return { ok: true, storedLen, rawLen, flags: b.readUInt16LE(4), firstLsn: b.readDoubleLE(16), payloadCrc: b.readUInt32LE(24) }
+}
+
+/** Checks the payload crc and decodes. Returns null when the payload is damaged. */
+export function decodeFramePayload(frame: Uint8Array, storedLen: number, flags: number, payloadCrc: number, off = 0): FramePayload | null {
+  const body = frame.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + storedLen)
+  if (body.length !== storedLen || crc32c(body) !== payloadCrc) return null
+  try {
+    const raw = flags & FRAME_FLAG_LZ4 ? lz4Uncompress(body) : body
+    const [epoch, vdl, records] = unpack<[number, number, RecordTuple[]]>(raw)
+    if (!Array.isArray(records)) return null
+    return { epoch, vdl, records }
+  } catch {
+    return null
+  }
+}
+
+/** Decodes a whole frame held alone in `frame`; null if any check fails. */
+export function decodeFrame(frame: Uint8Array): FramePayload | null {
+  if (frame.length < FRAME_HEADER_BYTES) return null
+  const h = checkFrameHeader(frame, 0)
+  if (!h.ok || frame.length !== FRAME_HEADER_BYTES + h.storedLen) return null
+  return decodeFramePayload(frame, h.storedLen, h.flags, h.payloadCrc)
+}
+
+/** Builds one page-version entry: header + (possibly compressed) image. */
+export function encodeVersion(pageId: number, lsn: number, image: Uint8Array): Buffer {
+  let body: Uint8Array = image
+  let flags = 0
+  const c = lz4Compress(image)
+  if (c.length < image.length * 0.9) { body = c; flags |= VERSION_FLAG_LZ4 }
+  const out = Buffer.allocUnsafe(VERSION_HEADER_BYTES + body.length)
+  out.writeUInt32LE(VERSION_MAGIC, 0)
+  out.writeUInt16LE(flags, 4)
+  out.writeUInt16LE(0, 6)
+  out.writeDoubleLE(pageId, 8)
+  out.writeDoubleLE(lsn, 16)
+  out.writeUInt32LE(body.length, 24)
+  out.writeUInt32LE(image.length, 28)
+  out.writeUInt32LE(crc32c(body), 32)
+  out.writeUInt32LE(crc32c(out.subarray(0, 36)), 36)
+  out.set(body, VERSION_HEADER_BYTES)
+  return out
+}
+
+export type VersionHeader = { pageId: number; lsn: number; storedLen: number; rawLen: number; flags: number; payloadCrc: number }
+
+export function readVersionHeader(buf: Uint8Array, off: number): VersionHeader | 'zero' | null {
+  const b = Buffer.from(buf.buffer, buf.byteOffset + off, VERSION_HEADER_BYTES)
+  const magic = b.readUInt32LE(0)
+  if (magic === 0 && b.readUInt32LE(36) === 0) return 'zero'
+  if (magic !== VERSION_MAGIC) return null
+  if (crc32c(b.subarray(0, 36)) !== b.readUInt32LE(36)) return null
+  return { flags: b.readUInt16LE(4), pageId: b.readDoubleLE(8), lsn: b.readDoubleLE(16), storedLen: b.readUInt32LE(24), rawLen: b.readUInt32LE(28), payloadCrc: b.readUInt32LE(32) }
+}
+
+/** Verifies and decodes a version body; null when the checksum fails. */
+export function decodeVersionBody(h: VersionHeader, body: Uint8Array): Uint8Array | null {
+  if (body.length !== h.storedLen || crc32c(body) !== h.payloadCrc) return null
+  try {
+    const img = h.flags & VERSION_FLAG_LZ4 ? lz4Uncompress(body) : body
+    return img.length === h.rawLen ? new Uint8Array(img) : null
+  } catch {
+    return null
+  }
+}
+
+/** Small metadata files: magic, length, crc32c, msgpack body. Written to a temp name, fsynced, renamed. */
+export function encodeMeta(value: unknown): Buffer {
+  const body = pack(value)
+  const out = Buffer.allocUnsafe(12 + body.length)
+  out.writeUInt32LE(META_MAGIC, 0)
+  out.writeUInt32LE(body.length, 4)
+  out.writeUInt32LE(crc32c(body), 8)
+  body.copy(out, 12)
+  return out
+}
+
+export function decodeMeta<T>(buf: Uint8Array): T | null {
+  if (buf.length < 12) return null
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  if (b.readUInt32LE(0) !== META_MAGIC) return null
+  const len = b.readUInt32LE(4)
+  const body = b.subarray(12, 12 + len)
+  if (body.length !== len || crc32c(body) !== b.readUInt32LE(8)) return null
+  return unpack<T>(body)
+}

@@ -1,0 +1,2 @@
+export { Storage, SEGMENTS, AZS, azOf } from './storage.js'
+export type { SegmentStats, Truncation } from './protocol.js'

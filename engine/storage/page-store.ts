@@ -1,0 +1,190 @@
+/**
+ * The page store: materialized page versions of one segment worker.
+ *
+ * Model: append-only files `NNNNNNNN.hxp` of version entries (format.ts).
+ * An in-memory index maps each page to its versions, oldest first. Versions
+ * are written in the background and made durable by `sync()` before the log
+ * that they replace is deleted, so a crash between the two loses nothing:
+ * the log still holds the records.
+ *
+ * Invariants:
+ * - A version at LSN v of page P equals P with every record of P at or below
+ *   v applied (invariant 5); it is built only from records at or below the
+ *   segment's known VDL, so recovery never truncates below it.
+ * - A version is verified (crc32c) every time it is read; a failing one is
+ *   reported, never returned (invariant 7).
+ * - A version is dropped only when a newer version of the same page lies at
+ *   or below the oldest read point still in use; a file is deleted when all
+ *   of its versions are dropped.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { decodeVersionBody, encodeVersion, readVersionHeader, VERSION_HEADER_BYTES, type VersionHeader } from './format.js'
+import { fsyncDir } from './hot-log.js'
+
+export interface Version {
+  lsn: number
+  file: number
+  off: number
+  len: number
+}
+
+interface PageFile { seq: number; fd: number; size: number; live: number }
+
+export class PageStore {
+  readonly dir: string
+  readonly fileBytes: number
+  readonly index = new Map<number, Version[]>()
+  #files = new Map<number, PageFile>()
+  #active!: PageFile
+  #dirty = false
+  versions = 0
+  corruptVersions = 0
+  gcVersions = 0
+
+  constructor(dir: string, fileBytes: number) {
+    this.dir = dir
+    this.fileBytes = fileBytes
+    fs.mkdirSync(dir, { recursive: true })
+  }
+
+  /** Rebuilds the index from the version headers (bodies are checked when read). */
+  open(): void {
+    const names = fs.readdirSync(this.dir).filter(n => n.endsWith('.hxp')).sort()
+    const header = Buffer.alloc(VERSION_HEADER_BYTES)
+    for (const name of names) {
+      const seq = Number.parseInt(name, 10)
+      const fd = fs.openSync(path.join(this.dir, name), 'r+')
+      const size = fs.fstatSync(fd).size
+      const file: PageFile = { seq, fd, size, live: 0 }
+      let off = 0
+      while (off + VERSION_HEADER_BYTES <= size) {
+        fs.readSync(fd, header, 0, VERSION_HEADER_BYTES, off)
+        const h = readVersionHeader(header, 0)
+        if (h === 'zero' || h === null || off + VERSION_HEADER_BYTES + h.storedLen > size) break
+        this.#insert(h.pageId, { lsn: h.lsn, file: seq, off, len: VERSION_HEADER_BYTES + h.storedLen })
+        file.live++
+        off += VERSION_HEADER_BYTES + h.storedLen
+      }
+      if (off < size) fs.ftruncateSync(fd, off) // torn tail of an unsynced append
+      file.size = off
+      this.#files.set(seq, file)
+    }
+    const last = names.length ? Number.parseInt(names[names.length - 1], 10) : 0
+    if (last && this.#files.get(last)!.size < this.fileBytes) this.#active = this.#files.get(last)!
+    else this.#newFile(last + 1)
+  }
+
+  /** Newest version of `pageId` at or below `lsn`, if any. */
+  versionAtOrBelow(pageId: number, lsn: number): Version | undefined {
+    const vs = this.index.get(pageId)
+    if (!vs) return undefined
+    for (let i = vs.length - 1; i >= 0; i--) if (vs[i].lsn <= lsn) return vs[i]
+    return undefined
+  }
+
+  newest(pageId: number): Version | undefined {
+    const vs = this.index.get(pageId)
+    return vs ? vs[vs.length - 1] : undefined
+  }
+
+  append(pageId: number, lsn: number, image: Uint8Array): Version {
+    const entry = encodeVersion(pageId, lsn, image)
+    if (this.#active.size + entry.length > this.fileBytes && this.#active.size > 0) this.#newFile(this.#active.seq + 1)
+    const f = this.#active
+    fs.writeSync(f.fd, entry, 0, entry.length, f.size)
+    const v: Version = { lsn, file: f.seq, off: f.size, len: entry.length }
+    f.size += entry.length
+    f.live++
+    this.#dirty = true
+    this.#insert(pageId, v)
+    return v
+  }
+
+  /** Reads and verifies a version; null when its checksum fails (the caller counts and repairs). */
+  read(pageId: number, v: Version): Uint8Array | null {
+    const f = this.#files.get(v.file)
+    if (!f) return null
+    const buf = Buffer.allocUnsafe(v.len)
+    fs.readSync(f.fd, buf, 0, v.len, v.off)
+    const h = readVersionHeader(buf, 0)
+    if (h === null || h === 'zero' || h.pageId !== pageId || h.lsn !== v.lsn) { this.corruptVersions++; return null }
+    const img = decodeVersionBody(h as VersionHeader, buf.subarray(VERSION_HEADER_BYTES))
+    if (!img) this.corruptVersions++
+    return img
+  }
+
+  /** Forgets a version that failed its checksum so that it is rebuilt rather than read again. */
+  discard(pageId: number, v: Version): void {
+    const vs = this.index.get(pageId)
+    if (!vs) return
+    const i = vs.indexOf(v)
+    if (i >= 0) { vs.splice(i, 1); this.#dead(v) }
+    if (vs.length === 0) this.index.delete(pageId)
+  }
+
+  sync(): void {
+    if (!this.#dirty) return
+    for (const f of this.#files.values()) fs.fdatasyncSync(f.fd)
+    this.#dirty = false
+  }
+
+  /**
+   * Drops versions no read point can need: for each page, everything older
+   * than its newest version at or below `horizon`.
+   */
+  collect(horizon: number): void {
+    for (const [pageId, vs] of this.index) {
+      let keep = -1
+      for (let i = vs.length - 1; i >= 0; i--) if (vs[i].lsn <= horizon) { keep = i; break }
+      if (keep <= 0) continue
+      const dropped = vs.splice(0, keep)
+      for (const v of dropped) this.#dead(v)
+      this.gcVersions += dropped.length
+      if (vs.length === 0) this.index.delete(pageId)
+    }
+  }
+
+  get bytes(): number {
+    let n = 0
+    for (const f of this.#files.values()) n += f.size
+    return n
+  }
+
+  close(): void {
+    this.sync()
+    for (const f of this.#files.values()) fs.closeSync(f.fd)
+    this.#files.clear()
+  }
+
+  #insert(pageId: number, v: Version): void {
+    let vs = this.index.get(pageId)
+    if (!vs) { vs = []; this.index.set(pageId, vs) }
+    // Usually appended in LSN order; keep the list sorted either way.
+    let i = vs.length
+    while (i > 0 && vs[i - 1].lsn > v.lsn) i--
+    if (i > 0 && vs[i - 1].lsn === v.lsn) { this.#dead(vs[i - 1]); vs[i - 1] = v; this.versions++; return }
+    vs.splice(i, 0, v)
+    this.versions++
+  }
+
+  #dead(v: Version): void {
+    const f = this.#files.get(v.file)
+    if (!f) return
+    f.live--
+    this.versions--
+    if (f.live <= 0 && f !== this.#active) {
+      fs.closeSync(f.fd)
+      fs.rmSync(path.join(this.dir, String(f.seq).padStart(8, '0') + '.hxp'), { force: true })
+      this.#files.delete(f.seq)
+    }
+  }
+
+  #newFile(seq: number): void {
+    const fd = fs.openSync(path.join(this.dir, String(seq).padStart(8, '0') + '.hxp'), 'w+')
+    const f: PageFile = { seq, fd, size: 0, live: 0 }
+    this.#files.set(seq, f)
+    this.#active = f
+    fsyncDir(this.dir)
+  }
+}

@@ -1,0 +1,503 @@
+/**
+ * A segment worker: one long-lived worker thread that holds one segment of
+ * every protection group, owns its directory, and runs three loops.
+ *
+ * - Foreground: a frame arrives from the writer, it is checked (crc32c),
+ *   appended to the hot log and indexed; every frame that arrived in the same
+ *   turn of the event loop shares one fdatasync (group commit, flushed from
+ *   setImmediate, which runs after the poll phase has drained the port);
+ *   then each is acked with the SCLs of the PGs it touched.
+ * - Background: pages whose chain of records grows past a threshold are
+ *   coalesced into a new page version; when the live log grows, a checkpoint
+ *   folds every record that all peers hold and no read point needs into
+ *   versions, syncs them, and deletes the log files they came from.
+ * - Gossip: SCLs are exchanged with the five peers over direct
+ *   MessageChannels; a segment that sees a peer ahead of it asks it for the
+ *   missing records of that PG (gap fill), without the writer's help.
+ *
+ * Why raw worker_threads and not piscina: a segment is stateful, pushes
+ * acks and gossip without being asked, and runs background loops. piscina
+ * has no task affinity, and its default `atomics: 'sync'` freezes the event
+ * loop between tasks (ECOSYSTEM.md measured zero timer ticks), which would
+ * stop gossip and coalescing. piscina is kept for stateless CPU work.
+ *
+ * Fencing: every request carries the writer's epoch; a request of an older
+ * epoch is refused with `fenced`, after which that writer can no longer
+ * change anything here.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
+import { applyEncodedOp } from '../common/page-ops.js'
+import { decodeFrame, decodeMeta, encodeFrame, encodeMeta, R_LSN, R_OPS, R_PAGE, type RecordTuple } from './format.js'
+import { fsyncDir, HotLog, noteRecord, type LogFileInfo } from './hot-log.js'
+import { PageStore } from './page-store.js'
+import type { ClientReply, ClientRequest, ControlMessage, GossipMessage, PgReport, SclList, SegmentConfig, SegmentStats, Truncation } from './protocol.js'
+import { inRanges, PgSegment } from './segment.js'
+
+const cfg = workerData as SegmentConfig
+if (!parentPort) throw new Error('segment-worker must run in a worker thread')
+const parent = parentPort
+
+interface Meta { epoch: number; truncations: Truncation[]; vdlKnown: number; base: Array<[number, number]> }
+
+const GAP_FILL_RECORDS_MAX = 4096
+const GAP_FILL_TIMEOUT_MS = 500
+
+class Segment {
+  epoch = 0
+  truncations: Truncation[] = []
+  vdlKnown = 0
+  /** lowest read point the writer still needs (PGMRPL); nothing at or above it is collected */
+  horizon = 0
+  readonly pgs = new Map<number, PgSegment>()
+  readonly log: HotLog
+  readonly pages: PageStore
+  readonly clients = new Set<MessagePort>()
+  readonly peers = new Map<number, MessagePort>()
+  readonly peerScl = new Map<number, Map<number, number>>()
+  readonly gapRequests = new Map<number, number>() // pg -> time requested
+  /** pages with records not yet in a version, and how many */
+  readonly dirtyPages = new Map<number, number>()
+  readonly metaPath: string
+  #pendingAcks: Array<{ port: MessagePort; seq: number }> = []
+  #touched = new Set<number>()
+  #flushScheduled = false
+  #coalesceScheduled = false
+  #gossipTimer: NodeJS.Timeout | undefined
+  #checkpointTimer: NodeJS.Timeout | undefined
+  #closed = false
+  s = { framesAppended: 0, coalesced: 0, gapFillRecords: 0, gcLogFiles: 0, corruptFrames: 0, tornTailBytes: 0, readsServed: 0, metaCorrupt: 0 }
+
+  constructor() {
+    const root = cfg.dir
+    fs.mkdirSync(root, { recursive: true })
+    this.metaPath = path.join(root, 'meta')
+    this.log = new HotLog(path.join(root, 'log'), cfg.logFileBytes)
+    this.pages = new PageStore(path.join(root, 'pages'), Math.max(cfg.logFileBytes, 4 << 20))
+  }
+
+  open(): void {
+    const meta = this.#readMeta()
+    if (meta) {
+      this.epoch = meta.epoch
+      this.truncations = meta.truncations
+      this.vdlKnown = meta.vdlKnown
+      for (const [pg, base] of meta.base) this.pgs.set(pg, new PgSegment(pg, base))
+    }
+    this.pages.open()
+    const scan = this.log.open((p, file) => {
+      if (p.vdl > this.vdlKnown) this.vdlKnown = p.vdl
+      for (const r of p.records) this.#insert(r, file)
+    })
+    this.s.corruptFrames += scan.corruptFrames
+    this.s.tornTailBytes += scan.tornTailBytes
+    for (const st of this.pgs.values()) {
+      st.rebuildChain()
+      st.sclSynced = st.scl
+    }
+    for (const st of this.pgs.values()) for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
+    this.#gossipTimer = setInterval(() => this.#gossip(), cfg.gossipIntervalMs)
+    this.#checkpointTimer = setInterval(() => this.#checkpoint(), Math.max(20, cfg.gossipIntervalMs * 2))
+  }
+
+  // ---------------------------------------------------------------- records
+
+  #pg(pg: number): PgSegment {
+    let st = this.pgs.get(pg)
+    if (!st) { st = new PgSegment(pg, 0); this.pgs.set(pg, st) }
+    return st
+  }
+
+  #insert(r: RecordTuple, file: LogFileInfo | null): boolean {
+    const lsn = r[R_LSN]
+    if (inRanges(lsn, this.truncations)) return false
+    const pg = Math.floor(r[R_PAGE] / cfg.pagesPerGroup)
+    const st = this.#pg(pg)
+    if (file) noteRecord(file, pg, lsn)
+    if (!st.insert(r)) return false
+    this.#touched.add(pg)
+    const newest = this.pages.newest(r[R_PAGE])
+    if (!newest || newest.lsn < lsn) this.dirtyPages.set(r[R_PAGE], (this.dirtyPages.get(r[R_PAGE]) ?? 0) + 1)
+    return true
+  }
+
+  #noteDirty(page: number, chain: number[]): void {
+    const newest = this.pages.newest(page)
+    const n = newest ? chain.filter(l => l > newest.lsn).length : chain.length
+    if (n > 0) this.dirtyPages.set(page, n)
+    else this.dirtyPages.delete(page)
+  }
+
+  #sclList(pgs?: Iterable<number>): SclList {
+    const out: SclList = []
+    if (pgs) { for (const pg of pgs) { const st = this.pgs.get(pg); if (st) out.push([pg, st.sclSynced]) } }
+    else for (const st of this.pgs.values()) out.push([st.pg, st.sclSynced])
+    return out
+  }
+
+  // ---------------------------------------------------------------- writer requests
+
+  onClient(port: MessagePort, m: ClientRequest): void {
+    if (this.#closed) return
+    const reply = (msg: ClientReply, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer ?? [])
+    switch (m.t) {
+      case 'frame': {
+        if (m.epoch < this.epoch) return reply({ t: 'fenced', seq: m.seq, epoch: this.epoch })
+        if (m.epoch > this.epoch) return reply({ t: 'error', message: `frame of epoch ${m.epoch} before hello (segment at epoch ${this.epoch})` })
+        const bytes = Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength)
+        const payload = decodeFrame(bytes)
+        if (!payload) { this.s.corruptFrames++; return reply({ t: 'error', message: `frame ${m.seq} failed its checksum in transit` }) }
+        if (payload.vdl > this.vdlKnown) this.vdlKnown = payload.vdl
+        const file = this.log.append(bytes, null)
+        for (const r of payload.records) this.#insert(r, file)
+        this.s.framesAppended++
+        this.#pendingAcks.push({ port, seq: m.seq })
+        this.#scheduleFlush()
+        return
+      }
+      case 'horizon':
+        if (m.lsn > this.horizon) this.horizon = m.lsn
+        return
+      case 'read': {
+        if (m.epoch < this.epoch) return reply({ t: 'fenced', id: m.id, epoch: this.epoch })
+        const r = this.#read(m.pageId, m.at, m.need)
+        if (typeof r === 'string') return reply({ t: 'read-fail', id: m.id, reason: r as 'not-ready', detail: `segment ${cfg.id}: ${r} for page ${m.pageId} at ${m.at} (need ${m.need})` })
+        this.s.readsServed++
+        const ab = r.buffer.byteLength === r.byteLength && r.byteOffset === 0 && !(r.buffer instanceof SharedArrayBuffer) ? r.buffer as ArrayBuffer : new Uint8Array(r).buffer
+        return reply({ t: 'page', id: m.id, image: new Uint8Array(ab) }, [ab])
+      }
+      case 'hello':
+      case 'recover':
+      case 'truncate': {
+        if (m.epoch < this.epoch) return reply({ t: 'fenced', id: m.id, epoch: this.epoch })
+        this.#adopt(m.epoch, m.truncations)
+        if (m.t === 'recover') return reply({ t: 'recover-ok', id: m.id, report: this.#report() })
+        if (m.t === 'hello') return reply({ t: 'hello-ok', id: m.id, scl: this.#sclList() })
+        return reply({ t: 'truncate-ok', id: m.id, scl: this.#sclList() })
+      }
+      case 'stats':
+        return reply({ t: 'stats-ok', id: m.id, stats: this.stats() })
+    }
+  }
+
+  /** Takes a newer epoch and its truncation ranges, durably, before anything else is accepted. */
+  #adopt(epoch: number, truncations: Truncation[]): void {
+    const fresh = truncations.filter(t => !this.truncations.some(u => u[0] === t[0] && u[1] === t[1]))
+    if (epoch === this.epoch && fresh.length === 0) return
+    this.epoch = Math.max(epoch, this.epoch)
+    if (fresh.length) {
+      this.truncations = [...this.truncations, ...fresh].sort((a, b) => a[0] - b[0])
+      for (const st of this.pgs.values()) st.truncate(fresh)
+      for (const st of this.pgs.values()) for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
+    }
+    this.#writeMeta()
+  }
+
+  #report() {
+    const pgs: PgReport[] = []
+    let maxLsn = 0
+    for (const st of this.pgs.values()) {
+      if (st.maxLsn > maxLsn) maxLsn = st.maxLsn
+      pgs.push({ pg: st.pg, scl: st.sclSynced, tail: st.tailAtOrBelow(this.vdlKnown), records: st.chainedAbove(this.vdlKnown) })
+    }
+    return { vdlKnown: this.vdlKnown, maxLsn, pgs }
+  }
+
+  // ---------------------------------------------------------------- reads and pages
+
+  /**
+   * Page `pageId` as of read point `at`: the newest version at or below `at`
+   * with every later record of the page up to `at` applied. `need` is the
+   * page's "not modified since" LSN: holding every record of the PG up to it
+   * is enough, whatever else is still in flight.
+   */
+  #read(pageId: number, at: number, need: number): Uint8Array | 'not-ready' | 'corrupt' | 'below-horizon' {
+    const pg = Math.floor(pageId / cfg.pagesPerGroup)
+    const st = this.pgs.get(pg)
+    if ((st ? st.scl : 0) < need) return 'not-ready'
+    if (st && at < st.base && !this.pages.versionAtOrBelow(pageId, at) && this.pages.index.has(pageId)) return 'below-horizon'
+    const built = this.#build(pageId, at, st)
+    if (built === null) return 'corrupt'
+    if (built.applied >= cfg.coalesceThreshold && built.last <= this.vdlKnown && st && built.last <= st.sclSynced) {
+      this.pages.append(pageId, built.last, built.image) // lazy materialization on read
+      this.s.coalesced++
+      this.#noteDirty(pageId, st.chains.get(pageId) ?? [])
+    }
+    return built.image
+  }
+
+  #build(pageId: number, at: number, st: PgSegment | undefined): { image: Uint8Array; applied: number; last: number } | null {
+    const v = this.pages.versionAtOrBelow(pageId, at)
+    let image: Uint8Array
+    let from = -1
+    if (v) {
+      const img = this.pages.read(pageId, v)
+      if (!img) {
+        // Never return a version that failed its checksum; forget it so a coalesce rebuilds it when the log allows.
+        this.pages.discard(pageId, v)
+        return null
+      }
+      image = img
+      from = v.lsn
+    } else {
+      image = new Uint8Array(cfg.pageSize)
+    }
+    let applied = 0
+    let last = from
+    const chain = st?.chains.get(pageId)
+    if (chain) {
+      for (const lsn of chain) {
+        if (lsn <= from) continue
+        if (lsn > at) break
+        const r = st!.records.get(lsn)!
+        for (const op of r[R_OPS]) applyEncodedOp(image, op)
+        applied++
+        last = lsn
+      }
+    }
+    return { image, applied, last: Math.max(last, 0) }
+  }
+
+  /** Folds long chains into page versions, a bounded number of pages per turn. */
+  #coalesce(): void {
+    this.#coalesceScheduled = false
+    if (this.#closed) return
+    let budget = 64
+    for (const [page, n] of this.dirtyPages) {
+      if (budget <= 0) break
+      if (n < cfg.coalesceThreshold) continue
+      const st = this.pgs.get(Math.floor(page / cfg.pagesPerGroup))
+      if (!st) { this.dirtyPages.delete(page); continue }
+      if (this.#materialize(page, st, Math.min(st.sclSynced, this.vdlKnown))) budget--
+      this.#noteDirty(page, st.chains.get(page) ?? [])
+    }
+    for (const n of this.dirtyPages.values()) if (n >= cfg.coalesceThreshold) { this.#scheduleCoalesce(); break }
+  }
+
+  /** Builds a version of `page` at its last record at or below `limit`, if that is newer than its newest version. */
+  #materialize(page: number, st: PgSegment, limit: number): boolean {
+    const newest = this.pages.newest(page)
+    const chain = st.chains.get(page)
+    if (!chain) return false
+    let last = -1
+    for (const l of chain) if (l <= limit) last = l; else break
+    if (last < 0 || (newest && newest.lsn >= last)) return false
+    const built = this.#build(page, last, st)
+    if (!built) return false
+    this.pages.append(page, built.last, built.image)
+    this.s.coalesced++
+    return true
+  }
+
+  #scheduleCoalesce(): void {
+    if (this.#coalesceScheduled) return
+    this.#coalesceScheduled = true
+    setTimeout(() => this.#coalesce(), 1)
+  }
+
+  // ---------------------------------------------------------------- durability
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(() => this.#flush())
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    if (this.#closed) return
+    this.log.sync()
+    const touched = [...this.#touched]
+    this.#touched.clear()
+    for (const pg of touched) { const st = this.pgs.get(pg)!; st.sclSynced = st.scl }
+    const scl = this.#sclList(touched)
+    const acks = this.#pendingAcks
+    this.#pendingAcks = []
+    const byPort = new Map<MessagePort, number[]>()
+    for (const a of acks) {
+      let seqs = byPort.get(a.port)
+      if (!seqs) { seqs = []; byPort.set(a.port, seqs) }
+      seqs.push(a.seq)
+    }
+    for (const [port, seqs] of byPort) port.postMessage({ t: 'ack', seqs, scl } satisfies ClientReply)
+    // SCLs that moved without a frame (gap fill) are pushed to every writer.
+    if (scl.length) for (const port of this.clients) if (!byPort.has(port)) port.postMessage({ t: 'scl', scl } satisfies ClientReply)
+    for (const n of this.dirtyPages.values()) if (n >= cfg.coalesceThreshold) { this.#scheduleCoalesce(); break }
+  }
+
+  /**
+   * Checkpoint: fold what everyone has into durable versions and delete the
+   * log files that held it. For PG g the fold point is
+   *   C_g = min(own SCL, every peer's last reported SCL, known VDL, read horizon),
+   * so no peer can still need the records for gap fill and no reader can
+   * still need them to build an older page.
+   */
+  #checkpoint(): void {
+    if (this.#closed || this.log.files.length < 2) return
+    if (this.log.liveBytes < cfg.checkpointLogBytes) return
+    if (this.peerScl.size < 5) return // every peer must have spoken at least once
+    const foldTo = new Map<number, number>()
+    for (const st of this.pgs.values()) {
+      let c = Math.min(st.sclSynced, this.vdlKnown, this.horizon)
+      for (const m of this.peerScl.values()) c = Math.min(c, m.get(st.pg) ?? 0)
+      foldTo.set(st.pg, c)
+    }
+    const victims = this.log.files.slice(0, -1).filter(f => {
+      for (const [pg, max] of f.maxLsnByPg) if (max > (foldTo.get(pg) ?? 0)) return false
+      return true
+    })
+    if (victims.length === 0) return
+    const newBase = new Map<number, number>()
+    for (const st of this.pgs.values()) {
+      const c = foldTo.get(st.pg)!
+      const tail = st.tailAtOrBelow(c)
+      newBase.set(st.pg, tail)
+      for (const [page] of st.chains) this.#materialize(page, st, tail)
+    }
+    this.pages.sync()
+    const meta = this.#metaValue()
+    meta.base = [...this.pgs.values()].map(st => [st.pg, Math.max(st.base, newBase.get(st.pg)!)])
+    this.#writeMeta(meta)
+    this.log.remove(victims.map(f => f.seq))
+    this.s.gcLogFiles += victims.length
+    for (const st of this.pgs.values()) {
+      st.fold(newBase.get(st.pg)!)
+      for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
+    }
+    this.pages.collect(Math.min(this.horizon, this.vdlKnown))
+  }
+
+  #metaValue(): Meta {
+    return { epoch: this.epoch, truncations: this.truncations, vdlKnown: this.vdlKnown, base: [...this.pgs.values()].map(st => [st.pg, st.base]) }
+  }
+
+  #writeMeta(meta: Meta = this.#metaValue()): void {
+    const tmp = this.metaPath + '.tmp'
+    const fd = fs.openSync(tmp, 'w')
+    fs.writeSync(fd, encodeMeta(meta))
+    fs.fsyncSync(fd)
+    fs.closeSync(fd)
+    fs.renameSync(tmp, this.metaPath)
+    fsyncDir(cfg.dir)
+  }
+
+  #readMeta(): Meta | null {
+    if (!fs.existsSync(this.metaPath)) return null
+    const m = decodeMeta<Meta>(fs.readFileSync(this.metaPath))
+    if (!m) this.s.metaCorrupt++
+    return m
+  }
+
+  // ---------------------------------------------------------------- gossip
+
+  #gossip(): void {
+    if (this.#closed) return
+    const msg: GossipMessage = { t: 'g-scl', from: cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList() }
+    for (const port of this.peers.values()) port.postMessage(msg)
+  }
+
+  onPeer(m: GossipMessage): void {
+    if (this.#closed) return
+    const port = this.peers.get(m.from)
+    if (!port) return
+    if (m.epoch < this.epoch) {
+      port.postMessage({ t: 'g-scl', from: cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList() } satisfies GossipMessage)
+      return
+    }
+    if (m.t === 'g-scl') {
+      if (m.epoch > this.epoch || m.truncations.length > this.truncations.length) this.#adopt(m.epoch, m.truncations)
+      this.peerScl.set(m.from, new Map(m.scl))
+      const now = Date.now()
+      for (const [pg, scl] of m.scl) {
+        const st = this.#pg(pg)
+        if (scl <= st.scl) continue
+        const asked = this.gapRequests.get(pg)
+        if (asked !== undefined && now - asked < GAP_FILL_TIMEOUT_MS) continue
+        this.gapRequests.set(pg, now)
+        port.postMessage({ t: 'g-req', from: cfg.id, epoch: this.epoch, pg, after: st.scl, upto: scl } satisfies GossipMessage)
+      }
+      return
+    }
+    if (m.epoch > this.epoch) return // wait for its g-scl, which carries the truncations
+    if (m.t === 'g-req') {
+      const st = this.pgs.get(m.pg)
+      const records = st ? st.range(m.after, Math.min(m.upto, st.sclSynced), GAP_FILL_RECORDS_MAX) : []
+      port.postMessage({ t: 'g-rec', from: cfg.id, epoch: this.epoch, pg: m.pg, records } satisfies GossipMessage)
+      return
+    }
+    if (m.t === 'g-rec') {
+      this.gapRequests.delete(m.pg)
+      const fresh = m.records.filter(r => !inRanges(r[R_LSN], this.truncations) && !(this.pgs.get(m.pg)?.records.has(r[R_LSN])) && r[R_LSN] > (this.pgs.get(m.pg)?.base ?? 0))
+      if (fresh.length === 0) return
+      const frame = encodeFrame({ epoch: this.epoch, vdl: this.vdlKnown, records: fresh })
+      const file = this.log.append(frame, null)
+      for (const r of fresh) this.#insert(r, file)
+      this.s.gapFillRecords += fresh.length
+      this.#scheduleFlush()
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  stats(): SegmentStats {
+    let records = 0
+    for (const st of this.pgs.values()) records += st.records.size
+    return {
+      id: cfg.id, az: cfg.az, epoch: this.epoch, vdlKnown: this.vdlKnown, pgScl: this.#sclList(),
+      bytesWritten: this.log.bytesWritten, logBytesLive: this.log.liveBytes, logFiles: this.log.files.length,
+      pageVersions: this.pages.versions, pageStoreBytes: this.pages.bytes, recordsInMemory: records,
+      framesAppended: this.s.framesAppended, fsyncs: this.log.fsyncs, coalesced: this.s.coalesced,
+      gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions,
+      corruptFrames: this.s.corruptFrames, corruptVersions: this.pages.corruptVersions, tornTailBytes: this.s.tornTailBytes,
+      readsServed: this.s.readsServed,
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return
+    if (this.#flushScheduled) this.#flush()
+    this.#closed = true
+    clearInterval(this.#gossipTimer)
+    clearInterval(this.#checkpointTimer)
+    this.log.close()
+    this.pages.close()
+    for (const p of this.clients) p.close()
+    for (const p of this.peers.values()) p.close()
+  }
+}
+
+const seg = new Segment()
+try {
+  seg.open()
+  parent.postMessage({ t: 'ready' })
+} catch (err) {
+  parent.postMessage({ t: 'failed', message: (err as Error).stack ?? String(err) })
+  process.exit(1)
+}
+
+parent.on('message', (m: ControlMessage) => {
+  switch (m.t) {
+    case 'client':
+      seg.clients.add(m.port)
+      m.port.on('message', (req: ClientRequest) => seg.onClient(m.port, req))
+      m.port.on('close', () => seg.clients.delete(m.port))
+      return
+    case 'peer': {
+      const old = seg.peers.get(m.peer)
+      if (old) old.close()
+      seg.peers.set(m.peer, m.port)
+      m.port.on('message', (g: GossipMessage) => seg.onPeer(g))
+      return
+    }
+    case 'peer-gone':
+      seg.peers.get(m.peer)?.close()
+      seg.peers.delete(m.peer)
+      return
+    case 'close':
+      seg.close()
+      parent.postMessage({ t: 'closed' })
+      parent.close()
+      return
+  }
+})

@@ -1,0 +1,231 @@
+/**
+ * The storage tier as the main thread sees it: six segment workers, two per
+ * availability zone, wired to each other for gossip, and the fault controls
+ * that stop and restart them.
+ *
+ * One Storage exists per directory per process; every volume handle opened
+ * on that directory in this process talks to the same workers (as Aurora's
+ * compute instances share one storage fleet), which is what lets a newer
+ * handle fence an older one through the epoch. A LOCK file with the owner's
+ * pid keeps a second live process out (HEXAD_LOCKED); a dead owner's lock is
+ * taken over, which is what crash recovery needs.
+ */
+import { EventEmitter } from 'node:events'
+import fs from 'node:fs'
+import path from 'node:path'
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
+import { HexadError } from '../common/errors.js'
+import type { SegmentConfig } from './protocol.js'
+
+export const SEGMENTS = 6
+export const AZS = 3
+export const azOf = (segment: number) => Math.floor(segment / 2)
+
+export interface StorageOptions {
+  pageSize: number
+  pagesPerGroup: number
+  logFileBytes: number
+  coalesceThreshold: number
+  checkpointLogBytes: number
+  gossipIntervalMs: number
+  pageCacheBytes: number
+}
+
+interface Slot {
+  id: number
+  worker: Worker | null
+  up: boolean
+  /** set while a planned stop or close is in progress, so the exit is not reported as a crash */
+  stopping: boolean
+  crashes: number
+  lastError?: string
+}
+
+const registry = new Map<string, Storage>()
+
+/** Events: 'up' (id), 'down' (id, reason). */
+export class Storage extends EventEmitter {
+  readonly dir: string
+  readonly options: StorageOptions
+  readonly slots: Slot[]
+  #refs = 0
+  #closing: Promise<void> | null = null
+
+  private constructor(dir: string, options: StorageOptions) {
+    super()
+    this.setMaxListeners(100)
+    this.dir = dir
+    this.options = options
+    this.slots = Array.from({ length: SEGMENTS }, (_, id) => ({ id, worker: null, up: false, stopping: false, crashes: 0 }))
+  }
+
+  /** Gets the running storage for `dir`, starting its workers on first use. */
+  static async acquire(dir: string, options: StorageOptions): Promise<Storage> {
+    const key = path.resolve(dir)
+    let s = registry.get(key)
+    if (s && s.#closing) { await s.#closing; s = undefined }
+    if (!s) {
+      s = new Storage(key, options)
+      registry.set(key, s)
+      try {
+        takeLock(key)
+        await Promise.all(s.slots.map(slot => s!.#start(slot)))
+      } catch (err) {
+        registry.delete(key)
+        await s.#shutdown().catch(() => {})
+        throw err
+      }
+      const up = s.slots.filter(x => x.up).length
+      if (up < 3) {
+        registry.delete(key)
+        await s.#shutdown()
+        const why = s.slots.filter(x => !x.up).map(x => `segment ${x.id}: ${x.lastError}`).join('; ')
+        throw new HexadError('HEXAD_QUORUM_LOST', `only ${up} of 6 segment workers started in ${key} (3 are needed to recover): ${why}`)
+      }
+    }
+    s.#refs++
+    return s
+  }
+
+  /** A new client port to segment `id`, or null when it is down. */
+  connect(id: number): MessagePort | null {
+    const slot = this.slots[id]
+    if (!slot.up || !slot.worker) return null
+    const { port1, port2 } = new MessageChannel()
+    slot.worker.postMessage({ t: 'client', port: port2 }, [port2])
+    return port1
+  }
+
+  isUp(id: number): boolean { return this.slots[id].up }
+
+  async stopWorker(id: number): Promise<void> {
+    const slot = this.#slot(id)
+    if (!slot.worker) return
+    slot.stopping = true
+    const w = slot.worker
+    slot.worker = null
+    slot.up = false
+    for (const other of this.slots) other.worker?.postMessage({ t: 'peer-gone', peer: id })
+    this.emit('down', id, 'stopped')
+    await w.terminate()
+    slot.stopping = false
+  }
+
+  async restartWorker(id: number): Promise<void> {
+    const slot = this.#slot(id)
+    if (slot.worker) return
+    await this.#start(slot)
+    if (!slot.up) throw new HexadError('HEXAD_IO', `segment ${id} failed to restart: ${slot.lastError}`)
+  }
+
+  async stopAZ(az: number): Promise<void> {
+    this.#az(az)
+    await Promise.all([az * 2, az * 2 + 1].map(id => this.stopWorker(id)))
+  }
+
+  async restartAZ(az: number): Promise<void> {
+    this.#az(az)
+    await Promise.all([az * 2, az * 2 + 1].map(id => this.restartWorker(id)))
+  }
+
+  async release(): Promise<void> {
+    if (--this.#refs > 0) return
+    registry.delete(this.dir)
+    this.#closing = this.#shutdown()
+    await this.#closing
+  }
+
+  #slot(id: number): Slot {
+    if (!Number.isInteger(id) || id < 0 || id >= SEGMENTS) throw new HexadError('HEXAD_BAD_INPUT', `segment id must be an integer 0..5, got ${String(id)}`)
+    return this.slots[id]
+  }
+
+  #az(az: number): void {
+    if (!Number.isInteger(az) || az < 0 || az >= AZS) throw new HexadError('HEXAD_BAD_INPUT', `availability zone must be 0, 1 or 2, got ${String(az)}`)
+  }
+
+  async #start(slot: Slot): Promise<void> {
+    const cfg: SegmentConfig = {
+      id: slot.id, az: azOf(slot.id), dir: path.join(this.dir, `segment-${slot.id}`),
+      ...this.options,
+    }
+    const worker = new Worker(new URL('./segment-worker.js', import.meta.url), { workerData: cfg })
+    slot.worker = worker
+    const ready = await new Promise<boolean>(resolve => {
+      const onMsg = (m: { t: string; message?: string }) => {
+        if (m.t === 'ready') { worker.off('message', onMsg); resolve(true) }
+        if (m.t === 'failed') { slot.lastError = m.message; worker.off('message', onMsg); resolve(false) }
+      }
+      worker.on('message', onMsg)
+      worker.once('error', err => { slot.lastError = err.stack ?? String(err); resolve(false) })
+      worker.once('exit', () => resolve(false))
+    })
+    if (!ready) {
+      slot.worker = null
+      slot.up = false
+      await worker.terminate().catch(() => {})
+      return
+    }
+    worker.on('error', err => { slot.lastError = err.stack ?? String(err) })
+    worker.on('exit', () => {
+      if (slot.worker !== worker) return
+      slot.worker = null
+      slot.up = false
+      slot.crashes++
+      for (const other of this.slots) other.worker?.postMessage({ t: 'peer-gone', peer: slot.id })
+      this.emit('down', slot.id, slot.lastError ?? 'exited')
+    })
+    slot.up = true
+    // Gossip: one direct channel to each running peer.
+    for (const peer of this.slots) {
+      if (peer === slot || !peer.worker || !peer.up) continue
+      const { port1, port2 } = new MessageChannel()
+      worker.postMessage({ t: 'peer', peer: peer.id, port: port1 }, [port1])
+      peer.worker.postMessage({ t: 'peer', peer: slot.id, port: port2 }, [port2])
+    }
+    this.emit('up', slot.id)
+  }
+
+  async #shutdown(): Promise<void> {
+    await Promise.all(this.slots.map(async slot => {
+      const w = slot.worker
+      if (!w) return
+      slot.stopping = true
+      slot.worker = null
+      slot.up = false
+      await new Promise<void>(resolve => {
+        const t = setTimeout(resolve, 5000)
+        w.on('message', (m: { t: string }) => { if (m.t === 'closed') { clearTimeout(t); resolve() } })
+        w.once('exit', () => { clearTimeout(t); resolve() })
+        w.postMessage({ t: 'close' })
+      })
+      await w.terminate()
+    }))
+    releaseLock(this.dir)
+  }
+}
+
+function takeLock(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true })
+  const lock = path.join(dir, 'LOCK')
+  try {
+    const pid = Number.parseInt(fs.readFileSync(lock, 'utf8'), 10)
+    if (pid && pid !== process.pid && alive(pid)) {
+      throw new HexadError('HEXAD_LOCKED', `${dir} is in use by process ${pid}; close it there first`)
+    }
+  } catch (err) {
+    if ((err as HexadError).code === 'HEXAD_LOCKED') throw err
+  }
+  fs.writeFileSync(lock, String(process.pid))
+}
+
+function releaseLock(dir: string): void {
+  const lock = path.join(dir, 'LOCK')
+  try {
+    if (Number.parseInt(fs.readFileSync(lock, 'utf8'), 10) === process.pid) fs.rmSync(lock)
+  } catch { /* already gone */ }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM' }
+}

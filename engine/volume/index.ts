@@ -1,0 +1,2 @@
+export { openVolume, Volume, VolumeFaults } from './volume.js'
+export type { VolumeOptions, PageWrite, WriteResult, VolumeStats, SegmentView, ReadPoint } from './volume.js'

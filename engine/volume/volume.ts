@@ -1,0 +1,769 @@
+/**
+ * The volume client: what a compute node (the writer) programs against.
+ *
+ * It allocates LSNs, turns each `write()` into one mini-transaction (MTR) of
+ * redo records whose last record is the CPL, ships them to the six segments
+ * as a boxcar (a frame leaves as soon as the first record is queued, and
+ * records keep filling the next frame while frames are in flight), tracks
+ * the quorum (VCL, VDL), resolves each write once its CPL <= VDL, and routes
+ * page reads to one segment whose SCL covers them (no quorum).
+ *
+ * Limits (backpressure from the first day): a writer may not allocate more
+ * than `lalLsns` beyond the VDL (LAL), nor hold more than `inflightBytesMax`
+ * of undurable redo, nor have more than `shipmentsInflightMax` frames
+ * undurable; a segment more than `segmentLagBytesMax` behind is not sent
+ * frames (it catches up by gossip), so a slow segment looks like a slow node
+ * to the quorum and nothing more.
+ *
+ * Invariants (asserted or tested):
+ * - write() resolves only when its CPL <= VDL (4/6 of every PG it touched,
+ *   and everything before it, durable).
+ * - VCL and VDL never go backward for a living writer.
+ * - A read at read point R returns the page with every record <= R applied.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import type { MessagePort } from 'node:worker_threads'
+import { badInput, HexadError } from '../common/errors.js'
+import { validateOp, type EncodedOp, type PageOp } from '../common/page-ops.js'
+import { decodeMeta, encodeFrame, encodeMeta, RECORD_FLAG_CPL, type RecordTuple } from '../storage/format.js'
+import type { ClientReply, ClientRequest, RecoverReport, SegmentStats, SclList, Truncation } from '../storage/protocol.js'
+import { azOf, SEGMENTS, Storage, type StorageOptions } from '../storage/storage.js'
+import { QuorumTracker } from './quorum.js'
+import { computeRecovery } from './recovery.js'
+
+export interface VolumeOptions {
+  /** directory holding the volume (created if missing) */
+  dir: string
+  /** bytes per page (power of two, 512..65536; default 4096); fixed when the volume is created */
+  pageSize?: number
+  /** pages per protection group (default 16384); fixed when the volume is created */
+  pagesPerGroup?: number
+  /** highest number of protection groups the volume may grow to (default 65536) */
+  maxGroups?: number
+  /** LSN allocation limit: how far the writer may run ahead of the VDL, in LSNs (default 1,000,000) */
+  lalLsns?: number
+  /** bytes of redo not yet durable before writers wait (default 64 MiB) */
+  inflightBytesMax?: number
+  /** frames not yet durable before records wait for the next boxcar (default 8) */
+  shipmentsInflightMax?: number
+  /** redo bytes per frame at most (default 1 MiB) */
+  frameBytesMax?: number
+  /** a segment this many bytes behind is not sent frames; it catches up by gossip (default 32 MiB) */
+  segmentLagBytesMax?: number
+  /** how long a write waits for 4/6 before failing with HEXAD_QUORUM_LOST (default 30 s) */
+  quorumTimeoutMs?: number
+  /** how long a read waits for a segment that can serve it (default 30 s) */
+  readTimeoutMs?: number
+  /** size of each preallocated hot-log file (default 16 MiB) */
+  logFileBytes?: number
+  /** a page chain this long is coalesced into a page version (default 16) */
+  coalesceThreshold?: number
+  /** live log bytes per segment above which a checkpoint folds and deletes log files (default 64 MiB) */
+  checkpointLogBytes?: number
+  /** gossip period between segments (default 25 ms) */
+  gossipIntervalMs?: number
+}
+
+export interface PageWrite {
+  pageId: number
+  ops: PageOp[]
+}
+
+export interface WriteResult {
+  /** the CPL of the MTR: durable (<= VDL) when the promise resolves */
+  lsn: number
+}
+
+export interface SegmentView {
+  id: number
+  az: number
+  up: boolean
+  /** volume-level SCL: every record of every PG at or below it is on this segment */
+  scl: number
+  /** SCL per protection group, as [pg, scl] */
+  pgScl: SclList
+  /** frame bytes this segment has acknowledged */
+  bytesWritten: number
+  /** smoothed read latency in ms (0 before the first read) */
+  readLatencyMs: number
+  readErrors: number
+}
+
+export interface VolumeStats {
+  epoch: number
+  vcl: number
+  vdl: number
+  nextLsn: number
+  groups: number
+  pageSize: number
+  pagesPerGroup: number
+  writes: number
+  reads: number
+  readsReissued: number
+  framesShipped: number
+  bytesShipped: number
+  inflightBytes: number
+  segments: SegmentView[]
+}
+
+export interface ReadPoint {
+  readonly lsn: number
+  release(): void
+  [Symbol.dispose](): void
+}
+
+interface VolumeMeta { pageSize: number; pagesPerGroup: number; epoch: number; truncations: Truncation[] }
+
+interface Shipment { seq: number; frame: Buffer; lastLsn: number }
+interface CommitWaiter { cpl: number; bytes: number; resolve: (r: WriteResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; settled: boolean }
+interface AllocWaiter { n: number; bytes: number; resolve: () => void; reject: (e: Error) => void }
+interface ReadReq {
+  id: number; pageId: number; at: number; need: number; pg: number
+  tried: Set<number>; sentAt: Map<number, number>; pinId: number
+  resolve: (b: Uint8Array) => void; reject: (e: Error) => void
+  hedge?: NodeJS.Timeout; deadline: number; done: boolean
+}
+
+const DEFAULTS = {
+  pageSize: 4096, pagesPerGroup: 16384, maxGroups: 65536, lalLsns: 1_000_000,
+  inflightBytesMax: 64 << 20, shipmentsInflightMax: 8, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
+  quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 16,
+  checkpointLogBytes: 64 << 20, gossipIntervalMs: 25,
+}
+type Resolved = typeof DEFAULTS
+
+const RECORD_OVERHEAD_BYTES = 24
+
+/**
+ * Opens (or creates) the volume in `options.dir`: starts the six segment
+ * workers, recovers from a 3/6 read quorum under a new epoch (fencing any
+ * older handle), truncates everything above the recovered VDL, and returns a
+ * handle ready to write.
+ */
+export async function openVolume(options: VolumeOptions): Promise<Volume> {
+  const o = resolveOptions(options)
+  const dir = path.resolve(options.dir)
+  fs.mkdirSync(dir, { recursive: true })
+  const metaPath = path.join(dir, 'volume.meta')
+  let meta: VolumeMeta | null = null
+  if (fs.existsSync(metaPath)) {
+    meta = decodeMeta<VolumeMeta>(fs.readFileSync(metaPath))
+    if (!meta) throw new HexadError('HEXAD_CORRUPTION', `${metaPath} fails its checksum; the volume's epoch and truncations cannot be trusted`)
+    if (options.pageSize !== undefined && options.pageSize !== meta.pageSize) throw badInput(`pageSize ${options.pageSize} does not match the volume's ${meta.pageSize} (${dir})`)
+    if (options.pagesPerGroup !== undefined && options.pagesPerGroup !== meta.pagesPerGroup) throw badInput(`pagesPerGroup ${options.pagesPerGroup} does not match the volume's ${meta.pagesPerGroup} (${dir})`)
+    o.pageSize = meta.pageSize
+    o.pagesPerGroup = meta.pagesPerGroup
+  }
+  const storageOptions: StorageOptions = {
+    pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, logFileBytes: o.logFileBytes,
+    coalesceThreshold: o.coalesceThreshold, checkpointLogBytes: o.checkpointLogBytes,
+    gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: 0,
+  }
+  const storage = await Storage.acquire(dir, storageOptions)
+  try {
+    const m: VolumeMeta = meta ?? { pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, epoch: 0, truncations: [] }
+    m.epoch += 1
+    writeMeta(metaPath, m)
+    const vol = new Volume(dir, metaPath, o, m, storage)
+    await vol._recover()
+    return vol
+  } catch (err) {
+    await storage.release()
+    throw err
+  }
+}
+
+function resolveOptions(options: VolumeOptions): Resolved {
+  if (!options || typeof options !== 'object') throw badInput('openVolume needs an options object with a dir')
+  if (typeof options.dir !== 'string' || options.dir.length === 0) throw badInput('openVolume: dir must be a non-empty string')
+  const o = { ...DEFAULTS }
+  for (const [k, v] of Object.entries(options)) {
+    if (k === 'dir' || v === undefined) continue
+    if (!(k in DEFAULTS)) throw badInput(`openVolume: unknown option ${k}`)
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw badInput(`openVolume: ${k} must be a positive integer, got ${String(v)}`)
+    ;(o as Record<string, number>)[k] = v
+  }
+  if (o.pageSize < 512 || o.pageSize > 65536 || (o.pageSize & (o.pageSize - 1)) !== 0) throw badInput(`openVolume: pageSize must be a power of two in 512..65536, got ${o.pageSize}`)
+  return o
+}
+
+function writeMeta(p: string, m: VolumeMeta): void {
+  const tmp = p + '.tmp'
+  const fd = fs.openSync(tmp, 'w')
+  fs.writeSync(fd, encodeMeta(m))
+  fs.fsyncSync(fd)
+  fs.closeSync(fd)
+  fs.renameSync(tmp, p)
+  const dfd = fs.openSync(path.dirname(p), 'r')
+  fs.fsyncSync(dfd)
+  fs.closeSync(dfd)
+}
+
+export class Volume {
+  readonly dir: string
+  readonly pageSize: number
+  readonly pagesPerGroup: number
+  readonly faults: VolumeFaults
+  readonly #o: Resolved
+  readonly #metaPath: string
+  readonly #meta: VolumeMeta
+  readonly #storage: Storage
+  readonly #ports: Array<MessagePort | null> = new Array(SEGMENTS).fill(null)
+  readonly #ready: boolean[] = new Array(SEGMENTS).fill(false)
+  #quorum = new QuorumTracker(0)
+  #nextLsn = 1
+  /** LAL counts from max(VDL, this): the end of the truncation this handle's recovery made */
+  #lalBase = 0
+  readonly #pgTail = new Map<number, number>()
+  readonly #pageLast = new Map<number, number>()
+  /** per PG, ascending LSNs of its records from the oldest read point still possible */
+  readonly #history = new Map<number, number[]>()
+  #pending: RecordTuple[] = []
+  #pendingBytes = 0
+  readonly #shipments: Shipment[] = []
+  #shipSeq = 0
+  readonly #sentBytes: Array<Map<number, number>> = Array.from({ length: SEGMENTS }, () => new Map())
+  readonly #lagBytes: number[] = new Array(SEGMENTS).fill(0)
+  readonly #ackedBytes: number[] = new Array(SEGMENTS).fill(0)
+  #inflightBytes = 0
+  readonly #commits: CommitWaiter[] = []
+  #commitHead = 0
+  readonly #allocWaiters: AllocWaiter[] = []
+  readonly #reads = new Map<number, ReadReq>()
+  readonly #readWaiters = new Set<ReadReq>()
+  readonly #latency: number[] = new Array(SEGMENTS).fill(0)
+  readonly #readErrors: number[] = new Array(SEGMENTS).fill(0)
+  readonly #pins = new Map<number, number>()
+  #pinSeq = 0
+  #retainedFrom = 0
+  #horizonSent = -1
+  #reqSeq = 0
+  readonly #requests = new Map<number, { resolve: (m: ClientReply) => void; segment: number }>()
+  #fenced: HexadError | null = null
+  #closed = false
+  #closing: Promise<void> | null = null
+  #groups = 0
+  #counters = { writes: 0, reads: 0, readsReissued: 0, framesShipped: 0, bytesShipped: 0 }
+  readonly #onUp = (id: number) => { void this.#connect(id) }
+  readonly #onDown = (id: number) => this.#disconnect(id)
+
+  /** @internal use openVolume */
+  constructor(dir: string, metaPath: string, o: Resolved, meta: VolumeMeta, storage: Storage) {
+    this.dir = dir
+    this.#o = o
+    this.#metaPath = metaPath
+    this.#meta = meta
+    this.#storage = storage
+    this.pageSize = o.pageSize
+    this.pagesPerGroup = o.pagesPerGroup
+    this.faults = new VolumeFaults(storage, () => this.#checkOpen())
+  }
+
+  get epoch(): number { return this.#meta.epoch }
+  /** volume durable LSN: every MTR at or below it is durable */
+  get vdl(): number { return this.#quorum.vdl }
+  /** volume complete LSN */
+  get vcl(): number { return this.#quorum.vcl }
+
+  // ------------------------------------------------------------------ recovery
+
+  /** @internal */
+  async _recover(): Promise<void> {
+    const epoch = this.#meta.epoch
+    const replies: Array<{ id: number; report: RecoverReport }> = []
+    await Promise.all(Array.from({ length: SEGMENTS }, async (_, id) => {
+      const port = this.#storage.connect(id)
+      if (!port) return
+      this.#attach(id, port)
+      const r = await this.#request(id, { t: 'recover', id: 0, epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
+      if (r?.t === 'recover-ok') replies.push({ id, report: r.report })
+      else if (r?.t === 'fenced') throw new HexadError('HEXAD_FENCED', `segment ${id} is already at epoch ${r.epoch}, newer than this open's ${epoch}: another handle opened ${this.dir} meanwhile`)
+    }))
+    if (replies.length < 3) throw new HexadError('HEXAD_QUORUM_LOST', `recovery needs 3 of 6 segments, ${replies.length} answered in ${this.dir}`)
+    const rec = computeRecovery(replies.map(r => r.report), this.#meta.truncations, this.#o.lalLsns)
+    if (rec.truncation) {
+      this.#meta.truncations.push(rec.truncation)
+      writeMeta(this.#metaPath, this.#meta)
+    }
+    const truncated = await Promise.all(replies.map(async ({ id }) => {
+      const r = await this.#request(id, { t: 'truncate', id: 0, epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
+      if (r?.t === 'truncate-ok') { this.#quorum.reset(id, r.scl); this.#ready[id] = true; return true }
+      return false
+    }))
+    if (truncated.filter(Boolean).length < 3) throw new HexadError('HEXAD_QUORUM_LOST', `recovery could not truncate at 3 of 6 segments in ${this.dir}`)
+    const scls = this.#quorum.scl
+    this.#quorum = new QuorumTracker(rec.vdl)
+    for (let s = 0; s < SEGMENTS; s++) this.#quorum.reset(s, [...scls[s]])
+    this.#nextLsn = rec.nextLsn
+    this.#lalBase = rec.nextLsn - 1
+    for (const [pg, tail] of rec.tails) {
+      this.#pgTail.set(pg, tail)
+      this.#history.set(pg, [tail])
+      this.#groups = Math.max(this.#groups, pg + 1)
+    }
+    this.#retainedFrom = rec.vdl
+    this.#storage.on('up', this.#onUp)
+    this.#storage.on('down', this.#onDown)
+    // Segments that were down during recovery learn the epoch and truncations when they say hello.
+    for (let id = 0; id < SEGMENTS; id++) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /**
+   * Writes one mini-transaction: every entry becomes one redo record, in
+   * order, and the last is the CPL. Resolves once the CPL is durable
+   * (<= VDL); rejects with HEXAD_QUORUM_LOST if 4/6 is not reached within
+   * `quorumTimeoutMs` (the records stay queued and may still become durable).
+   */
+  async write(mtr: PageWrite[]): Promise<WriteResult> {
+    this.#checkOpen()
+    const encoded = this.#validate(mtr)
+    let bytes = 0
+    for (const e of encoded) bytes += e.bytes
+    if (encoded.length > this.#o.lalLsns) throw badInput(`an MTR of ${encoded.length} records exceeds the LSN allocation limit of ${this.#o.lalLsns}`)
+    if (bytes > this.#o.inflightBytesMax) throw badInput(`an MTR of ${bytes} bytes exceeds inflightBytesMax (${this.#o.inflightBytesMax})`)
+    if (this.#allocWaiters.length || !this.#canAllocate(encoded.length, bytes)) {
+      await new Promise<void>((resolve, reject) => this.#allocWaiters.push({ n: encoded.length, bytes, resolve, reject }))
+      this.#checkOpen()
+    }
+    let cpl = 0
+    for (let i = 0; i < encoded.length; i++) {
+      const { pageId, ops } = encoded[i]
+      const lsn = this.#nextLsn++
+      const pg = Math.floor(pageId / this.pagesPerGroup)
+      const last = i === encoded.length - 1
+      const rec: RecordTuple = [lsn, pageId, this.#pgTail.get(pg) ?? 0, this.#pageLast.get(pageId) ?? -1, last ? RECORD_FLAG_CPL : 0, ops]
+      this.#pgTail.set(pg, lsn)
+      this.#pageLast.set(pageId, lsn)
+      let h = this.#history.get(pg)
+      if (!h) { h = []; this.#history.set(pg, h); this.#groups = Math.max(this.#groups, pg + 1) }
+      h.push(lsn)
+      this.#quorum.allocated(lsn, pg, last)
+      this.#pending.push(rec)
+      this.#pendingBytes += encoded[i].bytes
+      cpl = lsn
+    }
+    this.#inflightBytes += bytes
+    this.#counters.writes++
+    const p = new Promise<WriteResult>((resolve, reject) => {
+      const w: CommitWaiter = { cpl, bytes, resolve, reject, settled: false, timer: undefined as unknown as NodeJS.Timeout }
+      w.timer = setTimeout(() => {
+        if (w.settled) return
+        w.settled = true
+        const up = this.#ready.filter(Boolean).length
+        reject(new HexadError('HEXAD_QUORUM_LOST', `write at LSN ${cpl} did not reach 4 of 6 segments within ${this.#o.quorumTimeoutMs} ms (${up} segments up, VDL ${this.vdl}); it is not acknowledged and may still become durable`))
+      }, this.#o.quorumTimeoutMs)
+      this.#commits.push(w)
+    })
+    this.#pump()
+    return p
+  }
+
+  #validate(mtr: PageWrite[]): Array<{ pageId: number; ops: EncodedOp[]; bytes: number }> {
+    if (!Array.isArray(mtr) || mtr.length === 0) throw badInput('write() takes a non-empty array of { pageId, ops }')
+    const maxPage = this.#o.maxGroups * this.pagesPerGroup
+    return mtr.map((w, i) => {
+      if (w === null || typeof w !== 'object') throw badInput(`write() entry #${i} must be an object { pageId, ops }`)
+      const { pageId, ops } = w
+      if (typeof pageId !== 'number' || !Number.isInteger(pageId) || pageId < 0 || pageId >= maxPage) {
+        throw badInput(`write() entry #${i}: pageId must be an integer in 0..${maxPage - 1}, got ${String(pageId)}`)
+      }
+      if (!Array.isArray(ops) || ops.length === 0) throw badInput(`write() entry #${i} (page ${pageId}): ops must be a non-empty array`)
+      let bytes = RECORD_OVERHEAD_BYTES
+      const enc = ops.map((op, j) => {
+        const e = validateOp(op, pageId, j, this.pageSize)
+        bytes += 16 + (e[0] === 0 ? (e[1]?.length ?? 0) : e[0] === 1 ? e[2].length : 0)
+        return e
+      })
+      return { pageId, ops: enc, bytes }
+    })
+  }
+
+  #canAllocate(n: number, bytes: number): boolean {
+    if (this.#nextLsn + n - 1 > Math.max(this.#quorum.vdl, this.#lalBase) + this.#o.lalLsns) return false
+    return this.#inflightBytes === 0 || this.#inflightBytes + bytes <= this.#o.inflightBytesMax
+  }
+
+  /** The boxcar: ship what is queued as soon as a frame slot is free. */
+  #pump(): void {
+    while (this.#pending.length && this.#undurableShipments() < this.#o.shipmentsInflightMax) {
+      let n = 0
+      let bytes = 0
+      while (n < this.#pending.length && (n === 0 || bytes < this.#o.frameBytesMax)) bytes += estimate(this.#pending[n++])
+      const records = n === this.#pending.length ? this.#pending : this.#pending.slice(0, n)
+      this.#pending = n === this.#pending.length ? [] : this.#pending.slice(n)
+      this.#pendingBytes = Math.max(0, this.#pendingBytes - bytes)
+      const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
+      const s: Shipment = { seq: ++this.#shipSeq, frame, lastLsn: records[records.length - 1][0] }
+      this.#shipments.push(s)
+      this.#counters.framesShipped++
+      this.#counters.bytesShipped += frame.length
+      this.#sendHorizon()
+      for (let id = 0; id < SEGMENTS; id++) this.#sendFrame(id, s)
+    }
+  }
+
+  #undurableShipments(): number {
+    let n = 0
+    for (let i = this.#shipments.length - 1; i >= 0 && this.#shipments[i].lastLsn > this.#quorum.vcl; i--) n++
+    return n
+  }
+
+  #sendFrame(id: number, s: Shipment): void {
+    const port = this.#ports[id]
+    if (!port || !this.#ready[id]) return
+    if (this.#lagBytes[id] > this.#o.segmentLagBytesMax) return // too far behind: gossip will catch it up
+    this.#sentBytes[id].set(s.seq, s.frame.length)
+    this.#lagBytes[id] += s.frame.length
+    port.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame } satisfies ClientRequest)
+  }
+
+  #sendHorizon(): void {
+    let h = this.#quorum.vdl
+    for (const lsn of this.#pins.values()) if (lsn < h) h = lsn
+    if (h > this.#retainedFrom) this.#retainedFrom = h
+    if (this.#retainedFrom === this.#horizonSent) return
+    this.#horizonSent = this.#retainedFrom
+    for (let id = 0; id < SEGMENTS; id++) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', lsn: this.#retainedFrom } satisfies ClientRequest)
+  }
+
+  /** Called whenever SCLs arrive: moves VDL, resolves commits, frees slots. */
+  #onScl(id: number, scl: SclList): void {
+    const moved = this.#quorum.report(id, scl)
+    if (this.#readWaiters.size) for (const r of [...this.#readWaiters]) { this.#readWaiters.delete(r); this.#route(r) }
+    if (!moved) { this.#pump(); return }
+    const vdl = this.#quorum.vdl
+    while (this.#commitHead < this.#commits.length && this.#commits[this.#commitHead].cpl <= vdl) {
+      const w = this.#commits[this.#commitHead++]
+      this.#inflightBytes -= w.bytes
+      clearTimeout(w.timer)
+      if (!w.settled) { w.settled = true; w.resolve({ lsn: w.cpl }) }
+    }
+    if (this.#commitHead > 1024 && this.#commitHead * 2 > this.#commits.length) { this.#commits.splice(0, this.#commitHead); this.#commitHead = 0 }
+    const vcl = this.#quorum.vcl
+    let drop = 0
+    while (drop < this.#shipments.length && this.#shipments[drop].lastLsn <= vcl) drop++
+    if (drop) this.#shipments.splice(0, drop)
+    this.#trimHistory()
+    while (this.#allocWaiters.length && this.#canAllocate(this.#allocWaiters[0].n, this.#allocWaiters[0].bytes)) this.#allocWaiters.shift()!.resolve()
+    this.#pump()
+    this.#sendHorizon()
+  }
+
+  #trimHistory(): void {
+    const from = this.#retainedFrom
+    for (const h of this.#history.values()) {
+      if (h.length < 64) continue
+      let i = 0
+      while (i + 1 < h.length && h[i + 1] <= from) i++
+      if (i > 32) h.splice(0, i)
+    }
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /**
+   * Reads a page as of read point `at` (default: the current VDL) from one
+   * segment that holds every record it needs; no quorum. A read that a
+   * segment answers slowly is re-issued to the next fastest one.
+   */
+  async readPage(pageId: number, options: { at?: number } = {}): Promise<Uint8Array> {
+    this.#checkOpen()
+    const maxPage = this.#o.maxGroups * this.pagesPerGroup
+    if (typeof pageId !== 'number' || !Number.isInteger(pageId) || pageId < 0 || pageId >= maxPage) throw badInput(`readPage: pageId must be an integer in 0..${maxPage - 1}, got ${String(pageId)}`)
+    const at = options?.at ?? this.#quorum.vdl
+    if (typeof at !== 'number' || !Number.isInteger(at) || at < 0) throw badInput(`readPage: at must be a non-negative integer LSN, got ${String(at)}`)
+    if (at > this.#quorum.vdl) throw badInput(`readPage: read point ${at} is above the VDL ${this.#quorum.vdl}; only durable state can be read`)
+    if (at < this.#retainedFrom) throw badInput(`readPage: read point ${at} is older than the oldest retained LSN ${this.#retainedFrom}; pin a read point with pinReadPoint() to read it later`)
+    const pg = Math.floor(pageId / this.pagesPerGroup)
+    const need = this.#needFor(pageId, pg, at)
+    this.#counters.reads++
+    const pinId = ++this.#pinSeq
+    this.#pins.set(pinId, at)
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const req: ReadReq = { id: ++this.#reqSeq, pageId, at, need, pg, tried: new Set(), sentAt: new Map(), pinId, resolve, reject, deadline: Date.now() + this.#o.readTimeoutMs, done: false }
+      this.#reads.set(req.id, req)
+      this.#route(req)
+    })
+  }
+
+  /** The page's "not modified since" LSN at `at`: holding the PG up to it is enough. */
+  #needFor(pageId: number, pg: number, at: number): number {
+    const last = this.#pageLast.get(pageId)
+    if (last !== undefined && last <= at) return last
+    const h = this.#history.get(pg)
+    if (!h || h.length === 0) return 0
+    let lo = 0
+    let hi = h.length - 1
+    if (h[0] > at) return 0
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (h[mid] <= at) lo = mid; else hi = mid - 1
+    }
+    return h[lo]
+  }
+
+  #route(req: ReadReq): void {
+    if (req.done) return
+    if (this.#fenced) return this.#finishRead(req, this.#fenced)
+    if (this.#closed) return this.#finishRead(req, closedError())
+    const candidates: number[] = []
+    for (let id = 0; id < SEGMENTS; id++) {
+      if (this.#ready[id] && !req.tried.has(id) && this.#quorum.segmentScl(id, req.pg) >= req.need) candidates.push(id)
+    }
+    candidates.sort((a, b) => this.#latency[a] - this.#latency[b])
+    if (candidates.length === 0) {
+      if (Date.now() >= req.deadline) {
+        return this.#finishRead(req, new HexadError('HEXAD_QUORUM_LOST', `no segment of protection group ${req.pg} could serve page ${req.pageId} at ${req.at} (needs SCL >= ${req.need}) within ${this.#o.readTimeoutMs} ms`))
+      }
+      // Wait for an SCL to move or a segment to come back; retry those already tried after a pause.
+      this.#readWaiters.add(req)
+      clearTimeout(req.hedge)
+      req.hedge = setTimeout(() => { this.#readWaiters.delete(req); req.tried.clear(); this.#route(req) }, 20)
+      return
+    }
+    const id = candidates[0]
+    req.tried.add(id)
+    req.sentAt.set(id, performance.now())
+    if (req.tried.size > 1) this.#counters.readsReissued++
+    this.#ports[id]!.postMessage({ t: 'read', id: req.id, epoch: this.epoch, pageId: req.pageId, at: req.at, need: req.need } satisfies ClientRequest)
+    clearTimeout(req.hedge)
+    const hedgeMs = Math.max(2, this.#latency[id] * 4)
+    req.hedge = setTimeout(() => this.#route(req), hedgeMs)
+  }
+
+  #onRead(id: number, m: Extract<ClientReply, { t: 'page' | 'read-fail' }>): void {
+    const req = this.#reads.get(m.id)
+    if (!req || req.done) return
+    const sent = req.sentAt.get(id)
+    if (m.t === 'page') {
+      if (sent !== undefined) {
+        const ms = performance.now() - sent
+        this.#latency[id] = this.#latency[id] === 0 ? ms : this.#latency[id] * 0.8 + ms * 0.2
+      }
+      return this.#finishRead(req, null, m.image)
+    }
+    if (m.reason === 'corrupt') this.#readErrors[id]++
+    if (m.reason === 'below-horizon') return this.#finishRead(req, badInput(m.detail))
+    this.#route(req)
+  }
+
+  #finishRead(req: ReadReq, err: Error | null, image?: Uint8Array): void {
+    req.done = true
+    clearTimeout(req.hedge)
+    this.#readWaiters.delete(req)
+    this.#reads.delete(req.id)
+    this.#pins.delete(req.pinId)
+    if (err) req.reject(err)
+    else req.resolve(image!)
+  }
+
+  /**
+   * Keeps every page version needed to read at `at` (default: the VDL) until
+   * released: the volume tells the segments the lowest read point in use, and
+   * they collect nothing it needs.
+   */
+  pinReadPoint(at: number = this.#quorum.vdl): ReadPoint {
+    this.#checkOpen()
+    if (!Number.isInteger(at) || at < this.#retainedFrom || at > this.#quorum.vdl) {
+      throw badInput(`pinReadPoint: ${String(at)} must be an LSN between the oldest retained ${this.#retainedFrom} and the VDL ${this.#quorum.vdl}`)
+    }
+    const id = ++this.#pinSeq
+    this.#pins.set(id, at)
+    const release = () => { this.#pins.delete(id) }
+    return { lsn: at, release, [Symbol.dispose]: release }
+  }
+
+  // ------------------------------------------------------------------ segments
+
+  #attach(id: number, port: MessagePort): void {
+    this.#ports[id] = port
+    this.#ready[id] = false
+    this.#sentBytes[id].clear()
+    this.#lagBytes[id] = 0
+    port.on('message', (m: ClientReply) => this.#onMessage(id, port, m))
+    port.unref()
+  }
+
+  async #connect(id: number): Promise<void> {
+    if (this.#closed || this.#fenced) return
+    const port = this.#storage.connect(id)
+    if (!port) return
+    this.#ports[id]?.close()
+    this.#attach(id, port)
+    const r = await this.#request(id, { t: 'hello', id: 0, epoch: this.epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
+    if (r?.t !== 'hello-ok' || this.#ports[id] !== port) return
+    this.#ready[id] = true
+    this.#horizonSent = -1
+    this.#sendHorizon()
+    // Frames not yet durable are sent again; anything older comes by gossip.
+    for (const s of this.#shipments) if (s.lastLsn > this.#quorum.vcl) this.#sendFrame(id, s)
+    this.#onScl(id, r.scl)
+  }
+
+  #disconnect(id: number): void {
+    this.#ports[id]?.close()
+    this.#ports[id] = null
+    this.#ready[id] = false
+    this.#sentBytes[id].clear()
+    this.#lagBytes[id] = 0
+    for (const [reqId, r] of this.#requests) if (r.segment === id) { this.#requests.delete(reqId); r.resolve({ t: 'error', message: `segment ${id} went down` }) }
+    for (const req of this.#reads.values()) if (req.sentAt.has(id) && !req.done) this.#route(req)
+  }
+
+  #request(id: number, msg: ClientRequest & { id: number }, timeoutMs: number): Promise<ClientReply | null> {
+    const port = this.#ports[id]
+    if (!port) return Promise.resolve(null)
+    const reqId = ++this.#reqSeq
+    return new Promise(resolve => {
+      const timer = setTimeout(() => { this.#requests.delete(reqId); resolve(null) }, timeoutMs)
+      this.#requests.set(reqId, { segment: id, resolve: m => { clearTimeout(timer); resolve(m) } })
+      port.postMessage({ ...msg, id: reqId })
+    })
+  }
+
+  #onMessage(id: number, port: MessagePort, m: ClientReply): void {
+    if (this.#ports[id] !== port) return
+    switch (m.t) {
+      case 'ack': {
+        for (const seq of m.seqs) {
+          const b = this.#sentBytes[id].get(seq)
+          if (b !== undefined) { this.#sentBytes[id].delete(seq); this.#lagBytes[id] -= b; this.#ackedBytes[id] += b }
+        }
+        return this.#onScl(id, m.scl)
+      }
+      case 'scl': return this.#onScl(id, m.scl)
+      case 'page':
+      case 'read-fail': return this.#onRead(id, m)
+      case 'fenced':
+        if (m.id !== undefined && this.#requests.has(m.id)) break
+        return this.#fence(id, m.epoch)
+      case 'error':
+        if (m.id !== undefined && this.#requests.has(m.id)) break
+        return
+    }
+    if ('id' in m && m.id !== undefined) {
+      const r = this.#requests.get(m.id)
+      if (r) { this.#requests.delete(m.id); r.resolve(m) }
+    }
+  }
+
+  #fence(id: number, epoch: number): void {
+    if (this.#fenced) return
+    this.#fenced = new HexadError('HEXAD_FENCED', `this volume handle (epoch ${this.epoch}) was fenced: segment ${id} is at epoch ${epoch}, so another handle has opened ${this.dir}`)
+    for (let i = this.#commitHead; i < this.#commits.length; i++) {
+      const w = this.#commits[i]
+      clearTimeout(w.timer)
+      if (!w.settled) { w.settled = true; w.reject(this.#fenced) }
+    }
+    this.#commits.length = 0
+    this.#commitHead = 0
+    for (const a of this.#allocWaiters.splice(0)) a.reject(this.#fenced)
+    for (const r of [...this.#reads.values()]) this.#finishRead(r, this.#fenced)
+    this.#pending = []
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw closedError()
+    if (this.#fenced) throw this.#fenced
+  }
+
+  // ------------------------------------------------------------------ stats and lifecycle
+
+  stats(): VolumeStats {
+    const segments: SegmentView[] = []
+    for (let id = 0; id < SEGMENTS; id++) {
+      segments.push({
+        id, az: azOf(id), up: this.#ready[id], scl: this.#volumeScl(id), pgScl: [...this.#quorum.scl[id]],
+        bytesWritten: this.#ackedBytes[id], readLatencyMs: round(this.#latency[id]), readErrors: this.#readErrors[id],
+      })
+    }
+    return {
+      epoch: this.epoch, vcl: this.#quorum.vcl, vdl: this.#quorum.vdl, nextLsn: this.#nextLsn, groups: this.#groups,
+      pageSize: this.pageSize, pagesPerGroup: this.pagesPerGroup, ...this.#counters, inflightBytes: this.#inflightBytes, segments,
+    }
+  }
+
+  /** Each segment worker's own counters (files, fsyncs, corruption found, gap fill), null for a segment that is down. */
+  async segmentStats(): Promise<Array<SegmentStats | null>> {
+    this.#checkOpen()
+    return Promise.all(Array.from({ length: SEGMENTS }, async (_, id) => {
+      if (!this.#ports[id]) return null
+      const r = await this.#request(id, { t: 'stats', id: 0 }, 5000)
+      return r?.t === 'stats-ok' ? r.stats : null
+    }))
+  }
+
+  /** Highest L such that this segment holds every record of every PG up to L. */
+  #volumeScl(id: number): number {
+    let scl = this.#quorum.lastAllocated
+    for (const [pg, h] of this.#history) {
+      const s = this.#quorum.segmentScl(id, pg)
+      if (h.length === 0 || s >= h[h.length - 1]) continue
+      if (s < h[0]) { scl = Math.min(scl, s); continue }
+      let lo = 0
+      let hi = h.length - 1
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (h[mid] > s) hi = mid; else lo = mid + 1 }
+      scl = Math.min(scl, h[lo] - 1)
+    }
+    return scl
+  }
+
+  /**
+   * Waits for acknowledged-pending writes to settle (up to the quorum
+   * timeout), then stops this handle; the segment workers stop with the last
+   * handle on the directory.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing
+    this.#closing = (async () => {
+      const pendingWrites = this.#commits.slice(this.#commitHead).filter(w => !w.settled)
+      await Promise.all(pendingWrites.map(w => new Promise<void>(resolve => {
+        const orig = { res: w.resolve, rej: w.reject }
+        w.resolve = r => { orig.res(r); resolve() }
+        w.reject = e => { orig.rej(e); resolve() }
+      })))
+      this.#closed = true
+      for (const a of this.#allocWaiters.splice(0)) a.reject(closedError())
+      for (const r of [...this.#reads.values()]) this.#finishRead(r, closedError())
+      for (const w of this.#commits) clearTimeout(w.timer)
+      this.#storage.off('up', this.#onUp)
+      this.#storage.off('down', this.#onDown)
+      for (let id = 0; id < SEGMENTS; id++) { this.#ports[id]?.close(); this.#ports[id] = null; this.#ready[id] = false }
+      for (const r of this.#requests.values()) r.resolve({ t: 'error', message: 'closed' })
+      this.#requests.clear()
+      await this.#storage.release()
+    })()
+    return this.#closing
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.close() }
+}
+
+/** Fault injection for tests and drills: stop and restart segment workers or whole AZs. */
+export class VolumeFaults {
+  readonly #storage: Storage
+  readonly #check: () => void
+  constructor(storage: Storage, check: () => void) { this.#storage = storage; this.#check = check }
+  /** Stops segment worker `id` (0..5) as a crash would: its thread ends, its files stay. */
+  stopWorker(id: number): Promise<void> { this.#check(); return this.#storage.stopWorker(id) }
+  /** Stops both segment workers of availability zone `az` (0..2). */
+  stopAZ(az: number): Promise<void> { this.#check(); return this.#storage.stopAZ(az) }
+  /** Restarts a stopped segment worker on its files; it catches up by gap fill. */
+  restartWorker(id: number): Promise<void> { this.#check(); return this.#storage.restartWorker(id) }
+  restartAZ(az: number): Promise<void> { this.#check(); return this.#storage.restartAZ(az) }
+}
+
+function estimate(r: RecordTuple): number {
+  let n = RECORD_OVERHEAD_BYTES
+  for (const op of r[5]) n += 16 + (op[0] === 0 ? (op[1]?.length ?? 0) : op[0] === 1 ? op[2].length : 0)
+  return n
+}
+
+function closedError(): HexadError {
+  return new HexadError('HEXAD_CLOSED', 'the volume is closed')
+}
+
+function round(n: number): number { return Math.round(n * 1000) / 1000 }

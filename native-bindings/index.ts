@@ -1,0 +1,49 @@
+/**
+ * The one place where native packages enter hexad.
+ *
+ * The engine imports only these small typed interfaces: a checksum (crc32c,
+ * from @node-rs/crc32), block compression (lz4, from lz4-napi) and
+ * serialization (MessagePack, from msgpackr). Keeping them behind one seam
+ * means a platform without a prebuilt binary, or a simulated disk that wants
+ * deterministic output, changes one file.
+ *
+ * All functions are synchronous on purpose: ECOSYSTEM.md measured the async
+ * variants of lz4 at 5–6x the cost (a thread-pool hop), and everything here is
+ * called from segment worker threads that may block.
+ */
+import { crc32c as nativeCrc32c } from '@node-rs/crc32'
+import { compressSync, uncompressSync } from 'lz4-napi'
+import { Packr } from 'msgpackr'
+
+/** CRC-32C (Castagnoli) of `bytes`, continuing from `seed` (0 to start). */
+export function crc32c(bytes: Uint8Array, seed = 0): number {
+  return nativeCrc32c(asBuffer(bytes), seed) >>> 0
+}
+
+/** LZ4 block compression; the result carries its own uncompressed size. */
+export function lz4Compress(bytes: Uint8Array): Buffer {
+  return compressSync(asBuffer(bytes))
+}
+
+/** Inverse of {@link lz4Compress}. Throws on malformed input. */
+export function lz4Uncompress(bytes: Uint8Array): Buffer {
+  return uncompressSync(asBuffer(bytes))
+}
+
+// Records are encoded as arrays (tuples), so no shared structure table is
+// needed: a frame written years ago decodes without any side state.
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false })
+
+/** MessagePack encoding. Uint8Array values become `bin`, decoded as Buffer. */
+export function pack(value: unknown): Buffer {
+  return packr.pack(value)
+}
+
+/** MessagePack decoding. Throws on malformed input. */
+export function unpack<T = unknown>(bytes: Uint8Array): T {
+  return packr.unpack(asBuffer(bytes)) as T
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
