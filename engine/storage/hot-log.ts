@@ -200,9 +200,17 @@ function findNextFrame(buf: Buffer, from: number): number {
   return -1
 }
 
-/** End of the last non-zero byte at or after `from` (or `from` if all zeros). */
+/** End of the last non-zero byte at or after `from` (or `from` if all zeros). Compares 64 KiB blocks natively. */
 function nonZeroExtent(buf: Buffer, from: number): number {
-  for (let i = buf.length - 1; i >= from; i--) if (buf[i] !== 0) return i + 1
+  const block = ZERO_CHUNK.subarray(0, 64 * 1024)
+  let hi = buf.length
+  while (hi > from) {
+    const lo = Math.max(from, hi - block.length)
+    if (!buf.subarray(lo, hi).equals(block.subarray(0, hi - lo))) {
+      for (let i = hi - 1; i >= lo; i--) if (buf[i] !== 0) return i + 1
+    }
+    hi = lo
+  }
   return from
 }
 

@@ -45,7 +45,7 @@ export interface VolumeOptions {
   lalLsns?: number
   /** bytes of redo not yet durable before writers wait (default 64 MiB) */
   inflightBytesMax?: number
-  /** frames not yet durable before records wait for the next boxcar (default 8) */
+  /** frames not yet durable before records wait for the next boxcar (default 4) */
   shipmentsInflightMax?: number
   /** redo bytes per frame at most (default 1 MiB) */
   frameBytesMax?: number
@@ -127,7 +127,7 @@ interface ReadReq {
 
 const DEFAULTS = {
   pageSize: 4096, pagesPerGroup: 16384, maxGroups: 65536, lalLsns: 1_000_000,
-  inflightBytesMax: 64 << 20, shipmentsInflightMax: 8, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
+  inflightBytesMax: 64 << 20, shipmentsInflightMax: 4, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 16,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25,
 }
@@ -220,6 +220,7 @@ export class Volume {
   /** per PG, ascending LSNs of its records from the oldest read point still possible */
   readonly #history = new Map<number, number[]>()
   #pending: RecordTuple[] = []
+  #pumpQueued = false
   #pendingBytes = 0
   readonly #shipments: Shipment[] = []
   #shipSeq = 0
@@ -357,7 +358,8 @@ export class Volume {
       }, this.#o.quorumTimeoutMs)
       this.#commits.push(w)
     })
-    this.#pump()
+    // Ship from a microtask: writers resumed by the same ack all join this frame.
+    if (!this.#pumpQueued) { this.#pumpQueued = true; queueMicrotask(() => { this.#pumpQueued = false; this.#pump() }) }
     return p
   }
 
