@@ -19,7 +19,8 @@
  * acks and gossip without being asked, and runs background loops. piscina
  * has no task affinity, and its default `atomics: 'sync'` freezes the event
  * loop between tasks (ECOSYSTEM.md measured zero timer ticks), which would
- * stop gossip and coalescing. piscina is kept for stateless CPU work.
+ * stop gossip and coalescing. piscina is for stateless CPU work (building pages, compressing, backup) and is
+ * added when such work leaves the segment (it is not a dependency until then).
  *
  * Fencing: every request carries the writer's epoch; a request of an older
  * epoch is refused with `fenced`, after which that writer can no longer
@@ -171,6 +172,9 @@ class Segment {
       case 'recover':
       case 'truncate': {
         if (m.epoch < this.epoch) return reply({ t: 'fenced', id: m.id, epoch: this.epoch })
+        // Everything appended so far is made durable and acked first, so that a
+        // recovery report includes every record any writer was told is durable here.
+        if (this.#flushScheduled) this.#flush()
         this.#adopt(m.epoch, m.truncations)
         if (m.t === 'recover') return reply({ t: 'recover-ok', id: m.id, report: this.#report() })
         if (m.t === 'hello') return reply({ t: 'hello-ok', id: m.id, scl: this.#sclList() })
