@@ -234,6 +234,8 @@ export class Volume {
   readonly #reads = new Map<number, ReadReq>()
   readonly #readWaiters = new Set<ReadReq>()
   readonly #latency: number[] = new Array(SEGMENTS).fill(0)
+  /** reads sent to each segment and not yet answered: a queue makes a fast segment slow */
+  readonly #readsOut: number[] = new Array(SEGMENTS).fill(0)
   readonly #readErrors: number[] = new Array(SEGMENTS).fill(0)
   readonly #pins = new Map<number, number>()
   #pinSeq = 0
@@ -515,7 +517,9 @@ export class Volume {
     for (let id = 0; id < SEGMENTS; id++) {
       if (this.#ready[id] && !req.tried.has(id) && this.#quorum.segmentScl(id, req.pg) >= req.need) candidates.push(id)
     }
-    candidates.sort((a, b) => this.#latency[a] - this.#latency[b])
+    // Expected wait = smoothed latency x (reads already queued there + 1).
+    const cost = (id: number) => Math.max(this.#latency[id], 0.05) * (this.#readsOut[id] + 1)
+    candidates.sort((a, b) => cost(a) - cost(b))
     if (candidates.length === 0) {
       if (Date.now() >= req.deadline) {
         return this.#finishRead(req, new HexadError('HEXAD_QUORUM_LOST', `no segment of protection group ${req.pg} could serve page ${req.pageId} at ${req.at} (needs SCL >= ${req.need}) within ${this.#o.readTimeoutMs} ms`))
@@ -529,17 +533,19 @@ export class Volume {
     const id = candidates[0]
     req.tried.add(id)
     req.sentAt.set(id, performance.now())
+    this.#readsOut[id]++
     if (req.tried.size > 1) this.#counters.readsReissued++
     this.#ports[id]!.postMessage({ t: 'read', id: req.id, epoch: this.epoch, pageId: req.pageId, at: req.at, need: req.need } satisfies ClientRequest)
     clearTimeout(req.hedge)
-    const hedgeMs = Math.max(2, this.#latency[id] * 4)
+    const hedgeMs = Math.max(5, cost(id) * 4)
     req.hedge = setTimeout(() => this.#route(req), hedgeMs)
   }
 
   #onRead(id: number, m: Extract<ClientReply, { t: 'page' | 'read-fail' }>): void {
     const req = this.#reads.get(m.id)
-    if (!req || req.done) return
+    if (!req || req.done) { if (this.#readsOut[id] > 0) this.#readsOut[id]--; return }
     const sent = req.sentAt.get(id)
+    if (sent !== undefined && this.#readsOut[id] > 0) this.#readsOut[id]--
     if (m.t === 'page') {
       if (sent !== undefined) {
         const ms = performance.now() - sent
@@ -611,6 +617,7 @@ export class Volume {
     this.#ready[id] = false
     this.#sentBytes[id].clear()
     this.#lagBytes[id] = 0
+    this.#readsOut[id] = 0
     for (const [reqId, r] of this.#requests) if (r.segment === id) { this.#requests.delete(reqId); r.resolve({ t: 'error', message: `segment ${id} went down` }) }
     for (const req of this.#reads.values()) if (req.sentAt.has(id) && !req.done) this.#route(req)
   }
