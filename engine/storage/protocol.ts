@@ -76,6 +76,8 @@ export interface SegmentStats {
   corruptVersions: number
   tornTailBytes: number
   readsServed: number
+  /** pages this segment refuses to serve because a version failed its checksum */
+  damagedPages: number
 }
 
 // ---- segment -> writer

@@ -60,6 +60,13 @@ class Segment {
   readonly gapRequests = new Map<number, number>() // pg -> time requested
   /** pages with records not yet in a version, and how many */
   readonly dirtyPages = new Map<number, number>()
+  /**
+   * Pages with a version that failed its checksum. Records older than that
+   * version may already be folded away, so this segment can no longer build
+   * the page correctly: it refuses to serve it (another segment does) until
+   * the page is repaired from a peer.
+   */
+  readonly damagedPages = new Set<number>()
   readonly metaPath: string
   #pendingAcks: Array<{ port: MessagePort; seq: number }> = []
   #touched = new Set<number>()
@@ -232,14 +239,16 @@ class Segment {
   }
 
   #build(pageId: number, at: number, st: PgSegment | undefined): { image: Uint8Array; applied: number; last: number } | null {
+    if (this.damagedPages.has(pageId)) return null
     const v = this.pages.versionAtOrBelow(pageId, at)
     let image: Uint8Array
     let from = -1
     if (v) {
       const img = this.pages.read(pageId, v)
       if (!img) {
-        // Never return a version that failed its checksum; forget it so a coalesce rebuilds it when the log allows.
+        // Never return a version that failed its checksum (invariant 7).
         this.pages.discard(pageId, v)
+        this.damagedPages.add(pageId)
         return null
       }
       image = img
@@ -454,7 +463,7 @@ class Segment {
       framesAppended: this.s.framesAppended, fsyncs: this.log.fsyncs, coalesced: this.s.coalesced,
       gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions,
       corruptFrames: this.s.corruptFrames, corruptVersions: this.pages.corruptVersions, tornTailBytes: this.s.tornTailBytes,
-      readsServed: this.s.readsServed,
+      readsServed: this.s.readsServed, damagedPages: this.damagedPages.size,
     }
   }
 
