@@ -129,7 +129,16 @@ export class PgSegment {
   }
 }
 
+/** Whether `lsn` lies in one of `ranges` (sorted by start, disjoint: truncations are). Binary search. */
 export function inRanges(lsn: number, ranges: Truncation[]): boolean {
-  for (const [from, to] of ranges) if (lsn > from && lsn <= to) return true
+  let lo = 0
+  let hi = ranges.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    const [from, to] = ranges[mid]
+    if (lsn <= from) hi = mid - 1
+    else if (lsn > to) lo = mid + 1
+    else return true
+  }
   return false
 }
