@@ -40,6 +40,8 @@ export class PageStore {
   #dirty = false
   versions = 0
   corruptVersions = 0
+  /** entries found damaged at open whose page could not be told */
+  damagedEntries = 0
   gcVersions = 0
 
   constructor(dir: string, fileBytes: number) {
@@ -58,16 +60,29 @@ export class PageStore {
       const size = fs.fstatSync(fd).size
       const file: PageFile = { seq, fd, size, live: 0 }
       let off = 0
+      let end = 0
+      let buf: Buffer | null = null
       while (off + VERSION_HEADER_BYTES <= size) {
         fs.readSync(fd, header, 0, VERSION_HEADER_BYTES, off)
         const h = readVersionHeader(header, 0)
-        if (h === 'zero' || h === null || off + VERSION_HEADER_BYTES + h.storedLen > size) break
-        this.#insert(h.pageId, { lsn: h.lsn, file: seq, off, len: VERSION_HEADER_BYTES + h.storedLen })
-        file.live++
-        off += VERSION_HEADER_BYTES + h.storedLen
+        if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size) {
+          this.#insert(h.pageId, { lsn: h.lsn, file: seq, off, len: VERSION_HEADER_BYTES + h.storedLen })
+          file.live++
+          off += VERSION_HEADER_BYTES + h.storedLen
+          end = off
+          continue
+        }
+        // A header that fails: if an intact entry follows, this is damage in
+        // the middle (the lost entry's page is unknown); otherwise a torn tail.
+        buf ??= fs.readFileSync(path.join(this.dir, name))
+        const next = findNextVersion(buf, off + 1)
+        if (next < 0) break
+        this.damagedEntries++
+        this.corruptVersions++
+        off = next
       }
-      if (off < size) fs.ftruncateSync(fd, off) // torn tail of an unsynced append
-      file.size = off
+      if (end < size && this.damagedEntries === 0) fs.ftruncateSync(fd, end) // torn tail of an unsynced append
+      file.size = Math.max(end, this.damagedEntries ? size : end)
       this.#files.set(seq, file)
     }
     const last = names.length ? Number.parseInt(names[names.length - 1], 10) : 0
@@ -187,4 +202,12 @@ export class PageStore {
     this.#active = f
     fsyncDir(this.dir)
   }
+}
+
+function findNextVersion(buf: Buffer, from: number): number {
+  for (let off = buf.indexOf(0x56, from); off >= 0 && off + VERSION_HEADER_BYTES <= buf.length; off = buf.indexOf(0x56, off + 1)) {
+    const h = readVersionHeader(buf, off)
+    if (h !== null && h !== 'zero' && off + VERSION_HEADER_BYTES + h.storedLen <= buf.length) return off
+  }
+  return -1
 }

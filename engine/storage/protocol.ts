@@ -31,7 +31,7 @@ export type ClientRequest =
   | { t: 'recover'; id: number; epoch: number; truncations: Truncation[] }
   | { t: 'truncate'; id: number; epoch: number; truncations: Truncation[] }
   | { t: 'frame'; seq: number; epoch: number; frame: Uint8Array }
-  | { t: 'horizon'; lsn: number }
+  | { t: 'horizon'; epoch: number; lsn: number }
   | { t: 'read'; id: number; epoch: number; pageId: number; at: number; need: number }
   | { t: 'stats'; id: number }
 
@@ -78,6 +78,12 @@ export interface SegmentStats {
   readsServed: number
   /** pages this segment refuses to serve because a version failed its checksum */
   damagedPages: number
+  /** damaged pages replaced by an intact image from a peer */
+  repairedPages: number
+  /** a page file or the meta file is damaged beyond what the index can tell: no page reads served here */
+  pagesSuspect: boolean
+  /** meta file copies that failed their checksum at start */
+  metaCorrupt: number
 }
 
 // ---- segment -> writer
@@ -98,6 +104,8 @@ export type GossipMessage =
   | { t: 'g-scl'; from: number; epoch: number; truncations: Truncation[]; scl: SclList }
   | { t: 'g-req'; from: number; epoch: number; pg: number; after: number; upto: number }
   | { t: 'g-rec'; from: number; epoch: number; pg: number; records: RecordTuple[] }
+  | { t: 'g-page-req'; from: number; epoch: number; pageId: number; after: number }
+  | { t: 'g-page'; from: number; epoch: number; pageId: number; lsn: number; image: Uint8Array | null }
 
 // ---- coordinator -> segment (control)
 export type ControlMessage =

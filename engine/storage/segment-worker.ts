@@ -61,12 +61,20 @@ class Segment {
   /** pages with records not yet in a version, and how many */
   readonly dirtyPages = new Map<number, number>()
   /**
-   * Pages with a version that failed its checksum. Records older than that
-   * version may already be folded away, so this segment can no longer build
-   * the page correctly: it refuses to serve it (another segment does) until
-   * the page is repaired from a peer.
+   * Pages with a version that failed its checksum, and the LSN from which
+   * this segment can build them again. Records older than the bad version may
+   * already be folded away, so until a peer sends an intact image (repair)
+   * the value is Infinity and the page is refused here (another segment
+   * serves it); after repair, reads at or above the repaired LSN are served.
    */
-  readonly damagedPages = new Set<number>()
+  readonly damagedPages = new Map<number, number>()
+  /**
+   * Set when a page-version file holds a damaged entry whose page is unknown
+   * (its header failed), or the meta file is lost: any page may be missing a
+   * version here, so this segment serves no page reads until it is rebuilt
+   * (other segments serve them); it still takes writes and gossips.
+   */
+  pagesSuspect = false
   readonly metaPath: string
   #pendingAcks: Array<{ port: MessagePort; seq: number }> = []
   #touched = new Set<number>()
@@ -75,7 +83,9 @@ class Segment {
   #gossipTimer: NodeJS.Timeout | undefined
   #checkpointTimer: NodeJS.Timeout | undefined
   #closed = false
-  s = { framesAppended: 0, coalesced: 0, gapFillRecords: 0, gcLogFiles: 0, corruptFrames: 0, tornTailBytes: 0, readsServed: 0, metaCorrupt: 0 }
+  #repairTurn = 0
+  #repairAskedAt = 0
+  s = { framesAppended: 0, coalesced: 0, gapFillRecords: 0, gcLogFiles: 0, corruptFrames: 0, tornTailBytes: 0, readsServed: 0, metaCorrupt: 0, repairedPages: 0 }
 
   constructor() {
     const root = cfg.dir
@@ -94,6 +104,7 @@ class Segment {
       for (const [pg, base] of meta.base) this.pgs.set(pg, new PgSegment(pg, base))
     }
     this.pages.open()
+    if (this.pages.damagedEntries > 0) this.pagesSuspect = true
     const scan = this.log.open((p, file) => {
       if (p.vdl > this.vdlKnown) this.vdlKnown = p.vdl
       for (const r of p.records) this.#insert(r, file)
@@ -165,7 +176,7 @@ class Segment {
         return
       }
       case 'horizon':
-        if (m.lsn > this.horizon) this.horizon = m.lsn
+        if (m.epoch === this.epoch && m.lsn > this.horizon) this.horizon = m.lsn
         return
       case 'read': {
         if (m.epoch < this.epoch) return reply({ t: 'fenced', id: m.id, epoch: this.epoch })
@@ -239,7 +250,7 @@ class Segment {
   }
 
   #build(pageId: number, at: number, st: PgSegment | undefined): { image: Uint8Array; applied: number; last: number } | null {
-    if (this.damagedPages.has(pageId)) return null
+    if (this.pagesSuspect || at < (this.damagedPages.get(pageId) ?? -1)) return null
     const v = this.pages.versionAtOrBelow(pageId, at)
     let image: Uint8Array
     let from = -1
@@ -248,7 +259,8 @@ class Segment {
       if (!img) {
         // Never return a version that failed its checksum (invariant 7).
         this.pages.discard(pageId, v)
-        this.damagedPages.add(pageId)
+        this.damagedPages.set(pageId, Infinity)
+        this.#requestRepair(pageId)
         return null
       }
       image = img
@@ -295,7 +307,10 @@ class Segment {
     if (!chain) return false
     let last = -1
     for (const l of chain) if (l <= limit) last = l; else break
-    if (last < 0 || (newest && newest.lsn >= last)) return false
+    if (last < 0) return false
+    // A version exactly at `last` is what a fold to `last` needs; a newer one
+    // does not help a reader whose read point lies between the two.
+    if (newest && newest.lsn >= last && this.pages.versionAtOrBelow(page, last)?.lsn === last) return false
     const built = this.#build(page, last, st)
     if (!built) return false
     this.pages.append(page, built.last, built.image)
@@ -385,21 +400,34 @@ class Segment {
     return { epoch: this.epoch, truncations: this.truncations, vdlKnown: this.vdlKnown, base: [...this.pgs.values()].map(st => [st.pg, st.base]) }
   }
 
+  /**
+   * The meta file is written twice (`meta`, then `meta.2`), each by
+   * temp-file + fsync + rename, so one damaged copy is never the only one.
+   */
   #writeMeta(meta: Meta = this.#metaValue()): void {
-    const tmp = this.metaPath + '.tmp'
-    const fd = fs.openSync(tmp, 'w')
-    fs.writeSync(fd, encodeMeta(meta))
-    fs.fsyncSync(fd)
-    fs.closeSync(fd)
-    fs.renameSync(tmp, this.metaPath)
-    fsyncDir(cfg.dir)
+    const bytes = encodeMeta(meta)
+    for (const p of [this.metaPath, this.metaPath + '.2']) {
+      const tmp = p + '.tmp'
+      const fd = fs.openSync(tmp, 'w')
+      fs.writeSync(fd, bytes)
+      fs.fsyncSync(fd)
+      fs.closeSync(fd)
+      fs.renameSync(tmp, p)
+      fsyncDir(cfg.dir)
+    }
   }
 
   #readMeta(): Meta | null {
-    if (!fs.existsSync(this.metaPath)) return null
-    const m = decodeMeta<Meta>(fs.readFileSync(this.metaPath))
-    if (!m) this.s.metaCorrupt++
-    return m
+    let found = false
+    for (const p of [this.metaPath, this.metaPath + '.2']) {
+      if (!fs.existsSync(p)) continue
+      found = true
+      const m = decodeMeta<Meta>(fs.readFileSync(p))
+      if (m) return m
+      this.s.metaCorrupt++
+    }
+    if (found) this.pagesSuspect = true // both copies lost: fold bases unknown, serve nothing until rebuilt
+    return null
   }
 
   // ---------------------------------------------------------------- gossip
@@ -408,6 +436,19 @@ class Segment {
     if (this.#closed) return
     const msg: GossipMessage = { t: 'g-scl', from: cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList() }
     for (const port of this.peers.values()) port.postMessage(msg)
+    if (this.damagedPages.size && Date.now() - this.#repairAskedAt > GAP_FILL_TIMEOUT_MS) {
+      this.#repairAskedAt = Date.now()
+      for (const [pageId, from] of this.damagedPages) if (from === Infinity) this.#requestRepair(pageId)
+    }
+  }
+
+  /** Asks a peer (a different one each time) for an intact image of a damaged page at this segment's fold point. */
+  #requestRepair(pageId: number): void {
+    const peers = [...this.peers.entries()]
+    if (peers.length === 0) return
+    const [, port] = peers[(this.#repairTurn++) % peers.length]
+    const st = this.pgs.get(Math.floor(pageId / cfg.pagesPerGroup))
+    port.postMessage({ t: 'g-page-req', from: cfg.id, epoch: this.epoch, pageId, after: st?.base ?? 0 } satisfies GossipMessage)
   }
 
   onPeer(m: GossipMessage): void {
@@ -439,6 +480,25 @@ class Segment {
       port.postMessage({ t: 'g-rec', from: cfg.id, epoch: this.epoch, pg: m.pg, records } satisfies GossipMessage)
       return
     }
+    if (m.t === 'g-page-req') {
+      // Build the page at the requester's fold point, or at ours if we folded further:
+      // the requester holds every record of the PG above its own fold point.
+      const st = this.pgs.get(Math.floor(m.pageId / cfg.pagesPerGroup))
+      const lsn = Math.max(m.after, st?.base ?? 0)
+      let image: Uint8Array | null = null
+      if (!this.pagesSuspect && (st ? st.sclSynced : 0) >= lsn && lsn <= this.vdlKnown) image = this.#build(m.pageId, lsn, st)?.image ?? null
+      port.postMessage({ t: 'g-page', from: cfg.id, epoch: this.epoch, pageId: m.pageId, lsn, image } satisfies GossipMessage)
+      return
+    }
+    if (m.t === 'g-page') {
+      const st = this.pgs.get(Math.floor(m.pageId / cfg.pagesPerGroup))
+      if (!m.image || this.damagedPages.get(m.pageId) !== Infinity || m.lsn < (st?.base ?? 0) || m.image.length !== cfg.pageSize) return
+      this.pages.append(m.pageId, m.lsn, m.image)
+      this.pages.sync()
+      this.damagedPages.set(m.pageId, m.lsn)
+      this.s.repairedPages++
+      return
+    }
     if (m.t === 'g-rec') {
       this.gapRequests.delete(m.pg)
       const fresh = m.records.filter(r => !inRanges(r[R_LSN], this.truncations) && !(this.pgs.get(m.pg)?.records.has(r[R_LSN])) && r[R_LSN] > (this.pgs.get(m.pg)?.base ?? 0))
@@ -463,7 +523,7 @@ class Segment {
       framesAppended: this.s.framesAppended, fsyncs: this.log.fsyncs, coalesced: this.s.coalesced,
       gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions,
       corruptFrames: this.s.corruptFrames, corruptVersions: this.pages.corruptVersions, tornTailBytes: this.s.tornTailBytes,
-      readsServed: this.s.readsServed, damagedPages: this.damagedPages.size,
+      readsServed: this.s.readsServed, damagedPages: [...this.damagedPages.values()].filter(v => v === Infinity).length, repairedPages: this.s.repairedPages, pagesSuspect: this.pagesSuspect, metaCorrupt: this.s.metaCorrupt,
     }
   }
 

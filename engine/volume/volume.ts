@@ -430,7 +430,7 @@ export class Volume {
     if (h > this.#retainedFrom) this.#retainedFrom = h
     if (this.#retainedFrom === this.#horizonSent) return
     this.#horizonSent = this.#retainedFrom
-    for (let id = 0; id < SEGMENTS; id++) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', lsn: this.#retainedFrom } satisfies ClientRequest)
+    for (let id = 0; id < SEGMENTS; id++) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: this.#retainedFrom } satisfies ClientRequest)
   }
 
   /** Called whenever SCLs arrive: moves VDL, resolves commits, frees slots. */
