@@ -80,6 +80,8 @@ export interface SegmentStats {
   damagedPages: number
   /** damaged pages replaced by an intact image from a peer */
   repairedPages: number
+  /** page builds that started from the in-memory image cache instead of a disk read */
+  cacheHits: number
   /** a page file or the meta file is damaged beyond what the index can tell: no page reads served here */
   pagesSuspect: boolean
   /** meta file copies that failed their checksum at start */

@@ -83,9 +83,11 @@ class Segment {
   #gossipTimer: NodeJS.Timeout | undefined
   #checkpointTimer: NodeJS.Timeout | undefined
   #closed = false
+  readonly #cache = new Map<number, { lsn: number; image: Uint8Array }>()
+  #cacheBytes = 0
   #repairTurn = 0
   #repairAskedAt = 0
-  s = { framesAppended: 0, coalesced: 0, gapFillRecords: 0, gcLogFiles: 0, corruptFrames: 0, tornTailBytes: 0, readsServed: 0, metaCorrupt: 0, repairedPages: 0 }
+  s = { framesAppended: 0, coalesced: 0, gapFillRecords: 0, gcLogFiles: 0, corruptFrames: 0, tornTailBytes: 0, readsServed: 0, metaCorrupt: 0, repairedPages: 0, cacheHits: 0 }
 
   constructor() {
     const root = cfg.dir
@@ -209,6 +211,8 @@ class Segment {
     if (epoch === this.epoch && fresh.length === 0) return
     this.epoch = Math.max(epoch, this.epoch)
     if (fresh.length) {
+      this.#cache.clear()
+      this.#cacheBytes = 0
       this.truncations = [...this.truncations, ...fresh].sort((a, b) => a[0] - b[0])
       for (const st of this.pgs.values()) st.truncate(fresh)
       for (const st of this.pgs.values()) for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
@@ -252,13 +256,20 @@ class Segment {
   #build(pageId: number, at: number, st: PgSegment | undefined): { image: Uint8Array; applied: number; last: number } | null {
     if (this.pagesSuspect || at < (this.damagedPages.get(pageId) ?? -1)) return null
     const v = this.pages.versionAtOrBelow(pageId, at)
+    const cached = this.#cache.get(pageId)
     let image: Uint8Array
     let from = -1
-    if (v) {
+    if (cached && cached.lsn <= at && (!v || cached.lsn >= v.lsn)) {
+      // The newest image built here is at least as new as any version that could serve: no disk read.
+      image = new Uint8Array(cached.image)
+      from = cached.lsn
+      this.s.cacheHits++
+    } else if (v) {
       const img = this.pages.read(pageId, v)
       if (!img) {
         // Never return a version that failed its checksum (invariant 7).
         this.pages.discard(pageId, v)
+        this.#cacheDrop(pageId)
         this.damagedPages.set(pageId, Infinity)
         this.#requestRepair(pageId)
         return null
@@ -272,16 +283,42 @@ class Segment {
     let last = from
     const chain = st?.chains.get(pageId)
     if (chain) {
-      for (const lsn of chain) {
-        if (lsn <= from) continue
-        if (lsn > at) break
-        const r = st!.records.get(lsn)!
+      let i = firstAbove(chain, from)
+      for (; i < chain.length && chain[i] <= at; i++) {
+        const r = st!.records.get(chain[i])!
         for (const op of r[R_OPS]) applyEncodedOp(image, op)
         applied++
-        last = lsn
+        last = chain[i]
       }
     }
-    return { image, applied, last: Math.max(last, 0) }
+    last = Math.max(last, 0)
+    if (!cached || last > cached.lsn) this.#cachePut(pageId, last, image)
+    return { image, applied, last }
+  }
+
+  /**
+   * A bounded cache of the newest image built of each page (LRU by bytes).
+   * An entry at LSN c is the page with every record at or below c applied;
+   * records are only ever truncated above a VDL and images are built only
+   * at read points at or below one, so an entry never goes stale except by
+   * truncation, which clears the cache.
+   */
+  #cachePut(pageId: number, lsn: number, image: Uint8Array): void {
+    if (cfg.pageCacheBytes <= 0) return
+    const old = this.#cache.get(pageId)
+    if (old) { this.#cache.delete(pageId); this.#cacheBytes -= old.image.length }
+    this.#cache.set(pageId, { lsn, image: new Uint8Array(image) })
+    this.#cacheBytes += image.length
+    for (const [id, e] of this.#cache) {
+      if (this.#cacheBytes <= cfg.pageCacheBytes) break
+      this.#cache.delete(id)
+      this.#cacheBytes -= e.image.length
+    }
+  }
+
+  #cacheDrop(pageId: number): void {
+    const e = this.#cache.get(pageId)
+    if (e) { this.#cache.delete(pageId); this.#cacheBytes -= e.image.length }
   }
 
   /** Folds long chains into page versions, a bounded number of pages per turn. */
@@ -523,7 +560,7 @@ class Segment {
       framesAppended: this.s.framesAppended, fsyncs: this.log.fsyncs, coalesced: this.s.coalesced,
       gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions,
       corruptFrames: this.s.corruptFrames, corruptVersions: this.pages.corruptVersions, tornTailBytes: this.s.tornTailBytes,
-      readsServed: this.s.readsServed, damagedPages: [...this.damagedPages.values()].filter(v => v === Infinity).length, repairedPages: this.s.repairedPages, pagesSuspect: this.pagesSuspect, metaCorrupt: this.s.metaCorrupt,
+      readsServed: this.s.readsServed, damagedPages: [...this.damagedPages.values()].filter(v => v === Infinity).length, repairedPages: this.s.repairedPages, cacheHits: this.s.cacheHits, pagesSuspect: this.pagesSuspect, metaCorrupt: this.s.metaCorrupt,
     }
   }
 
@@ -574,3 +611,11 @@ parent.on('message', (m: ControlMessage) => {
       return
   }
 })
+
+/** Index of the first element of an ascending array greater than `x`. */
+function firstAbove(xs: number[], x: number): number {
+  let lo = 0
+  let hi = xs.length
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (xs[mid] <= x) lo = mid + 1; else hi = mid }
+  return lo
+}

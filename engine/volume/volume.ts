@@ -63,6 +63,8 @@ export interface VolumeOptions {
   checkpointLogBytes?: number
   /** gossip period between segments (default 25 ms) */
   gossipIntervalMs?: number
+  /** bytes of built page images each segment worker keeps in memory (default 16 MiB) */
+  segmentCacheBytes?: number
 }
 
 export interface PageWrite {
@@ -129,7 +131,7 @@ const DEFAULTS = {
   pageSize: 4096, pagesPerGroup: 16384, maxGroups: 65536, lalLsns: 1_000_000,
   inflightBytesMax: 64 << 20, shipmentsInflightMax: 4, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 16,
-  checkpointLogBytes: 64 << 20, gossipIntervalMs: 25,
+  checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
 }
 type Resolved = typeof DEFAULTS
 
@@ -158,7 +160,7 @@ export async function openVolume(options: VolumeOptions): Promise<Volume> {
   const storageOptions: StorageOptions = {
     pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, logFileBytes: o.logFileBytes,
     coalesceThreshold: o.coalesceThreshold, checkpointLogBytes: o.checkpointLogBytes,
-    gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: 0,
+    gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: o.segmentCacheBytes,
   }
   const storage = await Storage.acquire(dir, storageOptions)
   try {

@@ -1,0 +1,42 @@
+/**
+ * Benchmark dispatcher: `npm run bench -- <name> [options]`
+ * (or `npx tsc -p . && node dist/bench/index.js <name> [options]`).
+ *
+ * Each benchmark lives in bench/<name>.ts and exports `run(args)`, where
+ * `args` are the command-line arguments after the name. An unknown or
+ * missing name prints the list.
+ */
+interface BenchModule { run(args: string[]): Promise<unknown> }
+
+const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModule> }> = {
+  volume: {
+    about: 'durable MTRs/s, MB/s, commit p50/p99 at concurrency 1 and 64, healthy and with AZ 0 down, ' +
+      'beside raw append+fdatasync; openVolume recovery time as the log grows. ' +
+      'Options: --quick (or HEXAD_BENCH_QUICK=1), --duration=MS, --rounds=N, --no-recovery, --no-big, --recovery-only',
+    load: () => import('./volume.js'),
+  },
+}
+
+function usage(): string {
+  const lines = ['usage: npm run bench -- <name> [options]', '', 'benchmarks:']
+  for (const [name, b] of Object.entries(BENCHMARKS)) lines.push(`  ${name.padEnd(10)} ${b.about}`)
+  return lines.join('\n')
+}
+
+const [name, ...rest] = process.argv.slice(2)
+if (!name || name === '--help' || name === '-h') {
+  console.log(usage())
+  process.exitCode = name ? 0 : 1
+} else if (!Object.hasOwn(BENCHMARKS, name)) {
+  console.error(`unknown benchmark "${name}"\n`)
+  console.error(usage())
+  process.exitCode = 1
+} else {
+  try {
+    const mod = await BENCHMARKS[name].load()
+    await mod.run(rest)
+  } catch (err) {
+    console.error(`benchmark ${name} failed:`, err)
+    process.exitCode = 1
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Helpers shared by the benchmarks: temp directories that are removed at the
+ * end (and on Ctrl-C), free-space checks, result files and plain-text tables.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const tempDirs = new Set<string>()
+let signalHooked = false
+
+/** A fresh directory under os.tmpdir(); removed by removeTempDir / cleanupTempDirs or on SIGINT/SIGTERM. */
+export function makeTempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hexad-bench-${prefix}-`))
+  tempDirs.add(dir)
+  if (!signalHooked) {
+    signalHooked = true
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        cleanupTempDirs()
+        process.exit(130)
+      })
+    }
+  }
+  return dir
+}
+
+export function removeTempDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true })
+  tempDirs.delete(dir)
+}
+
+export function cleanupTempDirs(): void {
+  for (const dir of [...tempDirs]) {
+    try { removeTempDir(dir) } catch (err) { console.error(`could not remove ${dir}: ${(err as Error).message}`) }
+  }
+}
+
+/** Bytes available to this user on the filesystem holding `dir`. */
+export function freeBytes(dir: string): number {
+  const s = fs.statfsSync(dir)
+  return s.bavail * s.bsize
+}
+
+/** Bytes allocated on disk under `dir` (st_blocks, so preallocated-but-sparse space is not counted twice). */
+export function diskUsage(dir: string): number {
+  let total = 0
+  const walk = (p: string) => {
+    let st: fs.Stats
+    try { st = fs.lstatSync(p) } catch { return }
+    if (st.isDirectory()) {
+      let names: string[] = []
+      try { names = fs.readdirSync(p) } catch { return }
+      for (const n of names) walk(path.join(p, n))
+    } else {
+      total += st.blocks * 512
+    }
+  }
+  walk(dir)
+  return total
+}
+
+/** The repository root (this file runs from dist/bench/). */
+export function repoRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+}
+
+export function writeResults(name: string, data: unknown): string {
+  const dir = path.join(repoRoot(), 'bench', 'results')
+  fs.mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, `${name}.json`)
+  fs.writeFileSync(file, JSON.stringify(data, null, 2) + '\n')
+  return file
+}
+
+export function hostInfo() {
+  const cpus = os.cpus()
+  return {
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    tmpdir: os.tmpdir(),
+    loadavg: os.loadavg().map(x => Math.round(x * 100) / 100),
+  }
+}
+
+/** A plain-text table: first row is the header; numbers are right-aligned. */
+export function table(rows: Array<Array<string | number>>): string {
+  const cells = rows.map(r => r.map(c => String(c)))
+  const widths = cells[0].map((_, i) => Math.max(...cells.map(r => (r[i] ?? '').length)))
+  const line = (r: string[], header: boolean) => r.map((c, i) => {
+    const numeric = !header && /^[-+]?[\d.,]+(x|%| ms| MB)?$/.test(c)
+    return numeric ? c.padStart(widths[i]) : c.padEnd(widths[i])
+  }).join('  ').trimEnd()
+  const out = [line(cells[0], true), widths.map(w => '-'.repeat(w)).join('  ')]
+  for (const r of cells.slice(1)) out.push(line(r, false))
+  return out.join('\n')
+}
+
+/** Formats with a fixed number of significant decimals: 12,345 / 123.4 / 1.234 / 0.123 */
+export function fmt(n: number, digits = 3): string {
+  if (!Number.isFinite(n)) return String(n)
+  const a = Math.abs(n)
+  if (a >= 1000) return Math.round(n).toLocaleString('en-US')
+  if (a >= 100) return n.toFixed(Math.max(0, digits - 3))
+  if (a >= 10) return n.toFixed(Math.max(0, digits - 2))
+  return n.toFixed(digits)
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+export const MB = 1e6
+export const MiB = 2 ** 20
