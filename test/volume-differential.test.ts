@@ -90,7 +90,7 @@ test('(b) without pins: current reads equal the model, checkpoints collect log f
         history.push(...batch)
         for (const h of [...batch].sort((a, b) => a.lsn - b.lsn)) model.applyMtr(h.mtr)
         await checkAllPages(vol, model, PAGES, `after round ${round}`)
-        const gcDone = await waitFor(async () => (await vol.segmentStats()).every(s => s !== null && s.gcLogFiles > 0), 1000)
+        const gcDone = await waitFor(async () => (await vol.segmentStats()).every(s => s !== null && s.gcLogFiles > 0 && s.compactedPageFiles > 0), 1000)
         if (gcDone && round >= 2) break
       }
       const stats = await vol.segmentStats()
@@ -98,6 +98,7 @@ test('(b) without pins: current reads equal the model, checkpoints collect log f
         assert.ok(s, 'segment answers stats')
         assert.ok(s!.gcLogFiles > 0, `segment ${s!.id}: a checkpoint collected log files (gcLogFiles ${s!.gcLogFiles}, logFiles ${s!.logFiles}, live ${s!.logBytesLive})`)
         assert.ok(s!.coalesced > 0, `segment ${s!.id}: page chains were coalesced (coalesced ${s!.coalesced})`)
+        assert.ok(s!.compactedPageFiles > 0, `segment ${s!.id}: page-version files were compacted (${s!.compactedPageFiles}, store ${s!.pageStoreBytes} B)`)
         assert.is(s!.corruptFrames, 0, `segment ${s!.id}: no corrupt frames`)
       }
       // Everything still reads correctly after the log it came from is gone.

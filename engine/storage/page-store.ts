@@ -29,7 +29,7 @@ export interface Version {
   len: number
 }
 
-interface PageFile { seq: number; fd: number; size: number; live: number }
+interface PageFile { seq: number; fd: number; size: number; live: number; liveBytes: number }
 
 export class PageStore {
   readonly dir: string
@@ -43,6 +43,7 @@ export class PageStore {
   /** entries found damaged at open whose page could not be told */
   damagedEntries = 0
   gcVersions = 0
+  compactedFiles = 0
 
   constructor(dir: string, fileBytes: number) {
     this.dir = dir
@@ -58,7 +59,7 @@ export class PageStore {
       const seq = Number.parseInt(name, 10)
       const fd = fs.openSync(path.join(this.dir, name), 'r+')
       const size = fs.fstatSync(fd).size
-      const file: PageFile = { seq, fd, size, live: 0 }
+      const file: PageFile = { seq, fd, size, live: 0, liveBytes: 0 }
       let off = 0
       let end = 0
       let buf: Buffer | null = null
@@ -66,8 +67,8 @@ export class PageStore {
         fs.readSync(fd, header, 0, VERSION_HEADER_BYTES, off)
         const h = readVersionHeader(header, 0)
         if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size) {
+          this.#files.set(seq, file)
           this.#insert(h.pageId, { lsn: h.lsn, file: seq, off, len: VERSION_HEADER_BYTES + h.storedLen })
-          file.live++
           off += VERSION_HEADER_BYTES + h.storedLen
           end = off
           continue
@@ -110,7 +111,6 @@ export class PageStore {
     fs.writeSync(f.fd, entry, 0, entry.length, f.size)
     const v: Version = { lsn, file: f.seq, off: f.size, len: entry.length }
     f.size += entry.length
-    f.live++
     this.#dirty = true
     this.#insert(pageId, v)
     return v
@@ -160,6 +160,68 @@ export class PageStore {
     }
   }
 
+  /**
+   * Drops, for one page, every version older than its newest version at or
+   * below `horizon` (used at open with the fold base, which no read point can
+   * go below, so versions collected before a restart stay collected).
+   */
+  collectPage(pageId: number, horizon: number): void {
+    const vs = this.index.get(pageId)
+    if (!vs) return
+    let keep = -1
+    for (let i = vs.length - 1; i >= 0; i--) if (vs[i].lsn <= horizon) { keep = i; break }
+    if (keep <= 0) return
+    for (const v of vs.splice(0, keep)) this.#dead(v)
+  }
+
+  /**
+   * Compaction: a file (other than the active one) whose live bytes fell
+   * below half of its size has its live versions copied to the active file.
+   * Returns the files emptied; the caller syncs, then calls `removeFiles`, so
+   * a crash in between leaves both copies (the index takes either).
+   */
+  compact(filesMax = 2): number[] {
+    const victims = [...this.#files.values()]
+      .filter(f => f !== this.#active && f.size > 0 && f.liveBytes * 2 < f.size)
+      .sort((a, b) => a.liveBytes / a.size - b.liveBytes / b.size)
+      .slice(0, filesMax)
+    if (victims.length === 0) return []
+    const seqs = new Set(victims.map(f => f.seq))
+    for (const [pageId, vs] of this.index) {
+      for (let i = 0; i < vs.length; i++) {
+        const v = vs[i]
+        if (!seqs.has(v.file)) continue
+        const src = this.#files.get(v.file)!
+        const buf = Buffer.allocUnsafe(v.len)
+        fs.readSync(src.fd, buf, 0, v.len, v.off)
+        if (this.#active.size + v.len > this.fileBytes && this.#active.size > 0) this.#newFile(this.#active.seq + 1)
+        const dst = this.#active
+        fs.writeSync(dst.fd, buf, 0, v.len, dst.size)
+        src.live--
+        src.liveBytes -= v.len
+        vs[i] = { lsn: v.lsn, file: dst.seq, off: dst.size, len: v.len }
+        dst.size += v.len
+        dst.live++
+        dst.liveBytes += v.len
+        this.#dirty = true
+        void pageId
+      }
+    }
+    this.compactedFiles += victims.length
+    return victims.map(f => f.seq)
+  }
+
+  /** Deletes files emptied by `compact` (after `sync`). */
+  removeFiles(seqs: number[]): void {
+    for (const seq of seqs) {
+      const f = this.#files.get(seq)
+      if (!f || f === this.#active) continue
+      fs.closeSync(f.fd)
+      fs.rmSync(path.join(this.dir, String(seq).padStart(8, '0') + '.hxp'), { force: true })
+      this.#files.delete(seq)
+    }
+  }
+
   get bytes(): number {
     let n = 0
     for (const f of this.#files.values()) n += f.size
@@ -178,6 +240,8 @@ export class PageStore {
     // Usually appended in LSN order; keep the list sorted either way.
     let i = vs.length
     while (i > 0 && vs[i - 1].lsn > v.lsn) i--
+    const f = this.#files.get(v.file)
+    if (f) { f.live++; f.liveBytes += v.len }
     if (i > 0 && vs[i - 1].lsn === v.lsn) { this.#dead(vs[i - 1]); vs[i - 1] = v; this.versions++; return }
     vs.splice(i, 0, v)
     this.versions++
@@ -187,6 +251,7 @@ export class PageStore {
     const f = this.#files.get(v.file)
     if (!f) return
     f.live--
+    f.liveBytes -= v.len
     this.versions--
     if (f.live <= 0 && f !== this.#active) {
       fs.closeSync(f.fd)
@@ -197,7 +262,7 @@ export class PageStore {
 
   #newFile(seq: number): void {
     const fd = fs.openSync(path.join(this.dir, String(seq).padStart(8, '0') + '.hxp'), 'w+')
-    const f: PageFile = { seq, fd, size: 0, live: 0 }
+    const f: PageFile = { seq, fd, size: 0, live: 0, liveBytes: 0 }
     this.#files.set(seq, f)
     this.#active = f
     fsyncDir(this.dir)

@@ -72,6 +72,8 @@ export interface SegmentStats {
   gapFillRecords: number
   gcLogFiles: number
   gcVersions: number
+  /** page-version files rewritten because most of their versions were collected */
+  compactedPageFiles: number
   corruptFrames: number
   corruptVersions: number
   tornTailBytes: number

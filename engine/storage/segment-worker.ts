@@ -94,7 +94,7 @@ class Segment {
     fs.mkdirSync(root, { recursive: true })
     this.metaPath = path.join(root, 'meta')
     this.log = new HotLog(path.join(root, 'log'), cfg.logFileBytes)
-    this.pages = new PageStore(path.join(root, 'pages'), Math.max(cfg.logFileBytes, 4 << 20))
+    this.pages = new PageStore(path.join(root, 'pages'), cfg.logFileBytes)
   }
 
   open(): void {
@@ -116,6 +116,11 @@ class Segment {
     for (const st of this.pgs.values()) {
       st.rebuildChain()
       st.sclSynced = st.scl
+    }
+    // Versions collected before the restart are still in their files: drop them again.
+    if (this.pgs.size) for (const pageId of [...this.pages.index.keys()]) {
+      const st = this.pgs.get(Math.floor(pageId / cfg.pagesPerGroup))
+      if (st && st.base > 0) this.pages.collectPage(pageId, st.base)
     }
     for (const st of this.pgs.values()) for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
     this.#gossipTimer = setInterval(() => this.#gossip(), cfg.gossipIntervalMs)
@@ -431,6 +436,8 @@ class Segment {
       for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
     }
     this.pages.collect(Math.min(this.horizon, this.vdlKnown))
+    const emptied = this.pages.compact()
+    if (emptied.length) { this.pages.sync(); this.pages.removeFiles(emptied) }
   }
 
   #metaValue(): Meta {
@@ -558,7 +565,7 @@ class Segment {
       bytesWritten: this.log.bytesWritten, logBytesLive: this.log.liveBytes, logFiles: this.log.files.length,
       pageVersions: this.pages.versions, pageStoreBytes: this.pages.bytes, recordsInMemory: records,
       framesAppended: this.s.framesAppended, fsyncs: this.log.fsyncs, coalesced: this.s.coalesced,
-      gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions,
+      gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions, compactedPageFiles: this.pages.compactedFiles,
       corruptFrames: this.s.corruptFrames, corruptVersions: this.pages.corruptVersions, tornTailBytes: this.s.tornTailBytes,
       readsServed: this.s.readsServed, damagedPages: [...this.damagedPages.values()].filter(v => v === Infinity).length, repairedPages: this.s.repairedPages, cacheHits: this.s.cacheHits, pagesSuspect: this.pagesSuspect, metaCorrupt: this.s.metaCorrupt,
     }
