@@ -112,12 +112,21 @@ export function decodeFrame(frame: Uint8Array): FramePayload | null {
   return decodeFramePayload(frame, h.storedLen, h.flags, h.payloadCrc)
 }
 
+let incompressibleRun = 0
+let skipped = 0
+
 /** Builds one page-version entry: header + (possibly compressed) image. */
 export function encodeVersion(pageId: number, lsn: number, image: Uint8Array): Buffer {
   let body: Uint8Array = image
   let flags = 0
-  const c = lz4Compress(image)
-  if (c.length < image.length * 0.9) { body = c; flags |= VERSION_FLAG_LZ4 }
+  // Compression is tried on every version while it pays; after a run of
+  // versions that did not compress, only every 16th tries (it costs CPU on the
+  // segment's hot path for nothing on incompressible data).
+  if (incompressibleRun < 8 || ++skipped % 16 === 0) {
+    const c = lz4Compress(image)
+    if (c.length < image.length * 0.9) { body = c; flags |= VERSION_FLAG_LZ4; incompressibleRun = 0 }
+    else incompressibleRun++
+  }
   const out = Buffer.allocUnsafe(VERSION_HEADER_BYTES + body.length)
   out.writeUInt32LE(VERSION_MAGIC, 0)
   out.writeUInt16LE(flags, 4)

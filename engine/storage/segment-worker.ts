@@ -60,6 +60,8 @@ class Segment {
   readonly gapRequests = new Map<number, number>() // pg -> time requested
   /** pages with records not yet in a version, and how many */
   readonly dirtyPages = new Map<number, number>()
+  /** the pages of dirtyPages whose count reached coalesceThreshold: the coalescer's work list */
+  readonly #coalesceReady = new Set<number>()
   /**
    * Pages with a version that failed its checksum, and the LSN from which
    * this segment can build them again. Records older than the bad version may
@@ -144,15 +146,21 @@ class Segment {
     if (!st.insert(r)) return false
     this.#touched.add(pg)
     const newest = this.pages.newest(r[R_PAGE])
-    if (!newest || newest.lsn < lsn) this.dirtyPages.set(r[R_PAGE], (this.dirtyPages.get(r[R_PAGE]) ?? 0) + 1)
+    if (!newest || newest.lsn < lsn) this.#setDirty(r[R_PAGE], (this.dirtyPages.get(r[R_PAGE]) ?? 0) + 1)
     return true
   }
 
+  /** Recounts the records of `page` above its newest version. */
   #noteDirty(page: number, chain: number[]): void {
     const newest = this.pages.newest(page)
-    const n = newest ? chain.filter(l => l > newest.lsn).length : chain.length
+    this.#setDirty(page, newest ? chain.length - firstAbove(chain, newest.lsn) : chain.length)
+  }
+
+  #setDirty(page: number, n: number): void {
     if (n > 0) this.dirtyPages.set(page, n)
     else this.dirtyPages.delete(page)
+    if (n >= cfg.coalesceThreshold) this.#coalesceReady.add(page)
+    else this.#coalesceReady.delete(page)
   }
 
   #sclList(pgs?: Iterable<number>): SclList {
@@ -331,15 +339,16 @@ class Segment {
     this.#coalesceScheduled = false
     if (this.#closed) return
     let budget = 64
-    for (const [page, n] of this.dirtyPages) {
+    let progress = false
+    for (const page of [...this.#coalesceReady]) {
       if (budget <= 0) break
-      if (n < cfg.coalesceThreshold) continue
       const st = this.pgs.get(Math.floor(page / cfg.pagesPerGroup))
-      if (!st) { this.dirtyPages.delete(page); continue }
-      if (this.#materialize(page, st, Math.min(st.sclSynced, this.vdlKnown))) budget--
+      if (!st) { this.#setDirty(page, 0); continue }
+      if (this.#materialize(page, st, Math.min(st.sclSynced, this.vdlKnown))) { budget--; progress = true }
       this.#noteDirty(page, st.chains.get(page) ?? [])
     }
-    for (const n of this.dirtyPages.values()) if (n >= cfg.coalesceThreshold) { this.#scheduleCoalesce(); break }
+    // Pages whose records are not yet below the known VDL wait for the next flush to retry.
+    if (progress && this.#coalesceReady.size) this.#scheduleCoalesce()
   }
 
   /** Builds a version of `page` at its last record at or below `limit`, if that is newer than its newest version. */
@@ -393,7 +402,7 @@ class Segment {
     for (const [port, seqs] of byPort) port.postMessage({ t: 'ack', seqs, scl } satisfies ClientReply)
     // SCLs that moved without a frame (gap fill) are pushed to every writer.
     if (scl.length) for (const port of this.clients) if (!byPort.has(port)) port.postMessage({ t: 'scl', scl } satisfies ClientReply)
-    for (const n of this.dirtyPages.values()) if (n >= cfg.coalesceThreshold) { this.#scheduleCoalesce(); break }
+    if (this.#coalesceReady.size) this.#scheduleCoalesce()
   }
 
   /**

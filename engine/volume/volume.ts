@@ -57,7 +57,7 @@ export interface VolumeOptions {
   readTimeoutMs?: number
   /** size of each preallocated hot-log file (default 16 MiB) */
   logFileBytes?: number
-  /** a page chain this long is coalesced into a page version (default 16) */
+  /** a page chain this long is coalesced into a page version (default 64) */
   coalesceThreshold?: number
   /** live log bytes per segment above which a checkpoint folds and deletes log files (default 64 MiB) */
   checkpointLogBytes?: number
@@ -117,7 +117,7 @@ export interface ReadPoint {
 
 interface VolumeMeta { pageSize: number; pagesPerGroup: number; epoch: number; truncations: Truncation[] }
 
-interface Shipment { seq: number; frame: Buffer; lastLsn: number }
+interface Shipment { seq: number; frame: Uint8Array; lastLsn: number }
 interface CommitWaiter { cpl: number; bytes: number; resolve: (r: WriteResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; settled: boolean }
 interface AllocWaiter { n: number; bytes: number; resolve: () => void; reject: (e: Error) => void }
 interface ReadReq {
@@ -130,7 +130,7 @@ interface ReadReq {
 const DEFAULTS = {
   pageSize: 4096, pagesPerGroup: 16384, maxGroups: 65536, lalLsns: 1_000_000,
   inflightBytesMax: 64 << 20, shipmentsInflightMax: 4, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
-  quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 16,
+  quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
 }
 type Resolved = typeof DEFAULTS
@@ -401,7 +401,10 @@ export class Volume {
       const records = n === this.#pending.length ? this.#pending : this.#pending.slice(0, n)
       this.#pending = n === this.#pending.length ? [] : this.#pending.slice(n)
       this.#pendingBytes = Math.max(0, this.#pendingBytes - bytes)
-      const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
+      const encoded = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
+      // One copy into shared memory, then six posts that share it instead of six clones.
+      const frame = new Uint8Array(new SharedArrayBuffer(encoded.length))
+      frame.set(encoded)
       const s: Shipment = { seq: ++this.#shipSeq, frame, lastLsn: records[records.length - 1][0] }
       this.#shipments.push(s)
       this.#counters.framesShipped++
