@@ -11,6 +11,8 @@ export type HexadErrorCode =
   | 'HEXAD_CORRUPTION'
   | 'HEXAD_LOCKED'
   | 'HEXAD_IO'
+  | 'HEXAD_CONFLICT'
+  | 'HEXAD_DEADLOCK'
 
 export class HexadError extends Error {
   readonly code: HexadErrorCode

@@ -233,6 +233,7 @@ export class Volume {
   readonly #commits: CommitWaiter[] = []
   #commitHead = 0
   readonly #allocWaiters: AllocWaiter[] = []
+  #durableWaiters: Array<{ lsn: number; resolve: () => void; reject: (e: Error) => void }> = []
   readonly #reads = new Map<number, ReadReq>()
   readonly #readWaiters = new Set<ReadReq>()
   readonly #latency: number[] = new Array(SEGMENTS).fill(0)
@@ -358,7 +359,8 @@ export class Volume {
         if (w.settled) return
         w.settled = true
         const up = this.#ready.filter(Boolean).length
-        reject(new HexadError('HEXAD_QUORUM_LOST', `write at LSN ${cpl} did not reach 4 of 6 segments within ${this.#o.quorumTimeoutMs} ms (${up} segments up, VDL ${this.vdl}); it is not acknowledged and may still become durable`))
+        const err = new HexadError('HEXAD_QUORUM_LOST', `write at LSN ${cpl} did not reach 4 of 6 segments within ${this.#o.quorumTimeoutMs} ms (${up} segments up, VDL ${this.vdl}); it is not acknowledged and may still become durable (whenDurable(err.lsn) tells when)`)
+        reject(Object.assign(err, { lsn: cpl }))
       }, this.#o.quorumTimeoutMs)
       this.#commits.push(w)
     })
@@ -456,6 +458,11 @@ export class Volume {
     while (drop < this.#shipments.length && this.#shipments[drop].lastLsn <= vcl) drop++
     if (drop) this.#shipments.splice(0, drop)
     this.#trimHistory()
+    if (this.#durableWaiters.length) {
+      const still = []
+      for (const w of this.#durableWaiters) if (w.lsn <= vdl) w.resolve(); else still.push(w)
+      this.#durableWaiters = still
+    }
     while (this.#allocWaiters.length && this.#canAllocate(this.#allocWaiters[0].n, this.#allocWaiters[0].bytes)) this.#allocWaiters.shift()!.resolve()
     this.#pump()
     this.#sendHorizon()
@@ -574,6 +581,18 @@ export class Volume {
   }
 
   /**
+   * Resolves once the VDL reaches `lsn` (at once if it has); rejects if the
+   * handle is fenced or closed first. For a write that failed with
+   * HEXAD_QUORUM_LOST (its error carries `lsn`), this tells when it did
+   * become durable after all.
+   */
+  whenDurable(lsn: number): Promise<void> {
+    this.#checkOpen()
+    if (this.#quorum.vdl >= lsn) return Promise.resolve()
+    return new Promise((resolve, reject) => this.#durableWaiters.push({ lsn, resolve, reject }))
+  }
+
+  /**
    * Keeps every page version needed to read at `at` (default: the VDL) until
    * released: the volume tells the segments the lowest read point in use, and
    * they collect nothing it needs.
@@ -675,6 +694,7 @@ export class Volume {
     this.#commits.length = 0
     this.#commitHead = 0
     for (const a of this.#allocWaiters.splice(0)) a.reject(this.#fenced)
+    for (const w of this.#durableWaiters.splice(0)) w.reject(this.#fenced)
     for (const r of [...this.#reads.values()]) this.#finishRead(r, this.#fenced)
     this.#pending = []
   }
@@ -741,6 +761,7 @@ export class Volume {
       })))
       this.#closed = true
       for (const a of this.#allocWaiters.splice(0)) a.reject(closedError())
+      for (const w of this.#durableWaiters.splice(0)) w.reject(closedError())
       for (const r of [...this.#reads.values()]) this.#finishRead(r, closedError())
       for (const w of this.#commits) clearTimeout(w.timer)
       this.#storage.off('up', this.#onUp)
