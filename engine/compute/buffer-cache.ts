@@ -1,0 +1,118 @@
+/**
+ * The compute node's buffer cache: page images bounded by bytes, in LRU
+ * order, filled from the volume on a miss.
+ *
+ * Invariants:
+ * - The cache holds the newest published image of each page it holds (an
+ *   MTR publishes its pages here, all at once, when it ships its redo).
+ * - A page whose redo is not yet durable (a published MTR whose write has
+ *   not resolved) is pinned: evicting it would lose the only copy of a state
+ *   that the volume cannot serve yet. It becomes evictable once durable
+ *   (page LSN <= VDL); a miss then reads it back at the VDL.
+ * - Concurrent misses on one page share one volume read, and a load never
+ *   overwrites an image published while it was in flight.
+ */
+import type { Volume } from '../volume/volume.js'
+
+interface Entry {
+  image: Uint8Array
+  /** publications whose redo is not yet durable */
+  pins: number
+}
+
+export interface BufferCacheStats {
+  pages: number
+  bytes: number
+  capacityBytes: number
+  hits: number
+  misses: number
+  evictions: number
+  pinned: number
+}
+
+export class BufferCache {
+  readonly #vol: Volume
+  readonly capacityBytes: number
+  readonly #pages = new Map<number, Entry>()
+  readonly #loading = new Map<number, Promise<Uint8Array>>()
+  #bytes = 0
+  /** bumped at every publication: a reader that saw it change during an async descent starts over */
+  publishes = 0
+  #hits = 0
+  #misses = 0
+  #evictions = 0
+
+  constructor(vol: Volume, capacityBytes: number) {
+    this.#vol = vol
+    this.capacityBytes = capacityBytes
+  }
+
+  /** The page's current image (shared: callers must not modify it). */
+  get(pageId: number): Promise<Uint8Array> | Uint8Array {
+    const e = this.#pages.get(pageId)
+    if (e) {
+      this.#hits++
+      this.#pages.delete(pageId)
+      this.#pages.set(pageId, e)
+      return e.image
+    }
+    let p = this.#loading.get(pageId)
+    if (!p) {
+      this.#misses++
+      p = this.#vol.readPage(pageId).then(image => {
+        this.#loading.delete(pageId)
+        const now = this.#pages.get(pageId)
+        if (now) return now.image // published while we read: the published image is newer
+        this.#insert(pageId, { image, pins: 0 })
+        return image
+      }, err => { this.#loading.delete(pageId); throw err })
+      this.#loading.set(pageId, p)
+    }
+    return p
+  }
+
+  /** Installs an MTR's image of a page and pins it until `unpin` (its redo is durable). */
+  publish(pageId: number, image: Uint8Array): void {
+    this.publishes++
+    const e = this.#pages.get(pageId)
+    if (e) {
+      this.#pages.delete(pageId)
+      this.#bytes -= e.image.length
+      e.image = image
+      e.pins++
+      this.#pages.set(pageId, e)
+      this.#bytes += image.length
+    } else {
+      this.#insert(pageId, { image, pins: 1 })
+    }
+  }
+
+  unpin(pageId: number): void {
+    const e = this.#pages.get(pageId)
+    if (e && e.pins > 0) e.pins--
+    this.#evict()
+  }
+
+  stats(): BufferCacheStats {
+    let pinned = 0
+    for (const e of this.#pages.values()) if (e.pins > 0) pinned++
+    return { pages: this.#pages.size, bytes: this.#bytes, capacityBytes: this.capacityBytes, hits: this.#hits, misses: this.#misses, evictions: this.#evictions, pinned }
+  }
+
+  #insert(pageId: number, e: Entry): void {
+    this.#pages.set(pageId, e)
+    this.#bytes += e.image.length
+    this.#evict()
+  }
+
+  #evict(): void {
+    if (this.#bytes <= this.capacityBytes) return
+    for (const [id, e] of this.#pages) {
+      if (this.#bytes <= this.capacityBytes) break
+      if (e.pins > 0) continue
+      this.#pages.delete(id)
+      this.#bytes -= e.image.length
+      this.#evictions++
+    }
+  }
+}

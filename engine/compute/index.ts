@@ -1,0 +1,6 @@
+export { openCluster, Cluster } from './cluster.js'
+export type { ClusterOptions } from './cluster.js'
+export { Database } from './database.js'
+export type { VerifyReport } from './database.js'
+export { Keyspace, Transaction, TxKeyspace } from './kv.js'
+export type { Key, Value, ScanOptions, BatchOp, TransactionOptions, DatabaseStats } from './kv.js'

@@ -1,0 +1,545 @@
+/**
+ * The built-in compute node: a transactional, ordered key-value store on the
+ * volume. Byte-string keys and values (strings are UTF-8), ordered by bytes,
+ * in named keyspaces that share one volume through a catalog B+tree.
+ *
+ * Reads: a snapshot is the durable commit point when the read (or the
+ * transaction) starts; the value of a key at a snapshot comes from the
+ * version store when a newer commit changed it, else from the B+tree
+ * (version-store.ts). Readers take no locks and never block writers.
+ *
+ * Writes: a transaction buffers its writes and takes the key's write lock at
+ * each write (a second writer of a key waits; a cycle fails one victim with
+ * HEXAD_DEADLOCK). Commit runs one MTR, exclusively: it validates that no key
+ * the transaction read (point or range) was changed by a commit after its
+ * snapshot (else HEXAD_CONFLICT: serializable, as backward-validating OCC),
+ * applies the writes to the B+tree, records the versions, and ships the redo.
+ * The commit resolves when the MTR is durable (its CPL <= VDL); concurrent
+ * commits share the volume's shipments (group commit). Locks are released at
+ * durability.
+ *
+ * Tree reads outside an MTR may cross a publication between two page loads
+ * (a split or merge can move keys and free pages): every read notes the
+ * cache's publication counter and starts over if it changed.
+ */
+import { badInput, HexadError } from '../common/errors.js'
+import type { Volume } from '../volume/volume.js'
+import { allocate, initSuperblock, readSuperblock } from './allocator.js'
+import { BTree } from './btree.js'
+import { BufferCache } from './buffer-cache.js'
+import { LockTable, type LockOwner } from './locks.js'
+import { MtrRunner, type Mtr } from './mtr.js'
+import type { PageAccess } from './page-access.js'
+import { VersionStore, valueAt } from './version-store.js'
+
+export type Key = string | Uint8Array
+export type Value = string | Uint8Array
+
+export interface ScanOptions {
+  gt?: Key
+  gte?: Key
+  lt?: Key
+  lte?: Key
+  reverse?: boolean
+  limit?: number
+}
+
+export type BatchOp = { type: 'put'; key: Key; value: Value } | { type: 'del'; key: Key }
+
+export interface TransactionOptions {
+  /** times to run `fn` again after HEXAD_CONFLICT or HEXAD_DEADLOCK (default 0) */
+  retries?: number
+}
+
+export interface DatabaseStats {
+  commits: number
+  conflicts: number
+  deadlocks: number
+  lockWaits: number
+  retries: number
+  mtrs: number
+  redoBytes: number
+  versionsKept: number
+  keyspaces: number
+  cache: ReturnType<BufferCache['stats']>
+  vdl: number
+}
+
+export const DEFAULT_KEYSPACE = 'default'
+const KEYSPACE_NAME_BYTES_MAX = 128
+
+interface Bounds { gt?: Uint8Array; gte?: Uint8Array; lt?: Uint8Array; lte?: Uint8Array; reverse?: boolean }
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+export function toBytes(v: Key | Value, what: string): Uint8Array {
+  if (typeof v === 'string') return enc.encode(v)
+  if (v instanceof Uint8Array) return v
+  throw badInput(`${what} must be a string or a Uint8Array, got ${v === null ? 'null' : typeof v}`)
+}
+
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength))
+}
+
+function inBounds(key: Uint8Array, b: Bounds): boolean {
+  if (b.gt && compareBytes(key, b.gt) <= 0) return false
+  if (b.gte && compareBytes(key, b.gte) < 0) return false
+  if (b.lt && compareBytes(key, b.lt) >= 0) return false
+  if (b.lte && compareBytes(key, b.lte) > 0) return false
+  return true
+}
+
+function latin1(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+}
+
+/** The engine behind every Database handle and transaction of one writer. */
+export class Engine {
+  readonly vol: Volume
+  readonly cache: BufferCache
+  readonly runner: MtrRunner
+  readonly store = new VersionStore()
+  readonly locks = new LockTable()
+  /** keyspace name -> root page id */
+  readonly keyspaces = new Map<string, number>()
+  catalog!: BTree
+  #txSeq = 0
+  #closed = false
+  #inflight = new Set<Promise<unknown>>()
+  counters = { commits: 0, conflicts: 0, retries: 0 }
+  readonly readAccess: PageAccess
+
+  private constructor(vol: Volume, cacheBytes: number) {
+    this.vol = vol
+    this.cache = new BufferCache(vol, cacheBytes)
+    this.runner = new MtrRunner(vol, this.cache)
+    const cache = this.cache
+    this.readAccess = {
+      pageSize: vol.pageSize,
+      read: async (id: number) => cache.get(id),
+      write: () => { throw new Error('read-only page access') },
+      create: () => { throw new Error('read-only page access') },
+    }
+  }
+
+  static async open(vol: Volume, cacheBytes: number): Promise<Engine> {
+    const e = new Engine(vol, cacheBytes)
+    const { value: catalogRoot, durable } = await e.runner.run(async mtr => {
+      const sb = readSuperblock(await mtr.read(0))
+      return sb ? sb.catalogRoot : initSuperblock(mtr)
+    })
+    await durable
+    e.catalog = new BTree(catalogRoot)
+    for await (const [name, root] of e.catalog.range(e.readAccess, {})) {
+      e.keyspaces.set(dec.decode(name), Buffer.from(root).readUInt32LE(0))
+    }
+    return e
+  }
+
+  nextTxId(): number { return ++this.#txSeq }
+
+  checkOpen(): void {
+    if (this.#closed) throw new HexadError('HEXAD_CLOSED', 'the database is closed')
+  }
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p)
+    const done = () => { this.#inflight.delete(p) }
+    p.then(done, done)
+    return p
+  }
+
+  /** Reads `key` of keyspace `ks` at `snapshot` (retrying a tree read that crossed a publication). */
+  async readAt(ks: string, key: Uint8Array, snapshot: number): Promise<Uint8Array | null> {
+    const root = this.keyspaces.get(ks)
+    if (root === undefined) return null
+    for (;;) {
+      const r = this.store.resolve(root, key, snapshot)
+      if (r.found) return r.value
+      const seen = this.cache.publishes
+      const v = await new BTree(root).get(this.readAccess, key)
+      if (this.cache.publishes === seen) return v ?? null
+    }
+  }
+
+  /**
+   * Entries of keyspace `ks` within `bounds` at `snapshot`, in order, one
+   * leaf at a time, each leaf merged with the version store's entries for
+   * that span of keys (so a key changed after the snapshot shows its value at
+   * the snapshot, and a key deleted since still shows).
+   */
+  async *scanAt(ks: string, b: Bounds, snapshot: number): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    const root = this.keyspaces.get(ks)
+    if (root === undefined) return
+    const tree = new BTree(root)
+    const fwd = !b.reverse
+    let after: Uint8Array | null = null
+    for (;;) {
+      const seen = this.cache.publishes
+      const leaf = await tree.scanLeaf(this.readAccess, b, after)
+      if (this.cache.publishes !== seen) continue
+      // The span this leaf covers: (after, last key of the leaf], or to the end when done.
+      const spanEnd = leaf.done ? null : leaf.entries.length ? leaf.entries[leaf.entries.length - 1][0] : null
+      if (!leaf.done && spanEnd === null) continue
+      const inSpan = (k: Uint8Array) => {
+        if (!inBounds(k, b)) return false
+        if (after && (fwd ? compareBytes(k, after) <= 0 : compareBytes(k, after) >= 0)) return false
+        if (spanEnd && (fwd ? compareBytes(k, spanEnd) > 0 : compareBytes(k, spanEnd) < 0)) return false
+        return true
+      }
+      const merged = new Map<string, [Uint8Array, Uint8Array | null]>()
+      for (const [k, v] of leaf.entries) merged.set(latin1(k), [k, v])
+      for (const e of this.store.entriesOf(root)) {
+        if (!inSpan(e.key)) continue
+        merged.set(latin1(e.key), [e.key, valueAt(e, snapshot)])
+      }
+      const out = [...merged.values()].filter((x): x is [Uint8Array, Uint8Array] => x[1] !== null)
+      out.sort((x, y) => fwd ? compareBytes(x[0], y[0]) : compareBytes(y[0], x[0]))
+      for (const e of out) yield e
+      if (leaf.done) return
+      after = spanEnd
+    }
+  }
+
+  /** Creates keyspace `name` inside `mtr` if it does not exist; returns its root. */
+  async ensureKeyspace(mtr: Mtr, name: string): Promise<number> {
+    const have = this.keyspaces.get(name)
+    if (have !== undefined) return have
+    const root = await BTree.create(mtr)
+    const v = Buffer.alloc(4)
+    v.writeUInt32LE(root, 0)
+    await this.catalog.put(mtr, enc.encode(name), v)
+    this.keyspaces.set(name, root)
+    return root
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await Promise.allSettled([...this.#inflight])
+    this.#closed = true
+    this.locks.failAll(new HexadError('HEXAD_CLOSED', 'the database closed while this transaction waited for a lock'))
+  }
+}
+
+/** A transaction: one snapshot for its reads, buffered writes, commit as one MTR. */
+export class Transaction implements LockOwner {
+  readonly id: number
+  waitingFor: LockOwner | null = null
+  readonly #e: Engine
+  readonly snapshot: number
+  readonly #writes = new Map<string, { ks: string; key: Uint8Array; value: Uint8Array | null }>()
+  readonly #reads: Array<{ ks: string; key: Uint8Array }> = []
+  readonly #ranges: Array<{ ks: string; b: Bounds }> = []
+  readonly #lockKeys = new Set<string>()
+  #state: 'active' | 'committing' | 'done' = 'active'
+
+  /** @internal */
+  constructor(e: Engine) {
+    this.#e = e
+    this.id = e.nextTxId()
+    this.snapshot = e.store.acquire()
+  }
+
+  /** A view of this transaction on another keyspace. */
+  keyspace(name: string): TxKeyspace {
+    return new TxKeyspace(this, checkKeyspaceName(name))
+  }
+
+  get(key: Key): Promise<Uint8Array | undefined> { return this._get(DEFAULT_KEYSPACE, key) }
+  /** Locking read: waits for the key's lock, then reads its latest committed value (no conflict on it at commit). */
+  getForUpdate(key: Key): Promise<Uint8Array | undefined> { return this._getForUpdate(DEFAULT_KEYSPACE, key) }
+  async getString(key: Key): Promise<string | undefined> { const v = await this.get(key); return v && dec.decode(v) }
+  put(key: Key, value: Value): Promise<void> { return this._put(DEFAULT_KEYSPACE, key, value) }
+  del(key: Key): Promise<void> { return this._put(DEFAULT_KEYSPACE, key, null) }
+  scan(opts: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> { return this._scan(DEFAULT_KEYSPACE, opts) }
+
+  /** @internal */
+  async _get(ks: string, key: Key): Promise<Uint8Array | undefined> {
+    this.#check()
+    const k = toBytes(key, 'key')
+    const id = ks + '\0' + latin1(k)
+    const own = this.#writes.get(id)
+    if (own) return own.value ?? undefined
+    if (this.#lockKeys.has(id)) return this._getForUpdate(ks, key) // locked by us: latest value, no validation needed
+    this.#reads.push({ ks, key: k })
+    return (await this.#e.readAt(ks, k, this.snapshot)) ?? undefined
+  }
+
+  /**
+   * @internal A locking read (SELECT ... FOR UPDATE): takes the key's write
+   * lock first, then reads its latest committed value. The lock keeps it
+   * current until commit, so it needs no validation: a read-modify-write of a
+   * hot key queues instead of conflicting.
+   */
+  async _getForUpdate(ks: string, key: Key): Promise<Uint8Array | undefined> {
+    this.#check()
+    const k = toBytes(key, 'key')
+    const id = ks + '\0' + latin1(k)
+    const own = this.#writes.get(id)
+    if (own) return own.value ?? undefined
+    await this.#lock(id, k, ks)
+    // The previous holder released the lock only once durable, so the durable point now includes it.
+    const snap = this.#e.store.acquire()
+    try { return (await this.#e.readAt(ks, k, snap)) ?? undefined } finally { this.#e.store.release(snap) }
+  }
+
+  async #lock(id: string, k: Uint8Array, ks: string): Promise<void> {
+    if (this.#lockKeys.has(id)) return
+    const wait = this.#e.locks.acquire(id, this, () => `key ${JSON.stringify(latin1(k).slice(0, 40))} of keyspace ${ks}`)
+    this.#lockKeys.add(id)
+    if (wait) {
+      try { await wait } catch (err) { this.#lockKeys.delete(id); throw err }
+    }
+  }
+
+  /** @internal */
+  async _put(ks: string, key: Key, value: Value | null): Promise<void> {
+    this.#check()
+    const k = toBytes(key, 'key')
+    const v = value === null ? null : toBytes(value, 'value')
+    const id = ks + '\0' + latin1(k)
+    await this.#lock(id, k, ks)
+    this.#writes.set(id, { ks, key: k, value: v })
+  }
+
+  /** @internal */
+  async *_scan(ks: string, opts: ScanOptions): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    this.#check()
+    const b = bounds(opts)
+    const limit = checkLimit(opts.limit)
+    this.#ranges.push({ ks, b })
+    // Own writes in range, merged over the snapshot.
+    const own = [...this.#writes.values()].filter(w => w.ks === ks && inBounds(w.key, b))
+    own.sort((x, y) => b.reverse ? compareBytes(y.key, x.key) : compareBytes(x.key, y.key))
+    let oi = 0
+    let n = 0
+    const before = (x: Uint8Array, y: Uint8Array) => b.reverse ? compareBytes(x, y) > 0 : compareBytes(x, y) < 0
+    for await (const [k, v] of this.#e.scanAt(ks, b, this.snapshot)) {
+      while (oi < own.length && before(own[oi].key, k)) {
+        const w = own[oi++]
+        if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
+      }
+      if (oi < own.length && compareBytes(own[oi].key, k) === 0) {
+        const w = own[oi++]
+        if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
+        continue
+      }
+      yield [k, v]
+      if (++n >= limit) return
+    }
+    for (; oi < own.length; oi++) if (own[oi].value) { yield [own[oi].key, own[oi].value!]; if (++n >= limit) return }
+  }
+
+  /** Commits; resolves once durable. Throws HEXAD_CONFLICT when serializability would break. */
+  async commit(): Promise<void> {
+    this.#check()
+    this.#state = 'committing'
+    const e = this.#e
+    if (this.#writes.size === 0) return this.#finish()
+    let seq = 0
+    let durable: Promise<number>
+    try {
+      const r = await e.runner.run(async mtr => {
+        this.#validate()
+        const applied: Array<[number, Uint8Array, Uint8Array | null, Uint8Array | null]> = []
+        const writes = [...this.#writes.values()].sort((x, y) => x.ks < y.ks ? -1 : x.ks > y.ks ? 1 : compareBytes(x.key, y.key))
+        for (const w of writes) {
+          const root = await e.ensureKeyspace(mtr, w.ks)
+          const tree = new BTree(root)
+          const before = (await tree.get(mtr, w.key)) ?? null
+          if (w.value) await tree.put(mtr, w.key, w.value)
+          else if (before) await tree.delete(mtr, w.key)
+          applied.push([root, w.key, w.value, before])
+        }
+        // Last, with no await after it: the versions become known in the same turn the pages are published.
+        const s = e.store.nextSeq()
+        for (const [root, key, value, before] of applied) e.store.record(root, key, s, value, before)
+        return s
+      })
+      seq = r.value
+      durable = r.durable
+    } catch (err) {
+      if ((err as HexadError).code === 'HEXAD_CONFLICT') e.counters.conflicts++
+      this.#finish()
+      throw err
+    }
+    try {
+      await durable
+      e.counters.commits++
+    } catch (err) {
+      // Not acknowledged; if the volume still makes it durable later, it becomes visible then.
+      const lsn = (err as { lsn?: number }).lsn
+      if (lsn !== undefined) {
+        e.vol.whenDurable(lsn).then(() => { e.store.markDurable(seq); e.store.prune() }, () => {})
+        seq = 0
+      }
+      throw err
+    } finally {
+      if (seq) e.store.markDurable(seq)
+      this.#finish()
+      e.store.prune()
+    }
+  }
+
+  /** Abandons the transaction: its writes are dropped and its locks released. */
+  rollback(): void {
+    if (this.#state === 'done') return
+    this.#finish()
+  }
+
+  #validate(): void {
+    const e = this.#e
+    for (const r of this.#reads) {
+      const root = e.keyspaces.get(r.ks)
+      if (root !== undefined && e.store.changedAfter(root, r.key, this.snapshot)) {
+        throw new HexadError('HEXAD_CONFLICT', `serialization conflict: key ${JSON.stringify(latin1(r.key).slice(0, 40))} of keyspace ${r.ks}, read by transaction ${this.id}, was changed by a transaction that committed after its snapshot; retry the transaction`)
+      }
+    }
+    for (const { ks, b } of this.#ranges) {
+      const root = e.keyspaces.get(ks)
+      if (root === undefined) continue
+      for (const entry of e.store.entriesOf(root)) {
+        const last = entry.versions[entry.versions.length - 1]
+        if (last && last.seq > this.snapshot && inBounds(entry.key, b)) {
+          throw new HexadError('HEXAD_CONFLICT', `serialization conflict: a range of keyspace ${ks} scanned by transaction ${this.id} gained or lost key ${JSON.stringify(latin1(entry.key).slice(0, 40))} in a transaction that committed after its snapshot; retry the transaction`)
+        }
+      }
+    }
+  }
+
+  #finish(): void {
+    if (this.#state === 'done') return
+    this.#state = 'done'
+    this.#e.locks.releaseAll(this.#lockKeys, this)
+    this.#e.store.release(this.snapshot)
+  }
+
+  #check(): void {
+    this.#e.checkOpen()
+    if (this.#state !== 'active') throw new HexadError('HEXAD_CLOSED', `transaction ${this.id} is ${this.#state === 'done' ? 'finished' : 'committing'}; start a new one`)
+  }
+}
+
+/** A transaction's view of one keyspace. */
+export class TxKeyspace {
+  readonly #tx: Transaction
+  readonly name: string
+  constructor(tx: Transaction, name: string) { this.#tx = tx; this.name = name }
+  get(key: Key) { return this.#tx._get(this.name, key) }
+  /** Locking read: waits for the key's lock, then reads its latest committed value (no conflict on it at commit). */
+  getForUpdate(key: Key) { return this.#tx._getForUpdate(this.name, key) }
+  async getString(key: Key) { const v = await this.get(key); return v && dec.decode(v) }
+  put(key: Key, value: Value) { return this.#tx._put(this.name, key, value) }
+  del(key: Key) { return this.#tx._put(this.name, key, null) }
+  scan(opts: ScanOptions = {}) { return this.#tx._scan(this.name, opts) }
+}
+
+/** A handle on one keyspace of the database: every call is its own transaction. */
+export class Keyspace {
+  readonly #e: Engine
+  readonly name: string
+
+  /** @internal */
+  constructor(e: Engine, name: string) { this.#e = e; this.name = name }
+
+  /** The value of `key`, or undefined. */
+  async get(key: Key): Promise<Uint8Array | undefined> {
+    this.#e.checkOpen()
+    const k = toBytes(key, 'key')
+    const snap = this.#e.store.acquire()
+    try { return (await this.#e.readAt(this.name, k, snap)) ?? undefined } finally { this.#e.store.release(snap) }
+  }
+
+  /** The value of `key` decoded as UTF-8, or undefined. */
+  async getString(key: Key): Promise<string | undefined> {
+    const v = await this.get(key)
+    return v && dec.decode(v)
+  }
+
+  /** Writes one key; resolves once durable. Waits if another transaction holds the key's lock. */
+  put(key: Key, value: Value): Promise<void> { return this.batch([{ type: 'put', key, value }]) }
+
+  /** Deletes one key (no error if absent); resolves once durable. */
+  del(key: Key): Promise<void> { return this.batch([{ type: 'del', key }]) }
+
+  /** Applies every op as one atomic transaction. */
+  batch(ops: BatchOp[]): Promise<void> {
+    this.#e.checkOpen()
+    if (!Array.isArray(ops)) throw badInput('batch() takes an array of { type: "put" | "del", key, value? }')
+    return this.#e.track(this.transaction(async tx => {
+      for (const [i, op] of ops.entries()) {
+        if (!op || typeof op !== 'object') throw badInput(`batch op #${i} must be an object`)
+        if (op.type === 'put') await tx.put(op.key, op.value)
+        else if (op.type === 'del') await tx.del(op.key)
+        else throw badInput(`batch op #${i}: type must be "put" or "del", got ${JSON.stringify((op as { type?: unknown }).type)}`)
+      }
+    }))
+  }
+
+  /** Entries in key order (or reverse), within the bounds, at one snapshot. */
+  async *scan(opts: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    this.#e.checkOpen()
+    const b = bounds(opts)
+    const limit = checkLimit(opts.limit)
+    const snap = this.#e.store.acquire()
+    try {
+      let n = 0
+      if (limit === 0) return
+      for await (const e of this.#e.scanAt(this.name, b, snap)) {
+        yield e
+        if (++n >= limit) return
+      }
+    } finally {
+      this.#e.store.release(snap)
+    }
+  }
+
+  /**
+   * Runs `fn` in a serializable transaction and commits it. On
+   * HEXAD_CONFLICT or HEXAD_DEADLOCK it runs `fn` again, up to `retries`
+   * times; any other error (or one thrown by `fn`) rolls back and rejects.
+   */
+  async transaction<T>(fn: (tx: TxKeyspace & { keyspace(name: string): TxKeyspace }) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    this.#e.checkOpen()
+    const retries = options.retries ?? 0
+    if (!Number.isInteger(retries) || retries < 0) throw badInput(`transaction retries must be a non-negative integer, got ${String(retries)}`)
+    for (let attempt = 0; ; attempt++) {
+      const tx = new Transaction(this.#e)
+      const view = Object.assign(new TxKeyspace(tx, this.name), { keyspace: (name: string) => tx.keyspace(name) })
+      try {
+        const value = await fn(view)
+        await tx.commit()
+        return value
+      } catch (err) {
+        tx.rollback()
+        const code = (err as HexadError).code
+        if ((code === 'HEXAD_CONFLICT' || code === 'HEXAD_DEADLOCK') && attempt < retries) { this.#e.counters.retries++; continue }
+        throw err
+      }
+    }
+  }
+}
+
+function bounds(o: ScanOptions): Bounds {
+  if (o === null || typeof o !== 'object') throw badInput('scan options must be an object')
+  const b: Bounds = { reverse: !!o.reverse }
+  for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (o[k] !== undefined) b[k] = toBytes(o[k]!, `scan bound ${k}`)
+  return b
+}
+
+function checkLimit(limit: unknown): number {
+  if (limit === undefined) return Infinity
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0) throw badInput(`scan limit must be a non-negative integer, got ${String(limit)}`)
+  return limit
+}
+
+export function checkKeyspaceName(name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0 || enc.encode(name).length > KEYSPACE_NAME_BYTES_MAX) {
+    throw badInput(`keyspace name must be a non-empty string of at most ${KEYSPACE_NAME_BYTES_MAX} bytes, got ${JSON.stringify(name)}`)
+  }
+  return name
+}
+
+export { allocate }

@@ -1,0 +1,116 @@
+/**
+ * Recent committed versions of keys, so that a transaction reads one
+ * snapshot while the B+tree holds only the newest state.
+ *
+ * Model: commits are numbered in the order they are published (commit
+ * sequence numbers, `seq`), which is also the order of their LSNs, so
+ * "durable" is a prefix: every seq <= `durableSeq` is durable. A snapshot is
+ * a durable seq; a reader never sees a commit that is not durable.
+ *
+ * For every key that a commit changed after the oldest snapshot still in use
+ * (or that is not durable yet), the store keeps `base` (the value before the
+ * first kept version) and the versions after it, ascending by seq. A read at
+ * snapshot S takes the newest version with seq <= S, else `base`; a key not
+ * in the store has the same value at every live snapshot, and the tree has
+ * it.
+ *
+ * Invariant: an entry leaves the store only when its newest version is at
+ * or below every snapshot in use and durable; the tree then holds exactly
+ * that value.
+ */
+import { assert } from '../common/errors.js'
+
+export interface KeyVersions {
+  ks: number
+  key: Uint8Array
+  base: Uint8Array | null
+  versions: Array<{ seq: number; value: Uint8Array | null }>
+}
+
+export type Resolved = { found: true; value: Uint8Array | null } | { found: false }
+
+export function storeKey(ks: number, key: Uint8Array): string {
+  return ks + ':' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+}
+
+export class VersionStore {
+  readonly #entries = new Map<string, KeyVersions>()
+  /** live snapshots and how many transactions hold each */
+  readonly #snapshots = new Map<number, number>()
+  /** commits published (highest seq handed out) */
+  lastSeq = 0
+  /** every seq at or below this is durable */
+  durableSeq = 0
+  readonly #durable = new Set<number>()
+
+  get size(): number { return this.#entries.size }
+
+  /** Takes a snapshot at the durable point; release it with `release`. */
+  acquire(): number {
+    const s = this.durableSeq
+    this.#snapshots.set(s, (this.#snapshots.get(s) ?? 0) + 1)
+    return s
+  }
+
+  release(snapshot: number): void {
+    const n = this.#snapshots.get(snapshot)
+    if (!n) return
+    if (n === 1) this.#snapshots.delete(snapshot)
+    else this.#snapshots.set(snapshot, n - 1)
+  }
+
+  nextSeq(): number { return ++this.lastSeq }
+
+  /** Records a committed change. `before` is the tree's value before it (used only if the key is new to the store). */
+  record(ks: number, key: Uint8Array, seq: number, value: Uint8Array | null, before: Uint8Array | null): void {
+    const k = storeKey(ks, key)
+    let e = this.#entries.get(k)
+    if (!e) { e = { ks, key, base: before, versions: [] }; this.#entries.set(k, e) }
+    const last = e.versions[e.versions.length - 1]
+    assert(!last || last.seq <= seq, 'versions recorded out of order')
+    if (last && last.seq === seq) last.value = value
+    else e.versions.push({ seq, value })
+  }
+
+  /** Marks a commit durable; durability is a prefix in seq order. */
+  markDurable(seq: number): void {
+    this.#durable.add(seq)
+    while (this.#durable.has(this.durableSeq + 1)) { this.#durable.delete(this.durableSeq + 1); this.durableSeq++ }
+  }
+
+  /** The value of a key at snapshot S, if the store knows it (else the tree is right). */
+  resolve(ks: number, key: Uint8Array, snapshot: number): Resolved {
+    const e = this.#entries.get(storeKey(ks, key))
+    return e ? { found: true, value: valueAt(e, snapshot) } : { found: false }
+  }
+
+  /** Whether a commit newer than `snapshot` changed this key. */
+  changedAfter(ks: number, key: Uint8Array, snapshot: number): boolean {
+    const e = this.#entries.get(storeKey(ks, key))
+    return !!e && e.versions.length > 0 && e.versions[e.versions.length - 1].seq > snapshot
+  }
+
+  /** Entries of keyspace `ks` (unordered); callers filter by range. */
+  *entriesOf(ks: number): Iterable<KeyVersions> {
+    for (const e of this.#entries.values()) if (e.ks === ks) yield e
+  }
+
+  /** Drops what no snapshot can need any more. */
+  prune(): void {
+    let horizon = this.durableSeq
+    for (const s of this.#snapshots.keys()) if (s < horizon) horizon = s
+    for (const [k, e] of this.#entries) {
+      let i = -1
+      for (let j = e.versions.length - 1; j >= 0; j--) if (e.versions[j].seq <= horizon) { i = j; break }
+      if (i < 0) continue
+      if (i === e.versions.length - 1) { this.#entries.delete(k); continue }
+      e.base = e.versions[i].value
+      e.versions.splice(0, i + 1)
+    }
+  }
+}
+
+export function valueAt(e: KeyVersions, snapshot: number): Uint8Array | null {
+  for (let j = e.versions.length - 1; j >= 0; j--) if (e.versions[j].seq <= snapshot) return e.versions[j].value
+  return e.base
+}
