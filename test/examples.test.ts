@@ -17,7 +17,7 @@ function run(file: string, args: string[] = [], env: Record<string, string> = {}
 
 test('every example has a test here', () => {
   const files = fs.readdirSync(examples).filter(f => f.endsWith('.js')).sort()
-  assert.equal(files, ['counter-page.js', 'main.js'])
+  assert.equal(files, ['counter-page.js', 'custom-compute-node.js', 'kv.js', 'main.js'])
 })
 
 test('main: writes, reads, prints VDL and every segment with its AZ, and reopens its directory', () => {
@@ -41,6 +41,43 @@ test('main: writes, reads, prints VDL and every segment with its AZ, and reopens
 test('counter-page: a read at an older read point sees the older value', () => {
   const out = run('counter-page.js')
   assert.match(out, /counter 0 now 15, at LSN \d+ it was 5; counter 1 now 1/)
+})
+
+/** Runs an example that works in a temporary directory named `prefix`..., and checks it removed it. */
+function runCleanly(file: string, prefix: string): string {
+  const mine = () => fs.readdirSync(os.tmpdir()).filter(f => f.startsWith(prefix))
+  const before = mine()
+  const out = run(file)
+  assert.equal(mine().filter(f => !before.includes(f)), [], `${file} left its directory behind`)
+  return out
+}
+
+test('kv: put/get, scan, batch, overflow values, transactions with retries, keyspaces, bad input, verify, stats; removes its directory', () => {
+  const out = runCleanly('kv.js', 'hexad-example-kv-')
+  assert.match(out, /get fruit:banana -> yellow/)
+  // the batch put damson and deleted apple, atomically
+  assert.match(out, /scan fruit: -> fruit:banana, fruit:cherry, fruit:damson\n/)
+  assert.match(out, /reverse, limit 2 -> fruit:damson=purple, fruit:cherry=dark red\n/)
+  assert.match(out, /blob -> 100000 bytes/)
+  // four racing optimistic increments all land (the losers retried), then +10 under a lock
+  assert.match(out, /4 concurrent increments -> counter 4 \(\d+ retries after conflicts\)/)
+  assert.match(out, /keyspace users: u:1 -> \{"name":"Ada"\}; counter -> 14/)
+  assert.match(out, /bad input -> HEXAD_BAD_INPUT: .*key/)
+  const verify = /verify -> ok (\w+), keyspaces default:(\d+) keys, users:1 keys, free pages (\d+)/.exec(out)
+  assert.ok(verify, `no verify line in:\n${out}`)
+  assert.is(verify![1], 'true')
+  assert.is(verify![2], '4') // banana, cherry, damson, counter
+  assert.ok(Number(verify![3]) > 0, 'the deleted blob\'s overflow pages are on the free list')
+  assert.match(out, /stats -> \d+ commits, \d+ MTRs, \d+ redo bytes/)
+  assert.match(out, /closed/)
+})
+
+test('custom-compute-node: a hash table on the volume API survives close and reopen; removes its directory', () => {
+  const out = runCleanly('custom-compute-node.js', 'hexad-hashtable-')
+  assert.match(out, /wrote 8 MTRs; table holds 4 entries/)
+  assert.match(out, /reopened at epoch 2, VDL \d+: header says 4 entries/)
+  assert.match(out, /apple -> red, pear -> \(deleted\), plum -> purple/)
+  assert.match(out, /entries: apple=red, banana=yellow, cherry=red, plum=purple/)
 })
 
 test.run()

@@ -80,7 +80,12 @@ export class Mtr implements PageAccess {
     for (const [pageId, after] of this.#after) {
       sealPage(after)
       const before = this.#before.get(pageId) ?? null
-      const ops = before ? diff(before, after) : initOps(after)
+      let ops = before ? diff(before, after) : initOps(after)
+      // A page rewritten wholesale (e.g. freed: a header and zeros) ships smaller as an init.
+      if (before && ops.length) {
+        const init = initOps(after)
+        if (opBytes(init) < opBytes(ops)) ops = init
+      }
       if (ops.length === 0) continue
       writes.push({ pageId, ops })
       pages.push(pageId)
@@ -109,6 +114,12 @@ export function diff(a: Uint8Array, b: Uint8Array): PageOp[] {
     i = end
   }
   return ops
+}
+
+function opBytes(ops: PageOp[]): number {
+  let n = 0
+  for (const op of ops) n += 16 + (op.op === 'write' ? op.bytes.length : op.op === 'init' ? (op.image?.length ?? 0) : 0)
+  return n
 }
 
 function initOps(page: Uint8Array): PageOp[] {
