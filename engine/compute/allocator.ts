@@ -11,7 +11,8 @@
  * same MTR is fine.
  *
  * Invariants: page 0 is never allocated or freed; a free page has type
- * free and its body zeroed (no stale data survives a free); the free list
+ * free (its body is stale and never read: `allocate` returns a zeroed page,
+ * and freeing rewrites only the header, a few bytes of redo); the free list
  * ends with 0 and has no cycles; freeing a page that is already free is a
  * programmer error (it would make a cycle) and crashes.
  */
@@ -72,7 +73,7 @@ export async function allocate(pa: PageAccess): Promise<{ pageId: number; page: 
   return { pageId, page: pa.create(pageId) }
 }
 
-/** Returns a page to the free list: zeroed, typed free, pushed on the head. */
+/** Returns a page to the free list: typed free, pushed on the head. */
 export async function free(pa: PageAccess, pageId: number): Promise<void> {
   const sbPage = await pa.write(SUPERBLOCK_PAGE_ID)
   const sb = superblockOf(sbPage)

@@ -281,7 +281,7 @@ export class BTree {
     const visit = async (id: number, depth: number): Promise<void> => {
       const page = await pa.read(id)
       if (!isNodeType(pageType(page)) || depth > TREE_LEVELS_MAX) throw corruption(`drop: page ${id} at depth ${depth} has type ${pageTypeName(pageType(page))}`)
-      // Collect first: freeing zeroes pages, and `page` may be this MTR's copy.
+      // Collect first: freeing rewrites pages, and `page` may be this MTR's copy.
       const children: number[] = []
       const chains: number[] = []
       const n = slotCount(page)

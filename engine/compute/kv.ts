@@ -309,6 +309,7 @@ export class Transaction implements LockOwner {
     this.#check()
     const b = bounds(opts)
     const limit = checkLimit(opts.limit)
+    if (limit === 0) return
     this.#ranges.push({ ks, b })
     // Own writes in range, merged over the snapshot.
     const own = [...this.#writes.values()].filter(w => w.ks === ks && inBounds(w.key, b))
@@ -394,7 +395,7 @@ export class Transaction implements LockOwner {
     for (const r of this.#reads) {
       const root = e.keyspaces.get(r.ks)
       if (root !== undefined && e.store.changedAfter(root, r.key, this.snapshot)) {
-        throw new HexadError('HEXAD_CONFLICT', `serialization conflict: key ${JSON.stringify(latin1(r.key).slice(0, 40))} of keyspace ${r.ks}, read by transaction ${this.id}, was changed by a transaction that committed after its snapshot; retry the transaction`)
+        throw conflict(`serialization conflict: key ${JSON.stringify(latin1(r.key).slice(0, 40))} of keyspace ${r.ks}, read by transaction ${this.id}, was changed by a transaction that committed after its snapshot; retry the transaction`, e.store.newestChange(root, r.key))
       }
     }
     for (const { ks, b } of this.#ranges) {
@@ -403,7 +404,7 @@ export class Transaction implements LockOwner {
       for (const entry of e.store.entriesOf(root)) {
         const last = entry.versions[entry.versions.length - 1]
         if (last && last.seq > this.snapshot && inBounds(entry.key, b)) {
-          throw new HexadError('HEXAD_CONFLICT', `serialization conflict: a range of keyspace ${ks} scanned by transaction ${this.id} gained or lost key ${JSON.stringify(latin1(entry.key).slice(0, 40))} in a transaction that committed after its snapshot; retry the transaction`)
+          throw conflict(`serialization conflict: a range of keyspace ${ks} scanned by transaction ${this.id} gained or lost key ${JSON.stringify(latin1(entry.key).slice(0, 40))} in a transaction that committed after its snapshot; retry the transaction`, last.seq)
         }
       }
     }
@@ -515,11 +516,21 @@ export class Keyspace {
       } catch (err) {
         tx.rollback()
         const code = (err as HexadError).code
-        if ((code === 'HEXAD_CONFLICT' || code === 'HEXAD_DEADLOCK') && attempt < retries) { this.#e.counters.retries++; continue }
+        if ((code === 'HEXAD_CONFLICT' || code === 'HEXAD_DEADLOCK') && attempt < retries) {
+          this.#e.counters.retries++
+          // Retry on a snapshot that includes the commit we conflicted with, or we would conflict again.
+          const seq = (err as { conflictSeq?: number }).conflictSeq
+          if (seq) await this.#e.store.whenDurable(seq)
+          continue
+        }
         throw err
       }
     }
   }
+}
+
+function conflict(message: string, seq: number): HexadError {
+  return Object.assign(new HexadError('HEXAD_CONFLICT', message), { conflictSeq: seq })
 }
 
 function bounds(o: ScanOptions): Bounds {

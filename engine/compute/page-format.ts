@@ -37,7 +37,8 @@
  * internal-cell := keyLen:u16 child:u32 key:u8[keyLen]
  *
  * overflow      := common next:u32 length:u32 data:u8[length] zero*    next = 0 ends the chain
- * free          := common next:u32 zero*                                next = 0 ends the free list
+ * free          := common next:u32 stale*                               next = 0 ends the free list;
+ *                  the body keeps whatever the page held (freeing rewrites 8 bytes, not a page of redo)
  * ```
  *
  * Node invariants (checked by {@link checkPage}, relied on by the B+tree):
@@ -313,10 +314,13 @@ export function initOverflowPage(page: Uint8Array, next: number, length: number)
 export function overflowNext(page: Uint8Array): number { return readU32(page, OVERFLOW_NEXT) }
 export function overflowLength(page: Uint8Array): number { return readU32(page, OVERFLOW_LENGTH) }
 
-/** Turns a page into a free-list entry: zeroed, typed free, linked to `next`. */
+/**
+ * Turns a page into a free-list entry: typed free, linked to `next`. Only
+ * the header changes, so a free costs a few bytes of redo; the stale body
+ * is never read (allocation hands out a zeroed page).
+ */
 export function initFreePage(page: Uint8Array, next: number): void {
-  page.fill(0)
-  page[TYPE_OFFSET] = PAGE_TYPE_FREE
+  setCommonHeader(page, PAGE_TYPE_FREE)
   writeU32(page, FREE_NEXT, next)
 }
 export function freeNext(page: Uint8Array): number { return readU32(page, FREE_NEXT) }

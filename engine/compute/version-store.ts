@@ -42,6 +42,7 @@ export class VersionStore {
   /** every seq at or below this is durable */
   durableSeq = 0
   readonly #durable = new Set<number>()
+  #waiters: Array<{ seq: number; resolve: () => void }> = []
 
   get size(): number { return this.#entries.size }
 
@@ -76,6 +77,23 @@ export class VersionStore {
   markDurable(seq: number): void {
     this.#durable.add(seq)
     while (this.#durable.has(this.durableSeq + 1)) { this.#durable.delete(this.durableSeq + 1); this.durableSeq++ }
+    if (this.#waiters.length) {
+      const still = []
+      for (const w of this.#waiters) if (w.seq <= this.durableSeq) w.resolve(); else still.push(w)
+      this.#waiters = still
+    }
+  }
+
+  /** Resolves once commit `seq` is durable (visible to new snapshots). */
+  whenDurable(seq: number): Promise<void> {
+    if (seq <= this.durableSeq) return Promise.resolve()
+    return new Promise(resolve => this.#waiters.push({ seq, resolve }))
+  }
+
+  /** The newest seq that changed this key after `snapshot`, or 0. */
+  newestChange(ks: number, key: Uint8Array): number {
+    const e = this.#entries.get(storeKey(ks, key))
+    return e && e.versions.length ? e.versions[e.versions.length - 1].seq : 0
   }
 
   /** The value of a key at snapshot S, if the store knows it (else the tree is right). */
