@@ -12,7 +12,9 @@
  * - Concurrent misses on one page share one volume read, and a load never
  *   overwrites an image published while it was in flight.
  */
+import { HexadError } from '../common/errors.js'
 import type { Volume } from '../volume/volume.js'
+import { checkPage } from './page-format.js'
 
 interface Entry {
   image: Uint8Array
@@ -61,6 +63,10 @@ export class BufferCache {
       this.#misses++
       p = this.#vol.readPage(pageId).then(image => {
         this.#loading.delete(pageId)
+        // A page the volume returns went through storage checksums; this checks the compute's own
+        // format and seal (a page never written is all zeros, which is fine).
+        const problem = isZero(image) ? null : checkPage(image)
+        if (problem) throw new HexadError('HEXAD_CORRUPTION', `page ${pageId} read from the volume is not a valid page: ${problem}`)
         const now = this.#pages.get(pageId)
         if (now) return now.image // published while we read: the published image is newer
         this.#insert(pageId, { image, pins: 0 })
@@ -115,4 +121,9 @@ export class BufferCache {
       this.#evictions++
     }
   }
+}
+
+function isZero(page: Uint8Array): boolean {
+  for (let i = 0; i < page.length; i++) if (page[i] !== 0) return false
+  return true
 }

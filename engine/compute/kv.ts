@@ -159,7 +159,13 @@ export class Engine {
       const r = this.store.resolve(root, key, snapshot)
       if (r.found) return r.value
       const seen = this.cache.publishes
-      const v = await new BTree(root).get(this.readAccess, key)
+      let v: Uint8Array | undefined
+      try {
+        v = await new BTree(root).get(this.readAccess, key)
+      } catch (err) {
+        if (this.cache.publishes !== seen) continue // crossed a publication (a freed page): start over
+        throw err
+      }
       if (this.cache.publishes === seen) return v ?? null
     }
   }
@@ -178,7 +184,13 @@ export class Engine {
     let after: Uint8Array | null = null
     for (;;) {
       const seen = this.cache.publishes
-      const leaf = await tree.scanLeaf(this.readAccess, b, after)
+      let leaf: Awaited<ReturnType<BTree['scanLeaf']>>
+      try {
+        leaf = await tree.scanLeaf(this.readAccess, b, after)
+      } catch (err) {
+        if (this.cache.publishes !== seen) continue
+        throw err
+      }
       if (this.cache.publishes !== seen) continue
       // The span this leaf covers: (after, last key of the leaf], or to the end when done.
       const spanEnd = leaf.done ? null : leaf.entries.length ? leaf.entries[leaf.entries.length - 1][0] : null
