@@ -133,6 +133,31 @@ export class BTree {
     return await readValue(pa, page, slotOffset(page, pos))
   }
 
+  /**
+   * The same lookup as `get`, synchronously, through pages that `peek`
+   * already has in memory: `{ value }` (value undefined when absent), or null
+   * when a page on the way is not cached or the value lives in overflow pages
+   * (then call `get`). The hot path of a warm point read: no promise per level.
+   */
+  getCached(peek: (pageId: number) => Uint8Array | undefined, key: Uint8Array, pageSize: number): { value: Uint8Array | undefined } | null {
+    checkKey(key, pageSize, 'key')
+    let id = this.rootPageId
+    let page = peek(id)
+    if (!page) return null
+    for (let depth = 0; pageType(page) !== PAGE_TYPE_LEAF; depth++) {
+      this.#checkInternal(page, id, depth)
+      id = childAt(page, childIndex(page, key))
+      page = peek(id)
+      if (!page) return null
+    }
+    const pos = leafSearch(page, key)
+    if (pos < 0) return { value: undefined }
+    const off = slotOffset(page, pos)
+    if ((leafCellFlags(page, off) & LEAF_FLAG_OVERFLOW) !== 0) return null
+    const vo = leafBodyOffset(page, off)
+    return { value: page.slice(vo, vo + leafValueLength(page, off)) }
+  }
+
   /** Inserts `key` or replaces its value. */
   async put(pa: PageAccess, key: Uint8Array, value: Uint8Array): Promise<void> {
     checkKey(key, pa.pageSize, 'key')

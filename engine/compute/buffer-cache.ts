@@ -77,6 +77,13 @@ export class BufferCache {
     return p
   }
 
+  /** The page's image if it is cached (no LRU touch, no load): for synchronous fast paths. */
+  peek(pageId: number): Uint8Array | undefined {
+    const e = this.#pages.get(pageId)
+    if (e) this.#hits++
+    return e?.image
+  }
+
   /** Installs an MTR's image of a page and pins it until `unpin` (its redo is durable). */
   publish(pageId: number, image: Uint8Array): void {
     this.publishes++

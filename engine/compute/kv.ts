@@ -25,7 +25,7 @@
 import { badInput, HexadError } from '../common/errors.js'
 import type { Volume } from '../volume/volume.js'
 import { allocate, initSuperblock, readSuperblock } from './allocator.js'
-import { BTree } from './btree.js'
+import { BTree, MAX_VALUE_BYTES, maxKeyBytes } from './btree.js'
 import { BufferCache } from './buffer-cache.js'
 import { LockTable, type LockOwner } from './locks.js'
 import { MtrRunner, type Mtr } from './mtr.js'
@@ -110,12 +110,14 @@ export class Engine {
   #inflight = new Set<Promise<unknown>>()
   counters = { commits: 0, conflicts: 0, retries: 0 }
   readonly readAccess: PageAccess
+  readonly #peek: (pageId: number) => Uint8Array | undefined
 
   private constructor(vol: Volume, cacheBytes: number) {
     this.vol = vol
     this.cache = new BufferCache(vol, cacheBytes)
     this.runner = new MtrRunner(vol, this.cache)
     const cache = this.cache
+    this.#peek = id => cache.peek(id)
     this.readAccess = {
       pageSize: vol.pageSize,
       read: async (id: number) => cache.get(id),
@@ -155,13 +157,17 @@ export class Engine {
   async readAt(ks: string, key: Uint8Array, snapshot: number): Promise<Uint8Array | null> {
     const root = this.keyspaces.get(ks)
     if (root === undefined) return null
+    const tree = new BTree(root)
     for (;;) {
       const r = this.store.resolve(root, key, snapshot)
-      if (r.found) return r.value
+      if (r.found) return r.value && r.value.slice() // the caller owns what it gets
+      // Warm path: every page on the way cached, synchronously (nothing can publish meanwhile).
+      const hit = tree.getCached(this.#peek, key, this.vol.pageSize)
+      if (hit) return hit.value ?? null
       const seen = this.cache.publishes
       let v: Uint8Array | undefined
       try {
-        v = await new BTree(root).get(this.readAccess, key)
+        v = await tree.get(this.readAccess, key)
       } catch (err) {
         if (this.cache.publishes !== seen) continue // crossed a publication (a freed page): start over
         throw err
@@ -205,7 +211,8 @@ export class Engine {
       for (const [k, v] of leaf.entries) merged.set(latin1(k), [k, v])
       for (const e of this.store.entriesOf(root)) {
         if (!inSpan(e.key)) continue
-        merged.set(latin1(e.key), [e.key, valueAt(e, snapshot)])
+        const v = valueAt(e, snapshot)
+        merged.set(latin1(e.key), [e.key.slice(), v && v.slice()])
       }
       const out = [...merged.values()].filter((x): x is [Uint8Array, Uint8Array] => x[1] !== null)
       out.sort((x, y) => fwd ? compareBytes(x[0], y[0]) : compareBytes(y[0], x[0]))
@@ -216,14 +223,14 @@ export class Engine {
   }
 
   /** Creates keyspace `name` inside `mtr` if it does not exist; returns its root. */
-  async ensureKeyspace(mtr: Mtr, name: string): Promise<number> {
-    const have = this.keyspaces.get(name)
+  async ensureKeyspace(mtr: Mtr, name: string, created: Map<string, number>): Promise<number> {
+    const have = this.keyspaces.get(name) ?? created.get(name)
     if (have !== undefined) return have
     const root = await BTree.create(mtr)
     const v = Buffer.alloc(4)
     v.writeUInt32LE(root, 0)
     await this.catalog.put(mtr, enc.encode(name), v)
-    this.keyspaces.set(name, root)
+    created.set(name, root) // known to readers only once the MTR is published (see commit)
     return root
   }
 
@@ -264,13 +271,13 @@ export class Transaction implements LockOwner {
   getForUpdate(key: Key): Promise<Uint8Array | undefined> { return this._getForUpdate(DEFAULT_KEYSPACE, key) }
   async getString(key: Key): Promise<string | undefined> { const v = await this.get(key); return v && dec.decode(v) }
   put(key: Key, value: Value): Promise<void> { return this._put(DEFAULT_KEYSPACE, key, value) }
-  del(key: Key): Promise<void> { return this._put(DEFAULT_KEYSPACE, key, null) }
+  del(key: Key): Promise<void> { return this._del(DEFAULT_KEYSPACE, key) }
   scan(opts: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> { return this._scan(DEFAULT_KEYSPACE, opts) }
 
   /** @internal */
   async _get(ks: string, key: Key): Promise<Uint8Array | undefined> {
     this.#check()
-    const k = toBytes(key, 'key')
+    const k = checkKey(toBytes(key, 'key'), this.#e.vol.pageSize)
     const id = ks + '\0' + latin1(k)
     const own = this.#writes.get(id)
     if (own) return own.value ?? undefined
@@ -287,7 +294,7 @@ export class Transaction implements LockOwner {
    */
   async _getForUpdate(ks: string, key: Key): Promise<Uint8Array | undefined> {
     this.#check()
-    const k = toBytes(key, 'key')
+    const k = checkKey(toBytes(key, 'key'), this.#e.vol.pageSize)
     const id = ks + '\0' + latin1(k)
     const own = this.#writes.get(id)
     if (own) return own.value ?? undefined
@@ -307,10 +314,19 @@ export class Transaction implements LockOwner {
   }
 
   /** @internal */
-  async _put(ks: string, key: Key, value: Value | null): Promise<void> {
+  _put(ks: string, key: Key, value: Value): Promise<void> {
+    return this._write(ks, key, copyValue(toBytes(value, 'value')))
+  }
+
+  /** @internal */
+  _del(ks: string, key: Key): Promise<void> {
+    return this._write(ks, key, null)
+  }
+
+  /** @internal */
+  async _write(ks: string, key: Key, v: Uint8Array | null): Promise<void> {
     this.#check()
-    const k = toBytes(key, 'key')
-    const v = value === null ? null : toBytes(value, 'value')
+    const k = copyKey(key, this.#e.vol.pageSize)
     const id = ks + '\0' + latin1(k)
     await this.#lock(id, k, ks)
     this.#writes.set(id, { ks, key: k, value: v })
@@ -354,12 +370,13 @@ export class Transaction implements LockOwner {
     let seq = 0
     let durable: Promise<number>
     try {
+      const created = new Map<string, number>()
       const r = await e.runner.run(async mtr => {
         this.#validate()
         const applied: Array<[number, Uint8Array, Uint8Array | null, Uint8Array | null]> = []
         const writes = [...this.#writes.values()].sort((x, y) => x.ks < y.ks ? -1 : x.ks > y.ks ? 1 : compareBytes(x.key, y.key))
         for (const w of writes) {
-          const root = await e.ensureKeyspace(mtr, w.ks)
+          const root = await e.ensureKeyspace(mtr, w.ks, created)
           const tree = new BTree(root)
           const before = (await tree.get(mtr, w.key)) ?? null
           if (w.value) await tree.put(mtr, w.key, w.value)
@@ -370,7 +387,7 @@ export class Transaction implements LockOwner {
         const s = e.store.nextSeq()
         for (const [root, key, value, before] of applied) e.store.record(root, key, s, value, before)
         return s
-      })
+      }, () => { for (const [name, root] of created) e.keyspaces.set(name, root) })
       seq = r.value
       durable = r.durable
     } catch (err) {
@@ -445,7 +462,7 @@ export class TxKeyspace {
   getForUpdate(key: Key) { return this.#tx._getForUpdate(this.name, key) }
   async getString(key: Key) { const v = await this.get(key); return v && dec.decode(v) }
   put(key: Key, value: Value) { return this.#tx._put(this.name, key, value) }
-  del(key: Key) { return this.#tx._put(this.name, key, null) }
+  del(key: Key) { return this.#tx._del(this.name, key) }
   scan(opts: ScanOptions = {}) { return this.#tx._scan(this.name, opts) }
 }
 
@@ -460,7 +477,7 @@ export class Keyspace {
   /** The value of `key`, or undefined. */
   async get(key: Key): Promise<Uint8Array | undefined> {
     this.#e.checkOpen()
-    const k = toBytes(key, 'key')
+    const k = checkKey(toBytes(key, 'key'), this.#e.vol.pageSize)
     const snap = this.#e.store.acquire()
     try { return (await this.#e.readAt(this.name, k, snap)) ?? undefined } finally { this.#e.store.release(snap) }
   }
@@ -472,13 +489,13 @@ export class Keyspace {
   }
 
   /** Writes one key; resolves once durable. Waits if another transaction holds the key's lock. */
-  put(key: Key, value: Value): Promise<void> { return this.batch([{ type: 'put', key, value }]) }
+  async put(key: Key, value: Value): Promise<void> { return this.batch([{ type: 'put', key, value }]) }
 
   /** Deletes one key (no error if absent); resolves once durable. */
-  del(key: Key): Promise<void> { return this.batch([{ type: 'del', key }]) }
+  async del(key: Key): Promise<void> { return this.batch([{ type: 'del', key }]) }
 
   /** Applies every op as one atomic transaction. */
-  batch(ops: BatchOp[]): Promise<void> {
+  async batch(ops: BatchOp[]): Promise<void> {
     this.#e.checkOpen()
     if (!Array.isArray(ops)) throw badInput('batch() takes an array of { type: "put" | "del", key, value? }')
     return this.#e.track(this.transaction(async tx => {
@@ -516,6 +533,8 @@ export class Keyspace {
    */
   async transaction<T>(fn: (tx: TxKeyspace & { keyspace(name: string): TxKeyspace }) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     this.#e.checkOpen()
+    if (typeof fn !== 'function') throw badInput(`transaction() takes an async function (tx) => ..., got ${typeof fn}`)
+    if (options === null || typeof options !== 'object') throw badInput('transaction options must be an object')
     const retries = options.retries ?? 0
     if (!Number.isInteger(retries) || retries < 0) throw badInput(`transaction retries must be a non-negative integer, got ${String(retries)}`)
     for (let attempt = 0; ; attempt++) {
@@ -541,6 +560,24 @@ export class Keyspace {
   }
 }
 
+function checkKey(k: Uint8Array, pageSize: number): Uint8Array {
+  const max = maxKeyBytes(pageSize)
+  if (k.length === 0) throw badInput(`key is empty; keys are 1..${max} bytes`)
+  if (k.length > max) throw badInput(`key of ${k.length} bytes exceeds the ${max}-byte key limit (pageSize ${pageSize} / 8)`)
+  return k
+}
+
+/** The store keeps its own copy: the caller may reuse its buffer. */
+function copyKey(key: Key, pageSize: number): Uint8Array {
+  const k = checkKey(toBytes(key, 'key'), pageSize)
+  return typeof key === 'string' ? k : k.slice()
+}
+
+function copyValue(v: Uint8Array): Uint8Array {
+  if (v.length > MAX_VALUE_BYTES) throw badInput(`value of ${v.length} bytes exceeds the ${MAX_VALUE_BYTES}-byte (16 MiB) limit`)
+  return v.slice()
+}
+
 function conflict(message: string, seq: number): HexadError {
   return Object.assign(new HexadError('HEXAD_CONFLICT', message), { conflictSeq: seq })
 }
@@ -549,6 +586,8 @@ function bounds(o: ScanOptions): Bounds {
   if (o === null || typeof o !== 'object') throw badInput('scan options must be an object')
   const b: Bounds = { reverse: !!o.reverse }
   for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (o[k] !== undefined) b[k] = toBytes(o[k]!, `scan bound ${k}`)
+  if (b.gt && b.gte) throw badInput('scan: give gt or gte, not both')
+  if (b.lt && b.lte) throw badInput('scan: give lt or lte, not both')
   return b
 }
 

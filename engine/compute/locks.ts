@@ -48,7 +48,14 @@ export class LockTable {
   releaseAll(keys: Iterable<string>, owner: LockOwner): void {
     for (const key of keys) {
       const lock = this.#locks.get(key)
-      if (!lock || lock.owner !== owner) continue
+      if (!lock) continue
+      if (lock.owner !== owner) {
+        // Still waiting (the transaction ended while its write waited): leave the queue.
+        const i = lock.waiters.findIndex(w => w.owner === owner)
+        if (i >= 0) lock.waiters.splice(i, 1)[0].reject(new HexadError('HEXAD_CLOSED', `transaction ${owner.id} ended while waiting for a lock`))
+        owner.waitingFor = null
+        continue
+      }
       const next = lock.waiters.shift()
       if (!next) { this.#locks.delete(key); continue }
       lock.owner = next.owner

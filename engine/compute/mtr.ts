@@ -147,7 +147,7 @@ export class MtrRunner {
    * CPL that resolves once the MTR is durable. If `fn` throws, nothing is
    * published or shipped.
    */
-  async run<T>(fn: (mtr: Mtr) => Promise<T>): Promise<{ value: T; durable: Promise<number> }> {
+  async run<T>(fn: (mtr: Mtr) => Promise<T>, afterPublish?: (value: T) => void): Promise<{ value: T; durable: Promise<number> }> {
     const prev = this.#tail
     let release!: () => void
     this.#tail = new Promise<void>(r => { release = r })
@@ -156,6 +156,9 @@ export class MtrRunner {
       const mtr = new Mtr(this.#cache, this.#vol.pageSize)
       const value = await fn(mtr)
       const { writes, pages } = mtr.finish()
+      // Runs in the same synchronous step as the publication: in-memory state that
+      // points at the new pages (e.g. a new keyspace's root) appears with them.
+      afterPublish?.(value)
       if (writes.length === 0) return { value, durable: Promise.resolve(this.#vol.vdl) }
       this.mtrs++
       for (const w of writes) for (const op of w.ops) this.redoBytes += op.op === 'write' ? op.bytes.length : op.op === 'init' ? (op.image?.length ?? 0) : 0

@@ -1,0 +1,532 @@
+/**
+ * Transactions of the key-value store are serializable.
+ *
+ * (a) Concurrent transfers between accounts (one hot account in most of
+ *     them), half with locking reads, half optimistic with retries: the
+ *     total never changes, in any snapshot a reader takes during the run or
+ *     after a reopen, and every account ends at its initial balance plus the
+ *     net of the transfers that committed.
+ * (b) Write skew is refused: two transactions that each read both keys and
+ *     each write one: exactly one commits, the other gets HEXAD_CONFLICT;
+ *     the same for a phantom (insert-if-range-empty); and transactions that
+ *     do not overlap never conflict.
+ * (c) 64 clients increment one counter with getForUpdate, no retries: all
+ *     succeed and the count is exact.
+ * (d) A lock cycle (2 and 3 transactions) fails exactly one victim with
+ *     HEXAD_DEADLOCK; the others commit; with retries all commit.
+ * (e) A second writer of a key waits (does not fail); the last committer wins.
+ * (f) Reads see the snapshot of the transaction's start, never block behind
+ *     a lock holder; getForUpdate waits and reads the latest commit.
+ *
+ * Hangs are turned into failures by a generous liveness guard (not a timing
+ * assertion). Replay a failure with HEXAD_SEED=<base seed printed on failure>.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { HexadError, openCluster, type Database } from '../engine/index.js'
+import {
+  baseSeed, cleanupTempDirs, codeOf, collect, Gate, isSettled, kvOptions, makeTempDir, rmTempDir, settlesWithin, utf8, withSeed,
+  withTempCluster,
+} from './helpers/kv-helpers.js'
+
+const FILE = 'kv-serializable'
+const SEED = baseSeed()
+const GUARD_MS = 30_000
+
+test.after(() => cleanupTempDirs())
+
+/** Resolves for everyone once `n` parties have arrived. */
+function barrier(n: number): () => Promise<void> {
+  let arrived = 0
+  const g = new Gate()
+  return async () => { if (++arrived >= n) g.open(); await g.wait() }
+}
+
+const yieldToLoop = () => new Promise<void>(r => setImmediate(r))
+
+function num(v: Uint8Array | undefined, what: string): number {
+  assert.ok(v !== undefined, `${what} is missing`)
+  const n = Number(utf8(v!))
+  assert.ok(Number.isInteger(n), `${what} is not an integer: ${JSON.stringify(utf8(v!))}`)
+  return n
+}
+
+// ------------------------------------------------------------------ (a) transfers
+
+const ACCOUNTS = 20
+const INITIAL = 1000
+const acct = (i: number) => `acct/${String(i).padStart(2, '0')}`
+const ACCT_RANGE = { gte: 'acct/', lt: 'acct0' }
+
+async function sumInTransaction(db: Database, how: 'scan' | 'gets'): Promise<number> {
+  return db.transaction(async tx => {
+    let sum = 0, n = 0
+    if (how === 'scan') {
+      for await (const [k, v] of tx.scan(ACCT_RANGE)) { sum += num(v, utf8(k)); n++ }
+    } else {
+      for (let i = 0; i < ACCOUNTS; i++) { sum += num(await tx.get(acct(i)), acct(i)); n++ }
+    }
+    assert.is(n, ACCOUNTS, `a ${how} reader saw ${n} accounts`)
+    return sum
+  })
+}
+
+test('(a) concurrent transfers with a hot account: the total never changes and every balance is exact', async () => {
+  await withSeed(FILE, 'transfers', SEED, 0, async rng => {
+    const dir = makeTempDir('kv-transfers')
+    const CLIENTS = 16, TRANSFERS = 50
+    const total = ACCOUNTS * INITIAL
+    const net = new Array<number>(ACCOUNTS).fill(0)
+    let cluster = await openCluster(kvOptions(dir))
+    try {
+      const db = cluster.writer
+      await db.batch(Array.from({ length: ACCOUNTS }, (_, i) => ({ type: 'put' as const, key: acct(i), value: String(INITIAL) })))
+      const before = db.stats()
+
+      // Plans are drawn up front so the schedule of amounts is seeded.
+      const plans = Array.from({ length: CLIENTS }, () => Array.from({ length: TRANSFERS }, () => {
+        let from = rng.int(0, ACCOUNTS - 1), to = rng.int(0, ACCOUNTS - 2)
+        if (to >= from) to++
+        // account 0 is the hot one: in about 80% of the transfers
+        if (from !== 0 && to !== 0 && rng.bool(0.78)) { if (rng.bool(0.5)) from = 0; else to = 0 }
+        assert.ok(from !== to)
+        return { from, to, amount: rng.int(1, 60) }
+      }))
+
+      let running = true
+      let readerFailure: unknown = null
+      const observed = { scan: 0, gets: 0, plain: 0 }
+      const readerLoops = [
+        // (each loop yields to the event loop between reads: reads of cached pages complete in microtasks)
+        (async () => { while (running) { assert.is(await sumInTransaction(db, 'scan'), total, 'sum seen by a scanning reader transaction'); observed.scan++; await yieldToLoop() } })(),
+        (async () => { while (running) { assert.is(await sumInTransaction(db, 'gets'), total, 'sum seen by a reader transaction of point gets'); observed.gets++; await yieldToLoop() } })(),
+        (async () => {
+          while (running) {
+            let sum = 0
+            for await (const [k, v] of db.scan(ACCT_RANGE)) sum += num(v, utf8(k))
+            assert.is(sum, total, 'sum seen by a plain db.scan (one snapshot)')
+            observed.plain++
+            await yieldToLoop()
+          }
+        })(),
+      ]
+      // A reader's failure is kept (not left unhandled) and reported once the clients are done.
+      const readers = readerLoops.map(p => p.catch(err => { readerFailure ??= err; running = false }))
+
+      let outerRetries = 0
+      const clients = plans.map(async (plan, c) => {
+        const locking = c % 2 === 0
+        for (const t of plan) {
+          const transfer = () => db.transaction(async tx => {
+            const read = (k: string) => locking ? tx.getForUpdate(k) : tx.get(k)
+            const a = num(await read(acct(t.from)), acct(t.from))
+            const b = num(await read(acct(t.to)), acct(t.to))
+            const amt = Math.min(t.amount, a)
+            await tx.put(acct(t.from), String(a - amt))
+            await tx.put(acct(t.to), String(b + amt))
+            return amt
+          }, { retries: 20 })
+          let moved: number
+          for (;;) {
+            try { moved = await transfer(); break } catch (err) {
+              // Out of retries: optimistic clients convoying on a hot key can exhaust any fixed number
+              // (and see the "(b) with retries" test for retries that run before the conflicting commit is durable).
+              // Yield to the event loop and run the transfer again; it commits at most once either way.
+              if (locking ? codeOf(err) !== 'HEXAD_DEADLOCK' : codeOf(err) !== 'HEXAD_CONFLICT' && codeOf(err) !== 'HEXAD_DEADLOCK') throw err
+              outerRetries++
+              await new Promise(r => setImmediate(r))
+            }
+          }
+          net[t.from] -= moved
+          net[t.to] += moved
+        }
+      })
+      try {
+        await settlesWithin(Promise.all(clients), 120_000, 'the transfer clients')
+      } finally {
+        running = false
+        await settlesWithin(Promise.all(readers), GUARD_MS, 'the readers')
+      }
+      if (readerFailure) throw readerFailure
+      assert.ok(observed.scan > 0 && observed.gets > 0 && observed.plain > 0, `every reader observed at least one sum (${JSON.stringify(observed)})`)
+
+      assert.is(await sumInTransaction(db, 'scan'), total, 'final sum (scan in a transaction)')
+      const balances = await db.transaction(async tx => {
+        const out: number[] = []
+        for await (const [k, v] of tx.scan(ACCT_RANGE)) out.push(num(v, utf8(k)))
+        return out
+      })
+      for (let i = 0; i < ACCOUNTS; i++) {
+        assert.ok(balances[i] >= 0, `${acct(i)} went negative: ${balances[i]}`)
+        assert.is(balances[i], INITIAL + net[i], `${acct(i)}: balance ${balances[i]}, expected ${INITIAL} + net ${net[i]} of the committed transfers`)
+      }
+      const st = db.stats()
+      assert.ok(st.commits - before.commits >= CLIENTS * TRANSFERS, `at least ${CLIENTS * TRANSFERS} commits, got ${st.commits - before.commits}`)
+      assert.ok(st.lockWaits > before.lockWaits, 'the hot account made writers wait for its lock')
+      await db.put('after', 'x')
+      assert.is(db.stats().versionsKept, 0, 'the version store drains once no transaction is open')
+      const r = await db.verify()
+      assert.ok(r.ok, r.problems.join('; '))
+      await cluster.close()
+
+      cluster = await openCluster(kvOptions(dir))
+      assert.is(await sumInTransaction(cluster.writer, 'gets'), total, 'sum after reopen')
+      for (let i = 0; i < ACCOUNTS; i++) assert.is(num(await cluster.writer.get(acct(i)), acct(i)), INITIAL + net[i], `${acct(i)} after reopen`)
+    } finally {
+      await cluster.close()
+    }
+    rmTempDir(dir)
+  })
+})
+
+// ------------------------------------------------------------------ (b) write skew
+
+test('(b) write skew is refused: two transactions read x and y, each sets one to 0: exactly one commits, the other gets HEXAD_CONFLICT', async () => {
+  await withTempCluster('kv-skew', {}, async cluster => {
+    const db = cluster.writer
+    for (let round = 0; round < 5; round++) {
+      await db.batch([{ type: 'put', key: 'x', value: '1' }, { type: 'put', key: 'y', value: '1' }])
+      const bothRead = barrier(2)
+      const oncall = (mine: 'x' | 'y') => db.transaction(async tx => {
+        const x = num(await tx.get('x'), 'x'), y = num(await tx.get('y'), 'y')
+        await bothRead()
+        if (x + y >= 2) await tx.put(mine, '0') // "someone else is still on call"
+        return mine
+      })
+      const rs = await settlesWithin(Promise.allSettled([oncall('x'), oncall('y')]), GUARD_MS, 'the two transactions')
+      const ok = rs.filter(r => r.status === 'fulfilled')
+      const failed = rs.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+      assert.is(ok.length, 1, `round ${round}: exactly one commits (got ${ok.length}: ${rs.map(r => r.status === 'rejected' ? String(r.reason) : 'ok').join(' | ')})`)
+      assert.instance(failed[0].reason, HexadError)
+      assert.is(codeOf(failed[0].reason), 'HEXAD_CONFLICT', `round ${round}: ${String(failed[0].reason)}`)
+      assert.match((failed[0].reason as Error).message, /conflict/i)
+      const x = num(await db.get('x'), 'x'), y = num(await db.get('y'), 'y')
+      assert.is(x + y, 1, `round ${round}: x + y >= 1 holds (x=${x}, y=${y})`)
+    }
+  })
+})
+
+test('(b) with retries, the loser of a write skew runs again, sees the winner\'s commit and completes', async () => {
+  await withTempCluster('kv-skew-retry', {}, async cluster => {
+    const db = cluster.writer
+    await db.batch([{ type: 'put', key: 'x', value: '1' }, { type: 'put', key: 'y', value: '1' }])
+    const bothRead = barrier(2)
+    const attempts = { x: 0, y: 0 }
+    const seen: string[] = []
+    const oncall = (mine: 'x' | 'y') => db.transaction(async tx => {
+      attempts[mine]++
+      const x = num(await tx.get('x'), 'x'), y = num(await tx.get('y'), 'y')
+      seen.push(`${mine}#${attempts[mine]}:${x}+${y}`)
+      if (attempts[mine] === 1) await bothRead()
+      if (x + y >= 2) await tx.put(mine, '0')
+    }, { retries: 3 })
+    const rs = await settlesWithin(Promise.allSettled([oncall('x'), oncall('y')]), GUARD_MS, 'the two transactions with retries')
+    // The retry must not run again and again against a snapshot that still lacks the winner's commit.
+    assert.equal(rs.map(r => r.status === 'rejected' ? `${codeOf(r.reason)}` : 'ok'), ['ok', 'ok'],
+      `both complete with retries: 3 (attempts x=${attempts.x} y=${attempts.y}; reads seen: ${seen.slice(0, 8).join(' ')})`)
+    assert.is(attempts.x + attempts.y, 3, `one of the two ran exactly once more (attempts x=${attempts.x} y=${attempts.y})`)
+    assert.is(num(await db.get('x'), 'x') + num(await db.get('y'), 'y'), 1)
+  })
+})
+
+test('(b) phantoms are refused: two transactions that insert into a range they saw empty: exactly one commits', async () => {
+  await withTempCluster('kv-phantom', {}, async cluster => {
+    const db = cluster.writer
+    await db.put('room/0', 'a neighbour key')
+    await db.put('room/2', 'a neighbour key')
+    for (let round = 0; round < 3; round++) {
+      const bothScanned = barrier(2)
+      const book = (who: string) => db.transaction(async tx => {
+        const taken = await collect(tx.scan({ gte: `room/1/${round}/`, lt: `room/1/${round}0` }))
+        await bothScanned()
+        if (taken.length === 0) await tx.put(`room/1/${round}/${who}`, who)
+      })
+      const rs = await settlesWithin(Promise.allSettled([book('alice'), book('bob')]), GUARD_MS, 'the two bookings')
+      const failed = rs.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+      assert.is(failed.length, 1, `round ${round}: exactly one booking fails (${rs.map(r => r.status === 'rejected' ? String(r.reason) : 'ok').join(' | ')})`)
+      assert.is(codeOf(failed[0].reason), 'HEXAD_CONFLICT', String(failed[0].reason))
+      const booked = await collect(db.scan({ gte: `room/1/${round}/`, lt: `room/1/${round}0` }))
+      assert.is(booked.length, 1, `round ${round}: one booking in the range`)
+    }
+    // Reverse scans and limited scans are validated too.
+    const bothScanned = barrier(2)
+    const book = (who: string) => db.transaction(async tx => {
+      const last = await collect(tx.scan({ gte: 'room/1/x/', lt: 'room/1/x0', reverse: true, limit: 1 }))
+      await bothScanned()
+      if (last.length === 0) await tx.put(`room/1/x/${who}`, who)
+    })
+    const rs = await settlesWithin(Promise.allSettled([book('carol'), book('dave')]), GUARD_MS, 'the two reverse-scan bookings')
+    assert.is(rs.filter(r => r.status === 'rejected').length, 1, 'exactly one reverse-scan booking fails')
+  })
+})
+
+test('(b) transactions that do not overlap never conflict; read-only transactions never conflict', async () => {
+  await withTempCluster('kv-noconflict', {}, async cluster => {
+    const db = cluster.writer
+    await db.batch(Array.from({ length: 8 }, (_, i) => ({ type: 'put' as const, key: `n/${i}`, value: '0' })))
+    const conflictsBefore = db.stats().conflicts
+    const all = barrier(8)
+    // each reads and writes its own key, reads a range that no one writes, and reads a key others read
+    const rs = await settlesWithin(Promise.allSettled(Array.from({ length: 8 }, (_, i) => db.transaction(async tx => {
+      const v = num(await tx.get(`n/${i}`), `n/${i}`)
+      await tx.get('n/shared-read')
+      await collect(tx.scan({ gte: 'q/', lt: 'q0' }))
+      await all()
+      await tx.put(`n/${i}`, String(v + 1))
+    }))), GUARD_MS, 'eight disjoint transactions')
+    assert.equal(rs.map(r => r.status === 'rejected' ? String(r.reason) : 'ok'), new Array(8).fill('ok'))
+    // A read-only transaction whose reads were overwritten meanwhile still commits (it serializes at its snapshot).
+    const gate = new Gate(), read = new Gate()
+    const ro = db.transaction(async tx => {
+      const a = num(await tx.get('n/0'), 'n/0')
+      const s = (await collect(tx.scan({ gte: 'n/', lt: 'n0' }))).length
+      read.open()
+      await gate.wait()
+      return [a, s]
+    })
+    await read.wait()
+    await db.put('n/0', '100')
+    await db.put('n/9', 'new')
+    gate.open()
+    assert.equal(await settlesWithin(ro, GUARD_MS, 'read-only transaction'), [1, 8])
+    assert.is(db.stats().conflicts, conflictsBefore, 'no conflicts were counted')
+  })
+})
+
+// ------------------------------------------------------------------ (c) hot counter
+
+test('(c) 64 clients x 10 increments of one counter with getForUpdate, no retries: all succeed, the count is exact', async () => {
+  await withTempCluster('kv-counter', {}, async cluster => {
+    const db = cluster.writer
+    await db.put('counter', '0')
+    const before = db.stats()
+    const CLIENTS = 64, EACH = 10
+    const rs = await settlesWithin(Promise.allSettled(Array.from({ length: CLIENTS }, async () => {
+      for (let i = 0; i < EACH; i++) {
+        await db.transaction(async tx => {
+          const n = num(await tx.getForUpdate('counter'), 'counter')
+          await tx.put('counter', String(n + 1))
+        })
+      }
+    })), 120_000, 'the counter clients')
+    const failed = rs.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    assert.is(failed.length, 0, `every client succeeds without retries; failures: ${failed.slice(0, 3).map(r => String(r.reason)).join(' | ')}`)
+    assert.is(num(await db.get('counter'), 'counter'), CLIENTS * EACH, 'the counter is exact')
+    const st = db.stats()
+    assert.is(st.conflicts - before.conflicts, 0, 'no conflicts')
+    assert.is(st.deadlocks - before.deadlocks, 0, 'no deadlocks')
+    assert.ok(st.lockWaits > before.lockWaits, 'clients queued on the lock')
+  })
+})
+
+// ------------------------------------------------------------------ (d) deadlock
+
+test('(d) two transactions locking two keys in opposite order: one gets HEXAD_DEADLOCK, the other commits', async () => {
+  await withTempCluster('kv-deadlock', {}, async cluster => {
+    const db = cluster.writer
+    const before = db.stats().deadlocks
+    const firstLocks = barrier(2)
+    const t = (first: string, second: string, tag: string) => db.transaction(async tx => {
+      await tx.put(first, tag)
+      await firstLocks()
+      await tx.put(second, tag)
+      return tag
+    })
+    const rs = await settlesWithin(Promise.allSettled([t('a', 'b', 'T1'), t('b', 'a', 'T2')]), GUARD_MS, 'the two transactions (undetected deadlock?)')
+    const ok = rs.filter((r): r is PromiseFulfilledResult<string> => r.status === 'fulfilled')
+    const failed = rs.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    assert.is(ok.length, 1, `exactly one commits: ${rs.map(r => r.status === 'rejected' ? String(r.reason) : 'ok').join(' | ')}`)
+    assert.is(codeOf(failed[0].reason), 'HEXAD_DEADLOCK', String(failed[0].reason))
+    assert.match((failed[0].reason as Error).message, /deadlock/i)
+    const winner = ok[0].value
+    assert.is(await db.getString('a'), winner, 'a holds the winner\'s write only')
+    assert.is(await db.getString('b'), winner, 'b holds the winner\'s write only')
+    assert.is(db.stats().deadlocks - before, 1, 'one deadlock counted')
+    // the victim's locks are gone: both keys are writable
+    await settlesWithin(db.batch([{ type: 'put', key: 'a', value: 'after' }, { type: 'put', key: 'b', value: 'after' }]), GUARD_MS, 'a write after the deadlock')
+  })
+})
+
+test('(d) a three-transaction lock cycle fails exactly one victim; with retries all three commit', async () => {
+  await withTempCluster('kv-deadlock3', {}, async cluster => {
+    const db = cluster.writer
+    const cycle = async (retries: number) => {
+      let arrived = 0
+      const firstLocks = barrier(3)
+      const t = (first: string, second: string, tag: string) => db.transaction(async tx => {
+        await tx.put(first, tag)
+        if (++arrived <= 3) await firstLocks()
+        await tx.put(second, tag)
+        return tag
+      }, { retries })
+      return settlesWithin(Promise.allSettled([t('p', 'q', 'T1'), t('q', 'r', 'T2'), t('r', 'p', 'T3')]), GUARD_MS, 'the three transactions (undetected deadlock?)')
+    }
+    const rs = await cycle(0)
+    const failed = rs.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    assert.is(failed.length, 1, `exactly one victim: ${rs.map(r => r.status === 'rejected' ? String(r.reason) : 'ok').join(' | ')}`)
+    assert.is(codeOf(failed[0].reason), 'HEXAD_DEADLOCK')
+    const retried = db.stats().retries
+    const rs2 = await cycle(2)
+    assert.equal(rs2.map(r => r.status === 'rejected' ? String(r.reason) : 'ok'), ['ok', 'ok', 'ok'], 'with retries every transaction commits')
+    assert.ok(db.stats().retries > retried, 'the victim was retried')
+    const r = await db.verify()
+    assert.ok(r.ok, r.problems.join('; '))
+  })
+})
+
+// ------------------------------------------------------------------ (e) writers wait
+
+test('(e) a second writer of a key waits rather than failing; both commit and the last committer wins', async () => {
+  await withTempCluster('kv-wait', {}, async cluster => {
+    const db = cluster.writer
+    const waitsBefore = db.stats().lockWaits
+    const locked = new Gate(), release = new Gate()
+    const t1 = db.transaction(async tx => {
+      await tx.put('k', 'v1')
+      locked.open()
+      await release.wait()
+    })
+    await locked.wait()
+    let t2Put = false
+    const t2 = db.transaction(async tx => {
+      await tx.put('k', 'v2') // blind write: waits for T1's lock
+      t2Put = true
+    })
+    const blind = db.put('k', 'v3') // a plain put queues behind both
+    assert.not.ok(await isSettled(t2), 'T2 is still waiting for the lock')
+    assert.not.ok(t2Put, 'T2\'s put has not returned while T1 holds the lock')
+    assert.not.ok(await isSettled(blind), 'the plain put is still waiting for the lock')
+    assert.ok(db.stats().lockWaits >= waitsBefore + 2, 'both waits were counted')
+    assert.is(await db.getString('k'), undefined, 'nothing visible before T1 commits')
+    release.open()
+    await settlesWithin(Promise.all([t1, t2, blind]), GUARD_MS, 'the three writers')
+    assert.ok(t2Put)
+    assert.is(await db.getString('k'), 'v3', 'the last committer wins')
+
+    // Two transactions, the waiting one commits last: its value stays.
+    const l2 = new Gate(), r2 = new Gate()
+    const a = db.transaction(async tx => { await tx.put('j', 'first'); l2.open(); await r2.wait() })
+    await l2.wait()
+    const b = db.transaction(async tx => { await tx.put('j', 'second') })
+    assert.not.ok(await isSettled(b), 'the second writer waits')
+    r2.open()
+    await settlesWithin(Promise.all([a, b]), GUARD_MS, 'the two writers of j')
+    assert.is(await db.getString('j'), 'second')
+  })
+})
+
+// ------------------------------------------------------------------ (f) snapshots and non-blocking reads
+
+test('(f) a transaction reads the snapshot of its start: a put committed later is not seen; one started after sees it', async () => {
+  await withTempCluster('kv-snapshot', {}, async cluster => {
+    const db = cluster.writer
+    await db.put('s', 'old')
+    await db.put('gone', 'still here')
+    const started = new Gate(), committed = new Gate()
+    const t1 = db.transaction(async tx => {
+      const first = await tx.getString('s')
+      started.open()
+      await committed.wait()
+      return {
+        first,
+        again: await tx.getString('s'),
+        neverReadBefore: await tx.getString('s2'),
+        gone: await tx.getString('gone'),
+        scan: (await collect(tx.scan())).map(([k, v]) => `${utf8(k)}=${utf8(v)}`),
+      }
+    })
+    await started.wait()
+    await db.put('s', 'new')
+    await db.put('s2', 'inserted')
+    await db.del('gone')
+    committed.open()
+    const seen = await settlesWithin(t1, GUARD_MS, 'T1')
+    assert.equal(seen, { first: 'old', again: 'old', neverReadBefore: undefined, gone: 'still here', scan: ['gone=still here', 's=old'] })
+    const after = await db.transaction(async tx => ({
+      s: await tx.getString('s'), s2: await tx.getString('s2'), gone: await tx.getString('gone'),
+      scan: (await collect(tx.scan())).map(([k, v]) => `${utf8(k)}=${utf8(v)}`),
+    }))
+    assert.equal(after, { s: 'new', s2: 'inserted', gone: undefined, scan: ['s=new', 's2=inserted'] })
+  })
+})
+
+test('(f) readers never block behind a writer holding a lock; getForUpdate waits and then reads the latest commit', async () => {
+  await withTempCluster('kv-nonblock', {}, async cluster => {
+    const db = cluster.writer
+    await db.put('w', 'committed')
+    const locked = new Gate(), release = new Gate()
+    const writer = db.transaction(async tx => {
+      await tx.put('w', 'uncommitted')
+      await tx.put('w2', 'uncommitted')
+      locked.open()
+      await release.wait()
+    })
+    await locked.wait()
+    // Plain reads, a reader transaction and scans all complete while the writer holds its locks, and see the committed state.
+    assert.is(await settlesWithin(db.getString('w'), GUARD_MS, 'db.get of a locked key'), 'committed')
+    assert.is(await settlesWithin(db.getString('w2'), GUARD_MS, 'db.get of a locked new key'), undefined)
+    const inTx = await settlesWithin(db.transaction(async tx => [await tx.getString('w'), (await collect(tx.scan())).length]), GUARD_MS, 'a reader transaction')
+    assert.equal(inTx, ['committed', 1])
+    assert.is((await settlesWithin(collect(db.scan()), GUARD_MS, 'db.scan over locked keys')).length, 1)
+    // A transaction that reads the locked key and writes another key is not blocked either.
+    await settlesWithin(db.transaction(async tx => { await tx.get('w'); await tx.put('other', 'x') }), GUARD_MS, 'a transaction reading a locked key')
+    assert.not.ok(await isSettled(writer), 'the writer is still open')
+
+    // A locking read waits for the lock, then returns the latest committed value (not its snapshot's).
+    let locking: string | undefined | null = null
+    const forUpdate = db.transaction(async tx => {
+      const v = await tx.getForUpdate('w')
+      locking = v === undefined ? undefined : utf8(v)
+      await tx.put('w', `${locking}+1`)
+    })
+    assert.not.ok(await isSettled(forUpdate), 'getForUpdate waits for the writer\'s lock')
+    assert.is(locking, null)
+    release.open()
+    await settlesWithin(Promise.all([writer, forUpdate]), GUARD_MS, 'the writer and the locking reader')
+    assert.is(locking, 'uncommitted', 'getForUpdate read the value the lock holder committed')
+    assert.is(await db.getString('w'), 'uncommitted+1')
+    assert.is(await db.getString('w2'), 'uncommitted')
+  })
+})
+
+test('(f) a keyspace whose creating commit is still being built reads as empty: readers get no error', async () => {
+  // A small cache makes the commit wait for page reads (of the big keyspace) after it created the new one,
+  // which is when readers of the new keyspace run.
+  await withTempCluster('kv-newks', { cacheBytes: 64 * 1024 }, async cluster => {
+    const db = cluster.writer
+    const big = db.keyspace('zbig')
+    const key = (i: number) => `k${String(i).padStart(5, '0')}`
+    for (let i = 0; i < 3000; i += 150) await big.batch(Array.from({ length: 150 }, (_, j) => ({ type: 'put' as const, key: key(i + j), value: 'x'.repeat(200) })))
+    const errors: string[] = []
+    let reads = 0
+    for (let round = 0; round < 8; round++) {
+      const name = `new${round}`
+      let creating = true
+      const readers = Array.from({ length: 3 }, async () => {
+        while (creating) {
+          try {
+            const v = await db.keyspace(name).getString('a')
+            if (v !== undefined && v !== '1') errors.push(`round ${round}: get read ${JSON.stringify(v)}`)
+            const n = (await collect(db.keyspace(name).scan())).length
+            if (n > 1) errors.push(`round ${round}: scan saw ${n} keys`)
+          } catch (err) { errors.push(`round ${round}: ${codeOf(err)}: ${(err as Error).message}`) }
+          reads++
+          await yieldToLoop()
+        }
+      })
+      await db.transaction(async tx => {
+        await tx.keyspace(name).put('a', '1')
+        for (let i = 0; i < 40; i++) await tx.keyspace('zbig').put(key((round * 389 + i * 71) % 3000), 'y'.repeat(200))
+      })
+      creating = false
+      await Promise.all(readers)
+      assert.is(await db.keyspace(name).getString('a'), '1')
+    }
+    assert.ok(reads > 0)
+    assert.equal(errors.slice(0, 3), [], `${errors.length} of ${reads} reads failed; first: ${errors.slice(0, 3).join(' | ')}`)
+    const r = await db.verify()
+    assert.ok(r.ok, r.problems.join('; '))
+  })
+})
+
+test.run()
