@@ -403,10 +403,9 @@ export class Volume {
       const records = n === this.#pending.length ? this.#pending : this.#pending.slice(0, n)
       this.#pending = n === this.#pending.length ? [] : this.#pending.slice(n)
       this.#pendingBytes = Math.max(0, this.#pendingBytes - bytes)
-      const encoded = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
-      // One copy into shared memory, then six posts that share it instead of six clones.
-      const frame = new Uint8Array(new SharedArrayBuffer(encoded.length))
-      frame.set(encoded)
+      // Posted to each segment as a structured clone: measured cheaper than one copy into a
+      // SharedArrayBuffer shared by all six (allocating one costs ~50 us at 45 KB).
+      const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
       const s: Shipment = { seq: ++this.#shipSeq, frame, lastLsn: records[records.length - 1][0] }
       this.#shipments.push(s)
       this.#counters.framesShipped++
