@@ -15,6 +15,12 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
       'Options: --quick (or HEXAD_BENCH_QUICK=1), --duration=MS, --rounds=N, --no-recovery, --no-big, --recovery-only',
     load: () => import('./volume.js'),
   },
+  kv: {
+    about: 'key-value store vs better-sqlite3, lmdb, classic-level on one workload: (a) 100k puts in 100-row transactions, ' +
+      '(b) 20k single-put transactions from 64 clients, (c) 200k random gets warm, (d) 200k gets with a cache of 1/10 of the data, ' +
+      '(e) scans of 1,000 rows; ops/s and hexad/peer ratios. Options: --quick (or HEXAD_BENCH_QUICK=1), --rounds=N, --stores=LIST, --seed=N',
+    load: () => import('./kv.js'),
+  },
 }
 
 function usage(): string {

@@ -2,6 +2,7 @@
  * Helpers shared by the benchmarks: temp directories that are removed at the
  * end (and on Ctrl-C), free-space checks, result files and plain-text tables.
  */
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -72,6 +73,18 @@ export function writeResults(name: string, data: unknown): string {
   const file = path.join(dir, `${name}.json`)
   fs.writeFileSync(file, JSON.stringify(data, null, 2) + '\n')
   return file
+}
+
+/** The commit measured, and whether engine/ or native-bindings/ had uncommitted changes. */
+export function gitInfo(): { commit: string; engineDirty: boolean } | null {
+  try {
+    const cwd = repoRoot()
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'engine', 'native-bindings'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    return { commit, engineDirty: dirty.length > 0 }
+  } catch {
+    return null
+  }
 }
 
 export function hostInfo() {

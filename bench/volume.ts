@@ -33,14 +33,13 @@
  * Results go to bench/results/volume.json. Everything else lives in temp
  * directories under os.tmpdir(), removed at the end.
  */
-import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Bench } from 'tinybench'
 import { openVolume, type PageWrite, type SegmentStats, type Volume } from '../engine/index.js'
-import { cleanupTempDirs, diskUsage, fmt, freeBytes, hostInfo, makeTempDir, MB, median, MiB, removeTempDir, repoRoot, table, writeResults } from './util.js'
+import { cleanupTempDirs, diskUsage, fmt, freeBytes, gitInfo, hostInfo, makeTempDir, MB, median, MiB, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 // ------------------------------------------------------------------ config
 
@@ -652,18 +651,6 @@ function printReport(cfg: Config, t: ThroughputResults | null, rec: RecoveryResu
 }
 
 // ------------------------------------------------------------------ entry
-
-/** The commit measured, and whether engine/ had uncommitted changes. */
-function gitInfo(): { commit: string; engineDirty: boolean } | null {
-  try {
-    const cwd = repoRoot()
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'engine', 'native-bindings'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    return { commit, engineDirty: dirty.length > 0 }
-  } catch {
-    return null
-  }
-}
 
 export async function run(args: string[]): Promise<unknown> {
   const cfg = parseConfig(args)

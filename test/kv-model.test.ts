@@ -157,7 +157,7 @@ test('random puts, dels, batches, transactions and scans over two keyspaces matc
     const pool = keyPool(rng, 220)
     const models: Record<KsName, SortedModel> = { default: new SortedModel(), other: new SortedModel() }
     const created = new Set<string>()
-    const PHASES = 4, STEPS = 110
+    const PHASES = 5, STEPS = 160
     for (let phase = 0; phase < PHASES; phase++) {
       const cluster: Cluster = await openCluster(kvOptions(dir))
       try {
