@@ -10,7 +10,9 @@
  *   that the volume cannot serve yet. It becomes evictable once durable
  *   (page LSN <= VDL); a miss then reads it back at the VDL.
  * - Concurrent misses on one page share one volume read, and a load never
- *   overwrites an image published while it was in flight.
+ *   installs or hands out an image older than one published while it was in
+ *   flight (even if that published entry was evicted before the load ended):
+ *   such a load is repeated.
  */
 import { HexadError } from '../common/errors.js'
 import type { Volume } from '../volume/volume.js'
@@ -37,6 +39,8 @@ export class BufferCache {
   readonly capacityBytes: number
   readonly #pages = new Map<number, Entry>()
   readonly #loading = new Map<number, Promise<Uint8Array>>()
+  /** pages published while a load of them was in flight: that load's image is older than the page */
+  readonly #staleLoads = new Set<number>()
   #bytes = 0
   /** bumped at every publication: a reader that saw it change during an async descent starts over */
   publishes = 0
@@ -63,6 +67,11 @@ export class BufferCache {
       this.#misses++
       p = this.#vol.readPage(pageId).then(image => {
         this.#loading.delete(pageId)
+        if (this.#staleLoads.delete(pageId)) {
+          // An MTR published this page while we read it (at an older VDL); that entry may
+          // even be evicted again by now. Our image is stale: read again.
+          return this.get(pageId)
+        }
         // A page the volume returns went through storage checksums; this checks the compute's own
         // format and seal (a page never written is all zeros, which is fine).
         const problem = isZero(image) ? null : checkPage(image)
@@ -87,6 +96,7 @@ export class BufferCache {
   /** Installs an MTR's image of a page and pins it until `unpin` (its redo is durable). */
   publish(pageId: number, image: Uint8Array): void {
     this.publishes++
+    if (this.#loading.has(pageId)) this.#staleLoads.add(pageId)
     const e = this.#pages.get(pageId)
     if (e) {
       this.#pages.delete(pageId)
