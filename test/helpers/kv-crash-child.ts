@@ -70,23 +70,9 @@ export const KV_CRASH_OPTIONS = {
   gossipIntervalMs: 10,
 } as const
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** A 32-bit hash of two 32-bit values (murmur3 finalizer). */
-export function mix(a: number, b: number): number {
-  let h = Math.imul((a ^ 0x9e3779b9) >>> 0, 0x85ebca6b) ^ (b >>> 0)
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d)
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b)
-  return (h ^ (h >>> 16)) >>> 0
-}
+// The same seeded PRNG and mixer as the volume crash test's history.
+export { mix, mulberry32 } from './crash-child.js'
+import { mix, mulberry32 } from './crash-child.js'
 
 export const acctKey = (n: number) => `acct:${String(n).padStart(2, '0')}`
 export const txKey = (i: number) => `tx:${String(i).padStart(8, '0')}`
