@@ -3,12 +3,14 @@
  * names what was wrong; the engine stays open and loses nothing).
  *
  * - Empty keys, keys over the 512-byte limit (in bytes, not characters),
- *   values over 16 MiB, wrong types for keys, values, batch ops, scan
- *   options, limits, retries and keyspace names: HEXAD_BAD_INPUT naming the
- *   problem; after each one the store still works and nothing half-done is
- *   left (no partial batch, no phantom keyspace).
+ *   values over 16 MiB, wrong types for keys, values (null included: it is
+ *   not a delete), batch ops, scan options, limits, retries, keyspace names
+ *   and transaction functions: HEXAD_BAD_INPUT naming the problem, whether
+ *   or not the keyspace exists yet; after each one the store still works and
+ *   nothing half-done is left (no partial batch, no phantom keyspace, also
+ *   after a reopen).
  * - Every call after cluster.close(): HEXAD_CLOSED; a finished transaction
- *   handle: HEXAD_CLOSED.
+ *   handle, or one left open across close(): HEXAD_CLOSED.
  * - Promise-returning calls report errors by rejecting, never by throwing
  *   synchronously.
  * - A value of exactly 16 MiB round-trips.

@@ -10,6 +10,9 @@
  *   every kind of bound position, forward and reverse, with limits, outside
  *   and inside a transaction that has its own writes.
  * - A scan is one snapshot: writes committed while it iterates are not seen.
+ * - Keys in every accepted form; values of every size around the inline and
+ *   page limits; 512-byte keys with values at the inline limit (two cells a
+ *   page) through splits, merges and back to an empty tree.
  *
  * Replay a failure with HEXAD_SEED=<base seed printed on failure>.
  */
@@ -338,6 +341,37 @@ test('keys in every accepted form name the same key; values of every size read b
       const r = await db.verify()
       assert.ok(r.ok, r.problems.join('; '))
       assert.ok(bytesEqual(fromLatin1('\u00ff'), new Uint8Array([0xff])))
+    })
+  })
+})
+
+test('largest keys (512 bytes) with values at the inline limit split and merge correctly', async () => {
+  await withSeed(FILE, 'largest cells', SEED, 4, async rng => {
+    await withTempCluster('kv-largest', {}, async cluster => {
+      const db = cluster.writer
+      const model = new SortedModel()
+      const bigKey = (i: number) => { const k = patternBytes(512, i + 1); k[0] = 0x6b; k[1] = i >> 8; k[2] = i & 0xff; return k }
+      const sizes = [1023, 1024, 1025, 0, 1, 700]
+      for (let round = 0; round < 6; round++) {
+        const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array }> = []
+        for (let j = 0; j < 40; j++) {
+          const k = bigKey(rng.int(0, 119))
+          if (round > 1 && rng.bool(0.4)) ops.push({ type: 'del', key: k })
+          else ops.push({ type: 'put', key: k, value: patternBytes(rng.pick(sizes), rng.int(1, 1e9)) })
+        }
+        await db.batch(ops)
+        for (const o of ops) { if (o.type === 'put') model.put(o.key, o.value); else model.del(o.key) }
+        assertEntries(await collect(db.scan()), model.entries(), `round ${round}: full scan`)
+        assertEntries(await collect(db.scan({ reverse: true })), model.entries({ reverse: true }), `round ${round}: reverse scan`)
+        const r = await db.verify()
+        assert.ok(r.ok, `round ${round}: ${r.problems.slice(0, 5).join('; ')}`)
+      }
+      // delete everything: the tree collapses back to an empty root
+      await db.batch(model.keys().map(k => ({ type: 'del' as const, key: k })))
+      assert.is((await collect(db.scan())).length, 0)
+      const r = await db.verify()
+      assert.ok(r.ok, r.problems.slice(0, 5).join('; '))
+      assert.is(r.keyspaces.find(k => k.name === 'default')?.keys, 0)
     })
   })
 })

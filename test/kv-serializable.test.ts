@@ -8,15 +8,22 @@
  *     net of the transfers that committed.
  * (b) Write skew is refused: two transactions that each read both keys and
  *     each write one: exactly one commits, the other gets HEXAD_CONFLICT;
- *     the same for a phantom (insert-if-range-empty); and transactions that
- *     do not overlap never conflict.
+ *     the same for a phantom (insert-if-range-empty); with retries the
+ *     loser runs again on a snapshot that has the winner's commit;
+ *     transactions that do not overlap never conflict; a read-only
+ *     transaction mixing snapshot reads and getForUpdate never sees half of
+ *     another commit.
  * (c) 64 clients increment one counter with getForUpdate, no retries: all
  *     succeed and the count is exact.
  * (d) A lock cycle (2 and 3 transactions) fails exactly one victim with
  *     HEXAD_DEADLOCK; the others commit; with retries all commit.
  * (e) A second writer of a key waits (does not fail); the last committer wins.
  * (f) Reads see the snapshot of the transaction's start, never block behind
- *     a lock holder; getForUpdate waits and reads the latest commit.
+ *     a lock holder; getForUpdate waits and reads the latest commit; a
+ *     keyspace whose creating commit is being built reads as empty.
+ * (g) Random concurrent transactions on list-append registers (reads, scans,
+ *     optimistic and locking read-modify-writes): the committed history has
+ *     no lost or phantom append and no dependency cycle (an Elle-style check).
  *
  * Hangs are turned into failures by a generous liveness guard (not a timing
  * assertion). Replay a failure with HEXAD_SEED=<base seed printed on failure>.
@@ -293,6 +300,27 @@ test('(b) transactions that do not overlap never conflict; read-only transaction
   })
 })
 
+test('(b) a read-only transaction mixing snapshot reads and getForUpdate never sees half of another commit', async () => {
+  await withTempCluster('kv-ro-mixed', {}, async cluster => {
+    const db = cluster.writer
+    await db.batch([{ type: 'put', key: 'a', value: '1' }, { type: 'put', key: 'b', value: '1' }])
+    const didRead = new Gate(), go = new Gate()
+    const t = db.transaction(async tx => {
+      const a = await tx.getString('a') // snapshot read
+      didRead.open()
+      await go.wait()
+      const b = utf8((await tx.getForUpdate('b'))!) // locking read: the latest commit
+      return `a=${a} b=${b}`
+    })
+    await didRead.wait()
+    await db.batch([{ type: 'put', key: 'a', value: '2' }, { type: 'put', key: 'b', value: '2' }]) // one atomic commit
+    go.open()
+    const outcome = await settlesWithin(t.then(v => v, err => codeOf(err) ?? String(err)), GUARD_MS, 'the reader')
+    // Serializable: it saw both writes of the batch or neither, or it fails with a conflict.
+    assert.ok(['a=1 b=1', 'a=2 b=2', 'HEXAD_CONFLICT'].includes(outcome), `the read-only transaction committed after reading ${outcome}: half of an atomic batch`)
+  })
+})
+
 // ------------------------------------------------------------------ (c) hot counter
 
 test('(c) 64 clients x 10 increments of one counter with getForUpdate, no retries: all succeed, the count is exact', async () => {
@@ -526,6 +554,137 @@ test('(f) a keyspace whose creating commit is still being built reads as empty: 
     assert.equal(errors.slice(0, 3), [], `${errors.length} of ${reads} reads failed; first: ${errors.slice(0, 3).join(' | ')}`)
     const r = await db.verify()
     assert.ok(r.ok, r.problems.join('; '))
+  })
+})
+
+// ------------------------------------------------------------------ (g) list-append history
+
+interface Observed { name: string; reads: Map<string, string[]>; appends: Map<string, string> }
+
+/**
+ * Checks a list-append history (as Elle does): every key holds the list of
+ * ids appended to it. From the final lists and what each committed
+ * transaction read and appended, builds write-write, write-read and
+ * read-write (anti-)dependency edges; a serializable history has no cycle.
+ * Returns the problems found (empty when the history is serializable).
+ */
+function checkListAppend(committed: Observed[], final: Map<string, string[]>, attempted: Set<string>): string[] {
+  const problems: string[] = []
+  const writer = new Map<string, number>()
+  committed.forEach((t, i) => { for (const id of t.appends.values()) writer.set(id, i) })
+  for (const [k, list] of final) {
+    const seen = new Set<string>()
+    for (const id of list) {
+      if (seen.has(id)) problems.push(`${k}: id ${id} appears twice`)
+      seen.add(id)
+      if (!writer.has(id)) problems.push(`${k}: id ${id} is in the final list but its transaction ${attempted.has(id) ? 'did not commit' : 'never ran'}`)
+    }
+  }
+  committed.forEach(t => {
+    for (const [k, id] of t.appends) if (!(final.get(k) ?? []).includes(id)) problems.push(`committed append ${id} to ${k} is lost`)
+    for (const [k, got] of t.reads) {
+      const f = final.get(k) ?? []
+      if (got.length > f.length || got.some((x, i) => f[i] !== x)) problems.push(`${t.name} read ${k} = [${got.join(',')}], not a prefix of the final [${f.join(',')}]`)
+      const mine = t.appends.get(k)
+      if (mine !== undefined && f.indexOf(mine) !== got.length) problems.push(`${t.name} read ${k} with ${got.length} ids and appended ${mine}, which ended at position ${f.indexOf(mine)}: another append came in between`)
+    }
+  })
+  if (problems.length) return problems
+  // Dependency graph over committed transactions.
+  const edges = committed.map(() => new Map<number, string>())
+  const edge = (a: number, b: number, why: string) => { if (a !== b && !edges[a].has(b)) edges[a].set(b, why) }
+  for (const [k, list] of final) for (let i = 0; i + 1 < list.length; i++) edge(writer.get(list[i])!, writer.get(list[i + 1])!, `ww on ${k}`)
+  committed.forEach((t, ti) => {
+    for (const [k, got] of t.reads) {
+      const f = final.get(k) ?? []
+      if (got.length > 0) edge(writer.get(got[got.length - 1])!, ti, `wr on ${k}`)
+      if (got.length < f.length) edge(ti, writer.get(f[got.length])!, `rw on ${k}`)
+    }
+  })
+  // Cycle search (iterative DFS).
+  const color = new Array<number>(committed.length).fill(0)
+  const parent = new Array<number>(committed.length).fill(-1)
+  for (let s = 0; s < committed.length; s++) {
+    if (color[s]) continue
+    const stack: Array<[number, Iterator<[number, string]>]> = [[s, edges[s][Symbol.iterator]()]]
+    color[s] = 1
+    while (stack.length) {
+      const [u, it] = stack[stack.length - 1]
+      const n = it.next()
+      if (n.done) { color[u] = 2; stack.pop(); continue }
+      const [v] = n.value
+      if (color[v] === 0) { color[v] = 1; parent[v] = u; stack.push([v, edges[v][Symbol.iterator]()]) }
+      else if (color[v] === 1) {
+        const cycle = [v]
+        for (let x = u; x !== v && x >= 0; x = parent[x]) cycle.push(x)
+        cycle.reverse()
+        const path = cycle.map((x, i) => `${committed[x].name} -[${edges[x].get(cycle[(i + 1) % cycle.length])}]->`).join(' ')
+        return [`dependency cycle: ${path} ${committed[cycle[0]].name}`]
+      }
+    }
+  }
+  return []
+}
+
+test('(g) random concurrent transactions on list-append registers: the committed history has no dependency cycle', async () => {
+  await withSeed(FILE, 'list-append', SEED, 1, async rng => {
+    await withTempCluster('kv-append', {}, async cluster => {
+      const db = cluster.writer
+      const KEYS = 6, CLIENTS = 10, TXNS = 20
+      const key = (i: number) => `la/${i}`
+      await db.batch(Array.from({ length: KEYS }, (_, i) => ({ type: 'put' as const, key: key(i), value: '' })))
+      type Op = { kind: 'get' | 'scan' | 'append' | 'appendLocked'; k: number }
+      // (getForUpdate appears only in read-modify-writes: read-only transactions with locking reads have their own test)
+      const plans: Op[][][] = Array.from({ length: CLIENTS }, () => Array.from({ length: TXNS }, () => Array.from({ length: rng.int(1, 4) }, () => {
+        const x = rng.float()
+        return { kind: x < 0.3 ? 'get' : x < 0.4 ? 'scan' : x < 0.75 ? 'append' : 'appendLocked', k: rng.int(0, KEYS - 1) } as Op
+      })))
+      const parse = (v: Uint8Array | undefined) => { const s = v === undefined ? '' : utf8(v); return s === '' ? [] : s.split(',') }
+      const committed: Observed[] = []
+      const attempted = new Set<string>()
+      await settlesWithin(Promise.all(plans.map(async (plan, c) => {
+        for (const [t, ops] of plan.entries()) {
+          let attempt = 0
+          for (;;) {
+            try {
+              const o = await db.transaction(async tx => {
+                const o: Observed = { name: `T${c}.${t}#${++attempt}`, reads: new Map(), appends: new Map() }
+                for (const [j, op] of ops.entries()) {
+                  const k = key(op.k)
+                  if (op.kind === 'scan') {
+                    for await (const [kk, v] of tx.scan({ gte: 'la/', lt: 'la0' })) { const ks = utf8(kk); if (!o.reads.has(ks) && !o.appends.has(ks)) o.reads.set(ks, parse(v)) }
+                  } else if (op.kind === 'get') {
+                    const v = await tx.get(k)
+                    if (!o.reads.has(k) && !o.appends.has(k)) o.reads.set(k, parse(v))
+                  } else if (!o.appends.has(k)) {
+                    const cur = parse(op.kind === 'append' ? await tx.get(k) : await tx.getForUpdate(k))
+                    if (!o.reads.has(k)) o.reads.set(k, cur)
+                    const id = `${o.name}.${j}`
+                    attempted.add(id)
+                    await tx.put(k, [...cur, id].join(','))
+                    o.appends.set(k, id)
+                  }
+                }
+                return o
+              }, { retries: 10 })
+              committed.push(o)
+              break
+            } catch (err) {
+              if (codeOf(err) !== 'HEXAD_CONFLICT' && codeOf(err) !== 'HEXAD_DEADLOCK') throw err
+              await yieldToLoop() // out of retries under contention: run it again
+            }
+          }
+        }
+      })), 120_000, 'the list-append clients')
+      assert.is(committed.length, CLIENTS * TXNS)
+      const final = new Map<string, string[]>()
+      await db.transaction(async tx => { for await (const [k, v] of tx.scan({ gte: 'la/', lt: 'la0' })) final.set(utf8(k), parse(v)) })
+      assert.is(final.size, KEYS)
+      const problems = checkListAppend(committed, final, attempted)
+      assert.equal(problems.slice(0, 5), [], `${problems.length} problems: ${problems.slice(0, 5).join(' | ')}`)
+      const appends = committed.reduce((n, t) => n + t.appends.size, 0)
+      assert.is([...final.values()].reduce((n, l) => n + l.length, 0), appends, 'every committed append is in a final list, once')
+    })
   })
 })
 

@@ -253,6 +253,8 @@ export class Transaction implements LockOwner {
   readonly #ranges: Array<{ ks: string; b: Bounds }> = []
   readonly #lockKeys = new Set<string>()
   #state: 'active' | 'committing' | 'done' = 'active'
+  /** whether a locking read (latest value) was mixed with snapshot reads */
+  #lockedRead = false
 
   /** @internal */
   constructor(e: Engine) {
@@ -299,6 +301,7 @@ export class Transaction implements LockOwner {
     const own = this.#writes.get(id)
     if (own) return own.value ?? undefined
     await this.#lock(id, k, ks)
+    this.#lockedRead = true
     // The previous holder released the lock only once durable, so the durable point now includes it.
     const snap = this.#e.store.acquire()
     try { return (await this.#e.readAt(ks, k, snap)) ?? undefined } finally { this.#e.store.release(snap) }
@@ -366,7 +369,14 @@ export class Transaction implements LockOwner {
     this.#check()
     this.#state = 'committing'
     const e = this.#e
-    if (this.#writes.size === 0) return this.#finish()
+    if (this.#writes.size === 0) {
+      // A snapshot-only reader is serializable as of its snapshot; one that also took
+      // locking reads (latest values) must check its snapshot reads are still current.
+      if (this.#lockedRead) {
+        try { this.#validate() } catch (err) { e.counters.conflicts++; this.#finish(); throw err }
+      }
+      return this.#finish()
+    }
     let seq = 0
     let durable: Promise<number>
     try {
