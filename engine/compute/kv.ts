@@ -24,7 +24,7 @@
  */
 import { badInput, HexadError } from '../common/errors.js'
 import type { Volume } from '../volume/volume.js'
-import { allocate, initSuperblock, readSuperblock } from './allocator.js'
+import { initSuperblock, readSuperblock } from './allocator.js'
 import { BTree, MAX_VALUE_BYTES, maxKeyBytes } from './btree.js'
 import { BufferCache } from './buffer-cache.js'
 import { LockTable, type LockOwner } from './locks.js'
@@ -614,4 +614,3 @@ export function checkKeyspaceName(name: unknown): string {
   return name
 }
 
-export { allocate }

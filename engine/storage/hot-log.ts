@@ -20,7 +20,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { checkFrameHeader, decodeFramePayload, FRAME_HEADER_BYTES, R_LSN, type FramePayload } from './format.js'
+import { checkFrameHeader, decodeFramePayload, FRAME_HEADER_BYTES, type FramePayload } from './format.js'
 
 export interface LogFileInfo {
   seq: number
@@ -229,4 +229,3 @@ export function fsyncDir(dir: string): void {
   try { fs.fsyncSync(fd) } finally { fs.closeSync(fd) }
 }
 
-export { R_LSN }

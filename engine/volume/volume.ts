@@ -223,7 +223,6 @@ export class Volume {
   readonly #history = new Map<number, number[]>()
   #pending: RecordTuple[] = []
   #pumpQueued = false
-  #pendingBytes = 0
   readonly #shipments: Shipment[] = []
   #shipSeq = 0
   readonly #sentBytes: Array<Map<number, number>> = Array.from({ length: SEGMENTS }, () => new Map())
@@ -348,7 +347,6 @@ export class Volume {
       h.push(lsn)
       this.#quorum.allocated(lsn, pg, last)
       this.#pending.push(rec)
-      this.#pendingBytes += encoded[i].bytes
       cpl = lsn
     }
     this.#inflightBytes += bytes
@@ -402,7 +400,6 @@ export class Volume {
       while (n < this.#pending.length && (n === 0 || bytes < this.#o.frameBytesMax)) bytes += estimate(this.#pending[n++])
       const records = n === this.#pending.length ? this.#pending : this.#pending.slice(0, n)
       this.#pending = n === this.#pending.length ? [] : this.#pending.slice(n)
-      this.#pendingBytes = Math.max(0, this.#pendingBytes - bytes)
       // Posted to each segment as a structured clone: measured cheaper than one copy into a
       // SharedArrayBuffer shared by all six (allocating one costs ~50 us at 45 KB).
       const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
