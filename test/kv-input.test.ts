@@ -286,6 +286,29 @@ test('a transaction open when the cluster closes cannot write afterwards', async
   })
 })
 
+test('an explicit transaction from begin(): commit makes its writes visible, rollback drops them, a finished one is closed', async () => {
+  await withTempCluster('kv-input-begin', {}, async cluster => {
+    const db = cluster.writer
+    const tx = db.begin()
+    await tx.keyspace('t').put('a', '1')
+    await tx.put('b', '2')
+    assert.is(await tx.keyspace('t').getString('a'), '1', 'a transaction reads its own writes')
+    assert.is(await db.keyspace('t').get('a'), undefined, 'uncommitted writes are invisible outside')
+    await tx.commit()
+    assert.is(await db.keyspace('t').getString('a'), '1')
+    assert.is(await db.getString('b'), '2')
+    await rejectsWith(tx.put('c', '3'), 'HEXAD_CLOSED', /finished/, 'a put on a committed transaction')
+    const tx2 = db.begin()
+    await tx2.put('b', 'changed')
+    tx2.rollback()
+    tx2.rollback() // idempotent
+    assert.is(await db.getString('b'), '2', 'a rolled-back write is dropped')
+    await settlesWithin(db.put('b', 'after'), GUARD_MS, 'the rolled-back transaction released its lock')
+    await cluster.close()
+    throwsWith(() => db.begin(), 'HEXAD_CLOSED', undefined, 'begin after close')
+  })
+})
+
 test('a value of exactly 16 MiB round-trips', async () => {
   await withTempCluster('kv-input-16m', { logFileBytes: 4 << 20, checkpointLogBytes: 16 << 20, pagesPerGroup: 1024 }, async cluster => {
     const db = cluster.writer

@@ -518,6 +518,16 @@ export class Keyspace {
     }))
   }
 
+  /**
+   * Starts an explicit transaction (for callers that cannot wrap their work
+   * in one function, such as a SQL session between BEGIN and COMMIT). Call
+   * `commit()` or `rollback()` on it; nothing is retried for you.
+   */
+  begin(): Transaction {
+    this.#e.checkOpen()
+    return new Transaction(this.#e)
+  }
+
   /** Entries in key order (or reverse), within the bounds, at one snapshot. */
   async *scan(opts: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> {
     this.#e.checkOpen()
