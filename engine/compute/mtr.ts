@@ -81,8 +81,9 @@ export class Mtr implements PageAccess {
       sealPage(after)
       const before = this.#before.get(pageId) ?? null
       let ops = before ? diff(before, after) : initOps(after)
-      // A page rewritten wholesale (e.g. freed: a header and zeros) ships smaller as an init.
-      if (before && ops.length) {
+      // A page rewritten wholesale (e.g. freed: a header and zeros) ships smaller as an init;
+      // only a diff of more than a quarter of the page can lose to one.
+      if (before && ops.length && opBytes(ops) > after.length >> 2) {
         const init = initOps(after)
         if (opBytes(init) < opBytes(ops)) ops = init
       }
@@ -99,8 +100,20 @@ export class Mtr implements PageAccess {
 export function diff(a: Uint8Array, b: Uint8Array): PageOp[] {
   const ops: PageOp[] = []
   const n = b.length
+  // Equal stretches are skipped a 32-bit word at a time (4x fewer steps on the
+  // mostly-unchanged pages an MTR dirties); the byte loop refines the edges.
+  const words = (a.byteOffset & 3) === 0 && (b.byteOffset & 3) === 0 && (n & 3) === 0 && a.length === n
+  const wa = words ? new Uint32Array(a.buffer, a.byteOffset, n >> 2) : null
+  const wb = words ? new Uint32Array(b.buffer, b.byteOffset, n >> 2) : null
   let i = 0
   while (i < n) {
+    if (wa && (i & 3) === 0) {
+      let w = i >> 2
+      const nw = n >> 2
+      while (w < nw && wa[w] === wb![w]) w++
+      i = w << 2
+      if (i >= n) break
+    }
     if (a[i] === b[i]) { i++; continue }
     const start = i
     let end = i + 1
@@ -108,6 +121,7 @@ export function diff(a: Uint8Array, b: Uint8Array): PageOp[] {
     while (j < n) {
       if (a[j] !== b[j]) { end = j + 1; j++; continue }
       if (j - end >= DIFF_GAP_BYTES) break
+      if (wa && (j & 3) === 0 && j + 4 <= n && wa[j >> 2] === wb![j >> 2]) { j += 4; continue }
       j++
     }
     ops.push({ op: 'write', offset: start, bytes: b.slice(start, end) })

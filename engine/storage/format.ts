@@ -104,6 +104,32 @@ export function decodeFramePayload(frame: Uint8Array, storedLen: number, flags: 
   }
 }
 
+/**
+ * Checks a whole frame held alone in `frame` (header and payload checksums)
+ * without decoding it: a segment appends and syncs a frame that passed, and
+ * decodes it while the disk works (see the worker's flush).
+ */
+export function checkFrame(frame: Uint8Array): (HeaderCheck & { ok: true }) | null {
+  if (frame.length < FRAME_HEADER_BYTES) return null
+  const h = checkFrameHeader(frame, 0)
+  if (!h.ok || frame.length !== FRAME_HEADER_BYTES + h.storedLen) return null
+  if (crc32c(frame.subarray(FRAME_HEADER_BYTES)) !== h.payloadCrc) return null
+  return h
+}
+
+/** Decodes the payload of a frame that passed {@link checkFrame}; null if it does not decode. */
+export function decodeCheckedFrame(frame: Uint8Array, h: HeaderCheck & { ok: true }): FramePayload | null {
+  try {
+    const body = frame.subarray(FRAME_HEADER_BYTES)
+    const raw = h.flags & FRAME_FLAG_LZ4 ? lz4Uncompress(body) : body
+    const [epoch, vdl, records] = unpack<[number, number, RecordTuple[]]>(raw)
+    if (!Array.isArray(records)) return null
+    return { epoch, vdl, records }
+  } catch {
+    return null
+  }
+}
+
 /** Decodes a whole frame held alone in `frame`; null if any check fails. */
 export function decodeFrame(frame: Uint8Array): FramePayload | null {
   if (frame.length < FRAME_HEADER_BYTES) return null

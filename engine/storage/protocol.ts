@@ -30,7 +30,7 @@ export type ClientRequest =
   | { t: 'hello'; id: number; epoch: number; truncations: Truncation[] }
   | { t: 'recover'; id: number; epoch: number; truncations: Truncation[] }
   | { t: 'truncate'; id: number; epoch: number; truncations: Truncation[] }
-  | { t: 'frame'; seq: number; epoch: number; frame: Uint8Array }
+  | { t: 'frame'; seq: number; epoch: number; frame: Uint8Array; /** the writer's read horizon, when it moved */ horizon?: number }
   | { t: 'horizon'; epoch: number; lsn: number }
   | { t: 'read'; id: number; epoch: number; pageId: number; at: number; need: number }
   | { t: 'stats'; id: number }

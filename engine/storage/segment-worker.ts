@@ -30,7 +30,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { applyEncodedOp } from '../common/page-ops.js'
-import { decodeFrame, decodeMeta, encodeFrame, encodeMeta, R_LSN, R_OPS, R_PAGE, type RecordTuple } from './format.js'
+import { checkFrame, decodeCheckedFrame, decodeMeta, encodeFrame, encodeMeta, R_LSN, R_OPS, R_PAGE, type RecordTuple } from './format.js'
 import { fsyncDir, HotLog, noteRecord, type LogFileInfo } from './hot-log.js'
 import { PageStore } from './page-store.js'
 import type { ClientReply, ClientRequest, ControlMessage, GossipMessage, PgReport, SclList, SegmentConfig, SegmentStats, Truncation } from './protocol.js'
@@ -78,7 +78,8 @@ class Segment {
    */
   pagesSuspect = false
   readonly metaPath: string
-  #pendingAcks: Array<{ port: MessagePort; seq: number }> = []
+  /** frames appended since the last flush: synced, then decoded and indexed, then acked */
+  #pendingFrames: Array<{ port: MessagePort; seq: number; bytes: Buffer; h: ReturnType<typeof checkFrame> & {}; file: LogFileInfo }> = []
   #touched = new Set<number>()
   #flushScheduled = false
   #coalesceScheduled = false
@@ -180,13 +181,14 @@ class Segment {
         if (m.epoch < this.epoch) return reply({ t: 'fenced', seq: m.seq, epoch: this.epoch })
         if (m.epoch > this.epoch) return reply({ t: 'error', message: `frame of epoch ${m.epoch} before hello (segment at epoch ${this.epoch})` })
         const bytes = Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength)
-        const payload = decodeFrame(bytes)
-        if (!payload) { this.s.corruptFrames++; return reply({ t: 'error', message: `frame ${m.seq} failed its checksum in transit` }) }
-        if (payload.vdl > this.vdlKnown) this.vdlKnown = payload.vdl
+        if (m.horizon !== undefined && m.horizon > this.horizon) this.horizon = m.horizon
+        const h = checkFrame(bytes)
+        if (!h) { this.s.corruptFrames++; return reply({ t: 'error', message: `frame ${m.seq} failed its checksum in transit` }) }
+        // Appended now, decoded and indexed in #flush after the fdatasync: the
+        // decode of one segment overlaps the disk wait of the others.
         const file = this.log.append(bytes, null)
-        for (const r of payload.records) this.#insert(r, file)
         this.s.framesAppended++
-        this.#pendingAcks.push({ port, seq: m.seq })
+        this.#pendingFrames.push({ port, seq: m.seq, bytes, h, file })
         this.#scheduleFlush()
         return
       }
@@ -387,12 +389,21 @@ class Segment {
     this.#flushScheduled = false
     if (this.#closed) return
     this.log.sync()
+    const frames = this.#pendingFrames
+    this.#pendingFrames = []
+    const acks: Array<{ port: MessagePort; seq: number }> = []
+    for (const f of frames) {
+      const payload = decodeCheckedFrame(f.bytes, f.h)
+      // Checksums passed but the payload does not decode: not acked (on replay the frame is skipped as damaged).
+      if (!payload) { this.s.corruptFrames++; f.port.postMessage({ t: 'error', message: `frame ${f.seq} does not decode` } satisfies ClientReply); continue }
+      if (payload.vdl > this.vdlKnown) this.vdlKnown = payload.vdl
+      for (const r of payload.records) this.#insert(r, f.file)
+      acks.push(f)
+    }
     const touched = [...this.#touched]
     this.#touched.clear()
     for (const pg of touched) { const st = this.pgs.get(pg)!; st.sclSynced = st.scl }
     const scl = this.#sclList(touched)
-    const acks = this.#pendingAcks
-    this.#pendingAcks = []
     const byPort = new Map<MessagePort, number[]>()
     for (const a of acks) {
       let seqs = byPort.get(a.port)

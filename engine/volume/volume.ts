@@ -136,6 +136,8 @@ const DEFAULTS = {
 type Resolved = typeof DEFAULTS
 
 const RECORD_OVERHEAD_BYTES = 24
+/** how long a moved read horizon may wait for a frame to carry it before it is sent alone */
+const HORIZON_DELAY_MS = 5
 
 /**
  * Opens (or creates) the volume in `options.dir`: starts the six segment
@@ -407,8 +409,8 @@ export class Volume {
       this.#shipments.push(s)
       this.#counters.framesShipped++
       this.#counters.bytesShipped += frame.length
-      this.#sendHorizon()
-      for (let id = 0; id < SEGMENTS; id++) this.#sendFrame(id, s)
+      const horizon = this.#advanceHorizon()
+      for (let id = 0; id < SEGMENTS; id++) this.#sendFrame(id, s, horizon)
     }
   }
 
@@ -418,22 +420,42 @@ export class Volume {
     return n
   }
 
-  #sendFrame(id: number, s: Shipment): void {
+  #sendFrame(id: number, s: Shipment, horizon?: number): void {
     const port = this.#ports[id]
     if (!port || !this.#ready[id]) return
     if (this.#lagBytes[id] > this.#o.segmentLagBytesMax) return // too far behind: gossip will catch it up
     this.#sentBytes[id].set(s.seq, s.frame.length)
     this.#lagBytes[id] += s.frame.length
-    port.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame } satisfies ClientRequest)
+    port.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame, horizon } satisfies ClientRequest)
   }
 
-  #sendHorizon(): void {
+  /**
+   * Moves the read horizon (min of VDL and pinned read points) and returns it
+   * if segments have not been told it yet. Frames carry it; a standalone
+   * message goes out only when no frame does ({@link #scheduleHorizon}), so a
+   * commit costs six messages, not twelve. A late horizon only makes
+   * segments keep versions a little longer.
+   */
+  #advanceHorizon(): number | undefined {
     let h = this.#quorum.vdl
     for (const lsn of this.#pins.values()) if (lsn < h) h = lsn
     if (h > this.#retainedFrom) this.#retainedFrom = h
-    if (this.#retainedFrom === this.#horizonSent) return
+    if (this.#retainedFrom === this.#horizonSent) return undefined
     this.#horizonSent = this.#retainedFrom
-    for (let id = 0; id < SEGMENTS; id++) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: this.#retainedFrom } satisfies ClientRequest)
+    return this.#retainedFrom
+  }
+
+  #sendHorizon(): void {
+    const h = this.#advanceHorizon()
+    if (h === undefined) return
+    for (let id = 0; id < SEGMENTS; id++) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: h } satisfies ClientRequest)
+  }
+
+  #horizonTimer: NodeJS.Timeout | null = null
+  #scheduleHorizon(): void {
+    if (this.#horizonTimer || this.#closed) return
+    this.#horizonTimer = setTimeout(() => { this.#horizonTimer = null; if (!this.#closed && !this.#fenced) this.#sendHorizon() }, HORIZON_DELAY_MS)
+    this.#horizonTimer.unref()
   }
 
   /** Called whenever SCLs arrive: moves VDL, resolves commits, frees slots. */
@@ -461,7 +483,7 @@ export class Volume {
     }
     while (this.#allocWaiters.length && this.#canAllocate(this.#allocWaiters[0].n, this.#allocWaiters[0].bytes)) this.#allocWaiters.shift()!.resolve()
     this.#pump()
-    this.#sendHorizon()
+    this.#scheduleHorizon()
   }
 
   #trimHistory(): void {
@@ -760,6 +782,7 @@ export class Volume {
       for (const w of this.#durableWaiters.splice(0)) w.reject(closedError())
       for (const r of [...this.#reads.values()]) this.#finishRead(r, closedError())
       for (const w of this.#commits) clearTimeout(w.timer)
+      if (this.#horizonTimer) clearTimeout(this.#horizonTimer)
       this.#storage.off('up', this.#onUp)
       this.#storage.off('down', this.#onDown)
       for (let id = 0; id < SEGMENTS; id++) { this.#ports[id]?.close(); this.#ports[id] = null; this.#ready[id] = false }
