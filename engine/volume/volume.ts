@@ -118,7 +118,7 @@ export interface ReadPoint {
 interface VolumeMeta { pageSize: number; pagesPerGroup: number; epoch: number; truncations: Truncation[] }
 
 interface Shipment { seq: number; frame: Uint8Array; lastLsn: number }
-interface CommitWaiter { cpl: number; bytes: number; resolve: (r: WriteResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; settled: boolean }
+interface CommitWaiter { cpl: number; bytes: number; resolve: (r: WriteResult) => void; reject: (e: Error) => void; deadline: number; settled: boolean }
 interface AllocWaiter { n: number; bytes: number; resolve: () => void; reject: (e: Error) => void }
 interface ReadReq {
   id: number; pageId: number; at: number; need: number; pg: number
@@ -354,15 +354,9 @@ export class Volume {
     this.#inflightBytes += bytes
     this.#counters.writes++
     const p = new Promise<WriteResult>((resolve, reject) => {
-      const w: CommitWaiter = { cpl, bytes, resolve, reject, settled: false, timer: undefined as unknown as NodeJS.Timeout }
-      w.timer = setTimeout(() => {
-        if (w.settled) return
-        w.settled = true
-        const up = this.#ready.filter(Boolean).length
-        const err = new HexadError('HEXAD_QUORUM_LOST', `write at LSN ${cpl} did not reach 4 of 6 segments within ${this.#o.quorumTimeoutMs} ms (${up} segments up, VDL ${this.vdl}); it is not acknowledged and may still become durable (whenDurable(err.lsn) tells when)`)
-        reject(Object.assign(err, { lsn: cpl }))
-      }, this.#o.quorumTimeoutMs)
+      const w: CommitWaiter = { cpl, bytes, resolve, reject, settled: false, deadline: performance.now() + this.#o.quorumTimeoutMs }
       this.#commits.push(w)
+      this.#armCommitTimer()
     })
     // Ship from a microtask: writers resumed by the same ack all join this frame.
     if (!this.#pumpQueued) { this.#pumpQueued = true; queueMicrotask(() => { this.#pumpQueued = false; this.#pump() }) }
@@ -412,6 +406,39 @@ export class Volume {
       const horizon = this.#advanceHorizon()
       for (let id = 0; id < SEGMENTS; id++) this.#sendFrame(id, s, horizon)
     }
+  }
+
+  // One timer for all commit deadlines (a timer per write cost more than the write's own
+  // bookkeeping): deadlines grow in LSN order, so the first unsettled waiter is the next due.
+  #commitTimer: NodeJS.Timeout | null = null
+  /** no unsettled waiter before this index of #commits */
+  #timeoutScan = 0
+
+  #armCommitTimer(): void {
+    if (this.#commitTimer || this.#closed) return
+    let i = Math.max(this.#timeoutScan, this.#commitHead)
+    while (i < this.#commits.length && this.#commits[i].settled) i++
+    this.#timeoutScan = i
+    if (i >= this.#commits.length) return
+    this.#commitTimer = setTimeout(() => this.#onCommitTimer(), Math.max(0, this.#commits[i].deadline - performance.now()) + 1)
+  }
+
+  #onCommitTimer(): void {
+    this.#commitTimer = null
+    if (this.#closed) return
+    const now = performance.now()
+    let i = Math.max(this.#timeoutScan, this.#commitHead)
+    for (; i < this.#commits.length; i++) {
+      const w = this.#commits[i]
+      if (w.settled) continue
+      if (w.deadline > now) break
+      w.settled = true
+      const up = this.#ready.filter(Boolean).length
+      const err = new HexadError('HEXAD_QUORUM_LOST', `write at LSN ${w.cpl} did not reach 4 of 6 segments within ${this.#o.quorumTimeoutMs} ms (${up} segments up, VDL ${this.vdl}); it is not acknowledged and may still become durable (whenDurable(err.lsn) tells when)`)
+      w.reject(Object.assign(err, { lsn: w.cpl }))
+    }
+    this.#timeoutScan = i
+    this.#armCommitTimer()
   }
 
   #undurableShipments(): number {
@@ -467,10 +494,14 @@ export class Volume {
     while (this.#commitHead < this.#commits.length && this.#commits[this.#commitHead].cpl <= vdl) {
       const w = this.#commits[this.#commitHead++]
       this.#inflightBytes -= w.bytes
-      clearTimeout(w.timer)
       if (!w.settled) { w.settled = true; w.resolve({ lsn: w.cpl }) }
     }
-    if (this.#commitHead > 1024 && this.#commitHead * 2 > this.#commits.length) { this.#commits.splice(0, this.#commitHead); this.#commitHead = 0 }
+    if (this.#commitHead >= this.#commits.length && this.#commitTimer) { clearTimeout(this.#commitTimer); this.#commitTimer = null }
+    if (this.#commitHead > 1024 && this.#commitHead * 2 > this.#commits.length) {
+      this.#commits.splice(0, this.#commitHead)
+      this.#timeoutScan = Math.max(0, this.#timeoutScan - this.#commitHead)
+      this.#commitHead = 0
+    }
     const vcl = this.#quorum.vcl
     let drop = 0
     while (drop < this.#shipments.length && this.#shipments[drop].lastLsn <= vcl) drop++
@@ -706,11 +737,11 @@ export class Volume {
     this.#fenced = new HexadError('HEXAD_FENCED', `this volume handle (epoch ${this.epoch}) was fenced: segment ${id} is at epoch ${epoch}, so another handle has opened ${this.dir}`)
     for (let i = this.#commitHead; i < this.#commits.length; i++) {
       const w = this.#commits[i]
-      clearTimeout(w.timer)
       if (!w.settled) { w.settled = true; w.reject(this.#fenced) }
     }
     this.#commits.length = 0
     this.#commitHead = 0
+    this.#timeoutScan = 0
     for (const a of this.#allocWaiters.splice(0)) a.reject(this.#fenced)
     for (const w of this.#durableWaiters.splice(0)) w.reject(this.#fenced)
     for (const r of [...this.#reads.values()]) this.#finishRead(r, this.#fenced)
@@ -781,7 +812,7 @@ export class Volume {
       for (const a of this.#allocWaiters.splice(0)) a.reject(closedError())
       for (const w of this.#durableWaiters.splice(0)) w.reject(closedError())
       for (const r of [...this.#reads.values()]) this.#finishRead(r, closedError())
-      for (const w of this.#commits) clearTimeout(w.timer)
+      if (this.#commitTimer) clearTimeout(this.#commitTimer)
       if (this.#horizonTimer) clearTimeout(this.#horizonTimer)
       this.#storage.off('up', this.#onUp)
       this.#storage.off('down', this.#onDown)
