@@ -13,6 +13,7 @@ export type HexadErrorCode =
   | 'HEXAD_IO'
   | 'HEXAD_CONFLICT'
   | 'HEXAD_DEADLOCK'
+  | 'HEXAD_SQL'
 
 export class HexadError extends Error {
   readonly code: HexadErrorCode

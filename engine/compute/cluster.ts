@@ -7,10 +7,13 @@ import { badInput } from '../common/errors.js'
 import { openVolume, type Volume, type VolumeOptions } from '../volume/volume.js'
 import { Database } from './database.js'
 import { Engine } from './kv.js'
+import { configureSql, type Dialect } from '../sql/index.js'
 
 export interface ClusterOptions extends VolumeOptions {
   /** bytes of pages the writer's buffer cache holds (default 64 MiB) */
   cacheBytes?: number
+  /** SQL dialect of `writer.sql()` and sessions unless a call says otherwise: 'postgres' (default) or 'mysql' */
+  dialect?: Dialect
 }
 
 export class Cluster {
@@ -24,6 +27,7 @@ export class Cluster {
     this.volume = volume
     this.#engine = engine
     this.writer = new Database(engine)
+    configureSql(this.writer, { volume })
   }
 
   stats() {
@@ -45,12 +49,15 @@ export class Cluster {
 /** Opens (or creates) the cluster in `options.dir`: the volume, recovered, and its writer. */
 export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   if (!options || typeof options !== 'object') throw badInput('openCluster needs an options object with a dir')
-  const { cacheBytes = 64 << 20, ...volumeOptions } = options
+  const { cacheBytes = 64 << 20, dialect, ...volumeOptions } = options
+  if (dialect !== undefined && dialect !== 'postgres' && dialect !== 'mysql') throw badInput(`dialect must be 'postgres' or 'mysql', got ${JSON.stringify(dialect)}`)
   if (!Number.isInteger(cacheBytes) || cacheBytes < 64 * 1024) throw badInput(`cacheBytes must be an integer of at least 65536, got ${String(cacheBytes)}`)
   const volume = await openVolume(volumeOptions)
   try {
     const engine = await Engine.open(volume, cacheBytes)
-    return new Cluster(volume, engine)
+    const cluster = new Cluster(volume, engine)
+    if (dialect) configureSql(cluster.writer, { dialect })
+    return cluster
   } catch (err) {
     await volume.close()
     throw err

@@ -5,6 +5,7 @@
 import { listFreePages } from './allocator.js'
 import { BTree } from './btree.js'
 import { checkKeyspaceName, DEFAULT_KEYSPACE, Engine, Keyspace, type DatabaseStats } from './kv.js'
+import { sqlEngine, type SqlOptions, type SqlResult, type SqlSession, type Dialect } from '../sql/index.js'
 
 export interface VerifyReport {
   ok: boolean
@@ -29,6 +30,16 @@ export class Database extends Keyspace {
     let k = this.#spaces.get(name)
     if (!k) { k = new Keyspace(this.#e, name); this.#spaces.set(name, k) }
     return k
+  }
+
+  /** Runs one SQL statement in its own transaction (engine/sql): `{ rows, rowCount, fields, command }`. */
+  sql<R = Record<string, unknown>>(text: string, params?: unknown[], options?: SqlOptions): Promise<SqlResult<R>> {
+    return sqlEngine(this).sql(text, params, options)
+  }
+
+  /** A SQL session: BEGIN ... COMMIT across calls; one per client connection. */
+  session(options?: { dialect?: Dialect }): SqlSession {
+    return sqlEngine(this).session(options)
   }
 
   /** Names of the keyspaces that exist (have been written). */

@@ -1,0 +1,571 @@
+/**
+ * The SQL engine of one database handle, and sessions on it.
+ *
+ * `db.sql(text, params?)` runs one statement in autocommit: its own
+ * serializable transaction, retried on HEXAD_CONFLICT / HEXAD_DEADLOCK.
+ * `db.session()` gives a session whose BEGIN ... COMMIT spans calls (the
+ * wire layer opens one per connection). Statements of one session run one
+ * at a time, in call order.
+ *
+ * Every statement goes through the statement cache: its text is normalised
+ * (lexer.ts: literals and parameters become placeholders), parsed once by
+ * node-sql-parser, and compiled once into a plan against the current
+ * catalog version; a DDL bumps the version, and plans compiled against an
+ * older one are compiled again from the cached AST.
+ */
+import type { Database } from '../compute/database.js'
+import type { Transaction } from '../compute/kv.js'
+import type { Volume } from '../volume/volume.js'
+import { createRequire } from 'node:module'
+import { CATALOG_KEYSPACE, decodeDef, tableKeyspace, type TableDef } from './catalog.js'
+import { alterTable, createIndex, createTable, dropIndex, dropTable, type DdlHost } from './ddl.js'
+import { compileDelete, compileInsert, compileUpdate, runDelete, runInsert, runUpdate, type DeletePlan, type InsertPlan, type UpdatePlan } from './dml.js'
+import { SqlError, SQLSTATE, toSqlError, unsupported } from './errors.js'
+import { CompileCtx, type Env, type Row } from './expr.js'
+import { firstWord, normalize, tokenize, type Dialect, type Slot } from './lexer.js'
+import { compileSelect, runCorrelated, runSelect, type CatalogView, type Exec, type Field, type PlanCtx, type SelectPlan, type TxLike } from './select.js'
+import { fromParam, kindOf, PG_OID, T, toJs, type SqlType } from './values.js'
+
+export type { Dialect }
+
+export interface SqlOptions {
+  /** 'postgres' (default: the cluster's dialect) or 'mysql' */
+  dialect?: Dialect
+  /** rows as objects keyed by field name (default) or as arrays in field order */
+  rowMode?: 'object' | 'array'
+}
+
+export interface SqlField {
+  name: string
+  /** PostgreSQL type name: int4, int8, float8, numeric, text, varchar, bool, bytea, timestamp, date, json, jsonb */
+  type: string
+  /** PostgreSQL type OID (23 int4, 20 int8, 701 float8, 1700 numeric, 25 text, 1043 varchar, 16 bool, 17 bytea, 1114 timestamp, 1082 date, 114 json, 3802 jsonb) */
+  oid: number
+}
+
+export interface SqlResult<R = Record<string, unknown>> {
+  /** command tag: SELECT, INSERT, UPDATE, DELETE, CREATE TABLE, DROP TABLE, CREATE INDEX, DROP INDEX, ALTER TABLE, BEGIN, COMMIT, ROLLBACK, EXPLAIN, ALTER SYSTEM */
+  command: string
+  /** rows returned (SELECT) or affected (INSERT, UPDATE, DELETE) */
+  rowCount: number
+  rows: R[]
+  fields: SqlField[]
+}
+
+export interface SqlConfig {
+  dialect?: Dialect
+  volume?: Volume
+}
+
+type Prepared =
+  | { kind: 'select'; plan: SelectPlan }
+  | InsertPlan | UpdatePlan | DeletePlan
+
+interface Entry {
+  ast: any
+  kind: string
+  prepared: Prepared | null
+  version: number
+  slotTypes: SqlType[]
+}
+
+const CACHE_MAX = 2000
+const AUTOCOMMIT_RETRIES = 20
+
+const require = createRequire(import.meta.url)
+const parsers: Partial<Record<Dialect, { astify(sql: string, opt: object): any }>> = {}
+function parser(d: Dialect) {
+  let p = parsers[d]
+  if (!p) {
+    const mod = require(d === 'mysql' ? 'node-sql-parser/build/mysql' : 'node-sql-parser/build/postgresql')
+    p = parsers[d] = new mod.Parser()
+  }
+  return p!
+}
+
+function parse(text: string, d: Dialect): any {
+  try {
+    const ast = parser(d).astify(text, { database: d === 'mysql' ? 'mysql' : 'postgresql' })
+    if (Array.isArray(ast)) {
+      if (ast.length !== 1) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: several statements in one call (split them, e.g. with splitStatements())')
+      return ast[0]
+    }
+    return ast
+  } catch (err) {
+    if (err instanceof SqlError) throw err
+    const e = err as { message?: string; location?: { start?: { line: number; column: number } }; found?: string }
+    const at = e.location?.start ? ` at line ${e.location.start.line}, column ${e.location.start.column}` : ''
+    const near = e.found !== undefined && e.found !== null ? ` near "${e.found}"` : ' at end of input'
+    throw new SqlError(SQLSTATE.syntax, `syntax error${near}${at}: ${text.length > 200 ? text.slice(0, 200) + '…' : text}`)
+  }
+}
+
+function fieldOf(f: Field, rows: Row[], i: number): SqlField {
+  let t = f.type
+  if (t.kind === 'unknown') {
+    const v = rows.find(r => r[i] !== null)?.[i]
+    const k = v === undefined ? 'text' : kindOf(v)
+    t = k === 'unknown' ? T.text : (T as Record<string, SqlType>)[k] ?? T.text
+  }
+  const type = t.name === 'varchar' || t.name === 'jsonb' ? t.name : t.kind === 'unknown' ? 'text' : t.kind
+  return { name: f.name, type, oid: PG_OID[type] ?? 25 }
+}
+
+function shape(fields: Field[], rows: Row[], mode: 'object' | 'array'): { fields: SqlField[]; rows: any[] } {
+  const fs = fields.map((f, i) => fieldOf(f, rows, i))
+  if (mode === 'array') return { fields: fs, rows: rows.map(r => r.map(toJs)) }
+  return {
+    fields: fs,
+    rows: rows.map(r => {
+      const o: Record<string, unknown> = {}
+      for (let i = 0; i < fs.length; i++) o[fs[i].name] = toJs(r[i])
+      return o
+    }),
+  }
+}
+
+/** Splits a script into statements at top-level semicolons (quotes and comments respected). */
+export function splitStatements(text: string, dialect: Dialect = 'postgres'): string[] {
+  const toks = tokenize(text, dialect)
+  const out: string[] = []
+  let cur = ''
+  for (const t of toks) {
+    if (t.t === 'op' && t.s === ';') { if (cur.trim()) out.push(cur.trim()); cur = ''; continue }
+    cur += t.s
+  }
+  if (cur.trim()) out.push(cur.trim())
+  return out
+}
+
+export class SqlEngine implements DdlHost, CatalogView {
+  readonly db: Database
+  dialect: Dialect
+  volume: Volume | null
+  readonly tables = new Map<string, TableDef>()
+  version = 0
+  readonly #cache = new Map<string, Entry>()
+  #ready: Promise<void> | null = null
+  crashed = false
+  readonly #seq = new Map<string, Promise<{ next: number }>>()
+  readonly #timers = new Set<NodeJS.Timeout>()
+  stats = { parses: 0, plans: 0, cacheHits: 0, statements: 0 }
+
+  constructor(db: Database, config: SqlConfig = {}) {
+    this.db = db
+    this.dialect = config.dialect ?? 'postgres'
+    this.volume = config.volume ?? null
+  }
+
+  configure(config: SqlConfig): void {
+    if (config.dialect) this.dialect = config.dialect
+    if (config.volume) this.volume = config.volume
+  }
+
+  // ---------------------------------------------------------------- catalog
+
+  ready(): Promise<void> {
+    this.#ready ??= (async () => {
+      for await (const [k, v] of this.db.keyspace(CATALOG_KEYSPACE).scan({ gte: 't/', lt: 't0' })) {
+        void k
+        const def = decodeDef(v)
+        this.tables.set(def.name.toLowerCase(), def)
+      }
+    })().catch(err => { this.#ready = null; throw err })
+    return this.#ready
+  }
+
+  table(name: string): TableDef {
+    const t = this.tables.get(name.toLowerCase())
+    if (!t) throw new SqlError(SQLSTATE.undefinedTable, `relation "${name}" does not exist`)
+    return t
+  }
+
+  maybeTable(name: string): TableDef | undefined { return this.tables.get(name.toLowerCase()) }
+
+  publish(name: string, def: TableDef | null): void {
+    const k = name.toLowerCase()
+    if (def) this.tables.set(k, def)
+    else {
+      const old = this.tables.get(k)
+      this.tables.delete(k)
+      if (old) for (const key of [...this.#seq.keys()]) if (key.startsWith(`${old.id}:`)) this.#seq.delete(key)
+    }
+    this.version++
+  }
+
+  transaction<T>(fn: (tx: TxLike) => Promise<T>): Promise<T> {
+    return this.db.transaction(tx => fn(tx), { retries: AUTOCOMMIT_RETRIES })
+  }
+
+  /** The next row id (col null) or serial value of a table: one above the largest in use when first asked. */
+  async next(t: TableDef, col: number | null): Promise<number> {
+    const key = `${t.id}:${col ?? 'rowid'}`
+    let p = this.#seq.get(key)
+    if (!p) {
+      p = (async () => {
+        let max = 0
+        const ks = this.db.keyspace(tableKeyspace(t))
+        if (col === null) {
+          for await (const [k] of ks.scan({ reverse: true, limit: 1 })) {
+            const b = Buffer.from(k)
+            max = Number(b.readBigUInt64BE(1) ^ (1n << 63n))
+          }
+        } else {
+          const { decodeRow } = await import('./catalog.js')
+          for await (const [, v] of ks.scan()) {
+            const x = decodeRow(t, v)[col]
+            if (x !== null && Number(x) > max) max = Number(x)
+          }
+        }
+        return { next: max + 1 }
+      })()
+      this.#seq.set(key, p)
+      p.catch(() => this.#seq.delete(key))
+    }
+    const s = await p
+    return s.next++
+  }
+
+  // ---------------------------------------------------------------- statements
+
+  /** The cached entry for a normalised statement (parsing only on a miss). */
+  entry(text: string, dialect: Dialect): { e: Entry; slots: Slot[] } {
+    const toks = tokenize(text, dialect)
+    const n = normalize(text, dialect, toks)
+    const key = dialect[0] + n.sig + '\0' + n.text
+    let e = this.#cache.get(key)
+    if (e) { this.stats.cacheHits++; return { e, slots: n.slots } }
+    let ast: any
+    let slots = n.slots
+    let sig = n.sig
+    this.stats.parses++
+    try {
+      ast = parse(n.text, dialect)
+    } catch (err) {
+      if (!n.changed) throw err
+      // the normalised form did not parse (a literal where the grammar wants one): parse the text as given
+      const raw = normalize(text, dialect, toks.map(t => t))
+      void raw
+      const plain = plainParams(text, dialect)
+      ast = parse(plain.text, dialect)
+      slots = plain.slots
+      sig = plain.sig
+      const rawKey = dialect[0] + 'R' + sig + '\0' + plain.text
+      const hit = this.#cache.get(rawKey)
+      if (hit) return { e: hit, slots }
+      e = { ast, kind: String(ast.type), prepared: null, version: -1, slotTypes: slotTypes(sig) }
+      this.#remember(rawKey, e)
+      return { e, slots }
+    }
+    e = { ast, kind: String(ast.type), prepared: null, version: -1, slotTypes: slotTypes(sig) }
+    this.#remember(key, e)
+    return { e, slots }
+  }
+
+  #remember(key: string, e: Entry): void {
+    if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!)
+    this.#cache.set(key, e)
+  }
+
+  prepare(e: Entry, dialect: Dialect): Prepared {
+    if (e.prepared && e.version === this.version) return e.prepared
+    this.stats.plans++
+    const cx = new CompileCtx(dialect, e.slotTypes, (ast, scope) => {
+      const plan = compileSelect(ast, scope, pc, null)
+      return { plan, correlated: false, type: plan.fields[0]?.type ?? T.unknown }
+    })
+    const pc: PlanCtx = { cat: this, cx }
+    let p: Prepared
+    switch (e.kind) {
+      case 'select': cx.planSubs = []; p = { kind: 'select', plan: compileSelect(e.ast, null, pc, null) }; break
+      case 'insert': case 'replace':
+        if (e.kind === 'replace' || String(e.ast.prefix ?? '').toLowerCase().includes('ignore')) throw unsupported('REPLACE / INSERT IGNORE')
+        cx.planSubs = []
+        p = compileInsert(e.ast, pc)
+        if (cx.planSubs.length && !p.select) throw unsupported('subqueries in INSERT ... VALUES')
+        break
+      case 'update': p = compileUpdate(e.ast, pc); break
+      case 'delete': p = compileDelete(e.ast, pc); break
+      default: throw unsupported(`${e.kind.toUpperCase()} statements`)
+    }
+    e.prepared = p
+    e.version = this.version
+    return p
+  }
+
+  session(options: { dialect?: Dialect } = {}): SqlSession {
+    return new SqlSession(this, options.dialect ?? this.dialect)
+  }
+
+  /** One statement in autocommit. */
+  sql(text: string, params: unknown[] = [], options: SqlOptions = {}): Promise<SqlResult<any>> {
+    return new SqlSession(this, options.dialect ?? this.dialect, true).sql(text, params, options)
+  }
+
+  checkAlive(): void {
+    if (this.crashed) throw new SqlError(SQLSTATE.adminShutdown, 'the writer was crashed by ALTER SYSTEM CRASH: close the cluster and open it again (recovery brings back every committed transaction)')
+  }
+
+  // ---------------------------------------------------------------- fault injection
+
+  async alterSystem(words: string[]): Promise<SqlResult<any>> {
+    const w = words.map(x => x.toLowerCase())
+    const vol = this.volume
+    if (!vol) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: ALTER SYSTEM on a database opened without its cluster')
+    const bad = () => new SqlError(SQLSTATE.syntax, `syntax error in ALTER SYSTEM ${words.join(' ')}: expected CRASH [INSTANCE | WRITER | NODE], or SIMULATE [n PERCENT] {AZ | DISK} FAILURE [IN {AZ | DISK} n] FOR INTERVAL n {SECOND | MINUTE | HOUR}[S]`)
+    if (w[0] === 'crash') {
+      if (w.length > 2 || (w[1] && !['instance', 'writer', 'node', 'dispatcher'].includes(w[1]))) throw bad()
+      this.crashed = true
+      for (const t of this.#timers) clearTimeout(t)
+      await vol.close().catch(() => {})
+      return { command: 'ALTER SYSTEM', rowCount: 0, rows: [], fields: [] }
+    }
+    if (w[0] !== 'simulate') throw bad()
+    let i = 1
+    let percent = 100
+    if (/^\d+(\.\d+)?$/.test(w[i] ?? '') && w[i + 1] === 'percent') { percent = Number(w[i]); i += 2 }
+    if (!(percent > 0 && percent <= 100)) throw new SqlError(SQLSTATE.invalidParameter, `failure percentage must be in (0, 100], got ${percent}`)
+    const what = w[i++]
+    if ((what !== 'az' && what !== 'disk') || w[i++] !== 'failure') throw bad()
+    let target: number | null = null
+    if (w[i] === 'in') {
+      const unit = w[i + 1]
+      if (!((what === 'az' && unit === 'az') || (what === 'disk' && (unit === 'disk' || unit === 'node')))) throw bad()
+      target = Number(w[i + 2])
+      if (!Number.isInteger(target)) throw bad()
+      i += 3
+    }
+    if (w[i++] !== 'for' || w[i++] !== 'interval') throw bad()
+    const qty = Number(w[i++])
+    const unit = (w[i++] ?? '').replace(/s$/, '')
+    const mult: Record<string, number> = { second: 1, minute: 60, hour: 3600 }
+    if (!Number.isFinite(qty) || qty <= 0 || !(unit in mult) || i !== w.length) throw bad()
+    const seconds = qty * mult[unit]
+    let stopped: number[]
+    let restart: () => Promise<void>
+    if (what === 'az') {
+      const az = target ?? Math.floor(Math.random() * 3)
+      if (az < 0 || az > 2) throw new SqlError(SQLSTATE.invalidParameter, `AZ must be 0, 1 or 2, got ${az}`)
+      if (percent > 50) { await vol.faults.stopAZ(az); stopped = [az * 2, az * 2 + 1]; restart = () => vol.faults.restartAZ(az) }
+      else { await vol.faults.stopWorker(az * 2); stopped = [az * 2]; restart = () => vol.faults.restartWorker(az * 2) }
+    } else {
+      const id = target ?? Math.floor(Math.random() * 6)
+      if (id < 0 || id > 5) throw new SqlError(SQLSTATE.invalidParameter, `disk (segment) must be 0..5, got ${id}`)
+      await vol.faults.stopWorker(id); stopped = [id]; restart = () => vol.faults.restartWorker(id)
+    }
+    const timer = setTimeout(() => { this.#timers.delete(timer); restart().catch(() => {}) }, seconds * 1000)
+    timer.unref()
+    this.#timers.add(timer)
+    const rows = [{ failure: what, segments: stopped.join(','), seconds }]
+    return { command: 'ALTER SYSTEM', rowCount: 1, rows, fields: [{ name: 'failure', type: 'text', oid: 25 }, { name: 'segments', type: 'text', oid: 25 }, { name: 'seconds', type: 'float8', oid: 701 }] }
+  }
+
+  /** Restarts every segment stopped by SIMULATE now (tests, shutdown). */
+  clearTimers(): void { for (const t of this.#timers) clearTimeout(t); this.#timers.clear() }
+}
+
+function slotTypes(sig: string): SqlType[] {
+  const out: SqlType[] = []
+  for (const c of sig) out.push(c === 'i' ? T.int4 : c === 'n' ? T.numeric : c === 'b' ? T.bytea : T.unknown)
+  return out
+}
+
+/** Only parameters renumbered (the fallback when the normalised text did not parse). */
+function plainParams(text: string, dialect: Dialect): { text: string; slots: Slot[]; sig: string } {
+  const toks = tokenize(text, dialect)
+  const slots: Slot[] = []
+  let nextQ = 0
+  let sig = ''
+  const parts = toks.map(t => {
+    if (t.t !== 'param') return t.t === 'ws' ? ' ' : t.s
+    const p = t.v as number
+    slots.push({ param: p < 0 ? nextQ++ : p })
+    sig += 'u'
+    return `:p${slots.length}`
+  })
+  return { text: parts.join('').trim(), slots, sig }
+}
+
+const TX_WORDS = new Set(['begin', 'start', 'commit', 'end', 'rollback', 'abort'])
+
+/**
+ * A SQL session: its own transaction state. Between BEGIN (or START
+ * TRANSACTION) and COMMIT / ROLLBACK, statements share one serializable
+ * engine transaction; a statement that fails inside it aborts it, and
+ * every later statement fails with 25P02 until ROLLBACK (or COMMIT, which
+ * then rolls back), as in PostgreSQL. Outside a transaction each statement
+ * is its own transaction, retried on serialization conflicts.
+ */
+export class SqlSession {
+  readonly #engine: SqlEngine
+  readonly dialect: Dialect
+  #tx: Transaction | null = null
+  #failed = false
+  #closed = false
+  #queue: Promise<unknown> = Promise.resolve()
+  readonly #autocommitOnly: boolean
+
+  /** @internal */
+  constructor(engine: SqlEngine, dialect: Dialect, autocommitOnly = false) {
+    if (dialect !== 'postgres' && dialect !== 'mysql') throw new SqlError(SQLSTATE.invalidParameter, `dialect must be 'postgres' or 'mysql', got ${JSON.stringify(dialect)}`)
+    this.#engine = engine
+    this.dialect = dialect
+    this.#autocommitOnly = autocommitOnly
+  }
+
+  /** Whether a transaction block is open (also when it failed and awaits ROLLBACK). */
+  get inTransaction(): boolean { return this.#tx !== null || this.#failed }
+
+  /** PostgreSQL's ReadyForQuery status: 'I' idle, 'T' in a transaction, 'E' in a failed transaction. */
+  get status(): 'I' | 'T' | 'E' { return this.#failed ? 'E' : this.#tx ? 'T' : 'I' }
+
+  /** Runs one statement; statements of a session run in call order, one at a time. */
+  sql<R = Record<string, unknown>>(text: string, params: unknown[] = [], options: SqlOptions = {}): Promise<SqlResult<R>> {
+    const run = this.#queue.then(() => this.#run(text, params, options))
+    this.#queue = run.catch(() => {})
+    return run as Promise<SqlResult<R>>
+  }
+
+  /** Rolls back an open transaction and ends the session. */
+  async close(): Promise<void> {
+    await this.#queue
+    this.#closed = true
+    this.#tx?.rollback()
+    this.#tx = null
+    this.#failed = false
+  }
+
+  async #run(text: string, params: unknown[], options: SqlOptions): Promise<SqlResult<any>> {
+    try {
+      return await this.#statement(text, params, options)
+    } catch (err) {
+      const e = toSqlError(err)
+      if (this.#tx) { this.#tx.rollback(); this.#tx = null; this.#failed = true }
+      throw e
+    }
+  }
+
+  async #statement(text: string, params: unknown[], options: SqlOptions): Promise<SqlResult<any>> {
+    const eng = this.#engine
+    if (this.#closed) throw new SqlError(SQLSTATE.adminShutdown, 'the session is closed')
+    if (typeof text !== 'string') throw new SqlError(SQLSTATE.invalidParameter, `sql() takes the statement text as a string, got ${typeof text}`)
+    if (!Array.isArray(params)) throw new SqlError(SQLSTATE.invalidParameter, 'sql() parameters must be an array')
+    eng.checkAlive()
+    await eng.ready()
+    eng.stats.statements++
+    const dialect = options.dialect ?? this.dialect
+    const mode = options.rowMode ?? 'object'
+    // transaction control and the statements node-sql-parser does not know are recognised here
+    const toks = tokenize(text, dialect).filter(t => t.t !== 'ws')
+    while (toks.length && toks[toks.length - 1].s === ';') toks.pop()
+    if (toks.some(t => t.t === 'op' && t.s === ';')) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: several statements in one call (split them, e.g. with splitStatements())')
+    const w0 = toks[0]?.t === 'id' ? toks[0].s.toLowerCase() : ''
+    const words = toks.map(t => t.s.toLowerCase())
+    if (toks.length === 0) return { command: 'EMPTY', rowCount: 0, rows: [], fields: [] }
+    if (TX_WORDS.has(w0) && (w0 !== 'start' || words[1] === 'transaction') && (w0 !== 'begin' || words.length === 1 || ['work', 'transaction', 'isolation', 'read'].includes(words[1]))) {
+      return this.#txControl(w0)
+    }
+    if (['savepoint', 'release'].includes(w0) || (w0 === 'rollback' && words.includes('to'))) throw unsupported('SAVEPOINT')
+    if (this.#failed) throw new SqlError(SQLSTATE.inFailedTx, 'current transaction is aborted, commands ignored until end of transaction block')
+    if (w0 === 'alter' && words[1] === 'system') {
+      if (this.#tx) throw new SqlError(SQLSTATE.activeTx, 'ALTER SYSTEM cannot run inside a transaction block')
+      return eng.alterSystem(toks.slice(2).map(t => t.s))
+    }
+    let body = text
+    let explain = false
+    let lock = false
+    if (w0 === 'explain') {
+      explain = true
+      let skip = 1
+      while (['analyze', 'verbose'].includes(words[skip])) skip++
+      body = cutTokens(text, dialect, skip)
+    }
+    const n = words.length
+    if (n >= 2 && words[n - 2] === 'for' && (words[n - 1] === 'update' || words[n - 1] === 'share')) { lock = true; body = cutTail(body, dialect, 2) }
+    else if (n >= 3 && words[n - 3] === 'for' && (words[n - 2] === 'update' || words[n - 2] === 'share') && ['nowait'].includes(words[n - 1])) { lock = true; body = cutTail(body, dialect, 3) }
+    const { e, slots } = eng.entry(body, dialect)
+    const kind = e.kind
+    if (kind === 'create' || kind === 'drop' || kind === 'alter') {
+      if (explain) throw unsupported('EXPLAIN of DDL')
+      if (this.#tx) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: DDL inside a transaction block (run CREATE / DROP / ALTER outside BEGIN ... COMMIT)')
+      return this.#ddl(e.ast)
+    }
+    if (kind === 'transaction') return this.#txControl(String(e.ast.expr?.action?.value ?? '').toLowerCase())
+    if (!['select', 'insert', 'update', 'delete', 'replace'].includes(kind)) throw unsupported(`${kind.toUpperCase()} statements`)
+    const p = eng.prepare(e, dialect)
+    if (explain) {
+      const lines = p.kind === 'select' ? p.plan.explain : p.explain
+      return { command: 'EXPLAIN', rowCount: lines.length, rows: lines.map(l => mode === 'array' ? [l] : { 'QUERY PLAN': l }), fields: [{ name: 'QUERY PLAN', type: 'text', oid: 25 }] }
+    }
+    const values = slots.map(s => ('lit' in s ? s.lit : fromParam(params[s.param], s.param)))
+    for (const s of slots) if ('param' in s && s.param >= params.length) throw new SqlError('08P01', `statement uses parameter $${s.param + 1} but ${params.length} parameter${params.length === 1 ? ' was' : 's were'} given`)
+    const exec = async (tx: TxLike) => {
+      const env: Env = { params: values, outer: [], subs: new Map(), now: new Date(), runSub: runCorrelated }
+      const ex: Exec = { tx, env, lock }
+      switch (p.kind) {
+        case 'select': {
+          const rows = await runSelect(p.plan, ex)
+          return { command: 'SELECT', rowCount: rows.length, rows, fields: p.plan.fields }
+        }
+        case 'insert': { const r = await runInsert(p, ex, eng); return { command: 'INSERT', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields } }
+        case 'update': { const r = await runUpdate(p, ex); return { command: 'UPDATE', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields } }
+        case 'delete': { const r = await runDelete(p, ex); return { command: 'DELETE', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields } }
+      }
+    }
+    const r = this.#tx ? await exec(this.#tx) : await eng.transaction(exec)
+    const s = shape(r.fields, r.rows, mode)
+    return { command: r.command, rowCount: r.rowCount, rows: s.rows, fields: s.fields }
+  }
+
+  async #txControl(word: string): Promise<SqlResult<any>> {
+    const done = (command: string) => ({ command, rowCount: 0, rows: [], fields: [] })
+    if (word === 'begin' || word === 'start') {
+      if (this.#autocommitOnly) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: BEGIN through db.sql(); explicit transactions need a session: db.session()')
+      if (this.#failed) throw new SqlError(SQLSTATE.inFailedTx, 'current transaction is aborted, commands ignored until end of transaction block')
+      if (!this.#tx) this.#tx = this.#engine.db.begin()
+      return done('BEGIN')
+    }
+    if (word === 'commit' || word === 'end') {
+      if (this.#failed) { this.#failed = false; return done('ROLLBACK') }
+      const tx = this.#tx
+      this.#tx = null
+      if (tx) await tx.commit()
+      return done('COMMIT')
+    }
+    // rollback / abort
+    this.#tx?.rollback()
+    this.#tx = null
+    this.#failed = false
+    return done('ROLLBACK')
+  }
+
+  async #ddl(ast: any): Promise<SqlResult<any>> {
+    const eng = this.#engine
+    const done = (command: string) => ({ command, rowCount: 0, rows: [], fields: [] })
+    const kw = String(ast.keyword ?? '').toLowerCase()
+    if (ast.type === 'create' && kw === 'table') { await createTable(eng, ast); return done('CREATE TABLE') }
+    if (ast.type === 'create' && kw === 'index') { await createIndex(eng, ast); return done('CREATE INDEX') }
+    if (ast.type === 'drop' && kw === 'table') { await dropTable(eng, ast); return done('DROP TABLE') }
+    if (ast.type === 'drop' && kw === 'index') { await dropIndex(eng, ast); return done('DROP INDEX') }
+    if (ast.type === 'alter' && kw === 'table') { await alterTable(eng, ast); return done('ALTER TABLE') }
+    throw unsupported(`${String(ast.type).toUpperCase()} ${kw.toUpperCase()}`)
+  }
+}
+
+function cutTokens(text: string, dialect: Dialect, words: number): string {
+  const toks = tokenize(text, dialect)
+  let seen = 0
+  let i = 0
+  for (; i < toks.length && seen < words; i++) if (toks[i].t !== 'ws') seen++
+  return toks.slice(i).map(t => t.s).join('')
+}
+
+function cutTail(text: string, dialect: Dialect, words: number): string {
+  const toks = tokenize(text, dialect)
+  while (toks.length && (toks[toks.length - 1].t === 'ws' || toks[toks.length - 1].s === ';')) toks.pop()
+  let seen = 0
+  let i = toks.length
+  while (i > 0 && seen < words) { i--; if (toks[i].t !== 'ws') seen++ }
+  return toks.slice(0, i).map(t => t.s).join('')
+}
+
