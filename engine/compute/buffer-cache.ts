@@ -1,6 +1,6 @@
 /**
- * The compute node's buffer cache: page images bounded by bytes, in LRU
- * order, filled from the volume on a miss.
+ * The compute node's buffer cache: page images bounded by bytes, evicted by
+ * CLOCK (an LRU approximation), filled from the volume on a miss.
  *
  * Invariants:
  * - The cache holds the newest published image of each page it holds (an
@@ -22,6 +22,8 @@ interface Entry {
   image: Uint8Array
   /** publications whose redo is not yet durable */
   pins: number
+  /** used since the eviction hand last passed (CLOCK's second chance) */
+  ref: boolean
 }
 
 export interface BufferCacheStats {
@@ -58,8 +60,7 @@ export class BufferCache {
     const e = this.#pages.get(pageId)
     if (e) {
       this.#hits++
-      this.#pages.delete(pageId)
-      this.#pages.set(pageId, e)
+      e.ref = true
       return e.image
     }
     let p = this.#loading.get(pageId)
@@ -78,7 +79,7 @@ export class BufferCache {
         if (problem) throw new HexadError('HEXAD_CORRUPTION', `page ${pageId} read from the volume is not a valid page: ${problem}`)
         const now = this.#pages.get(pageId)
         if (now) return now.image // published while we read: the published image is newer
-        this.#insert(pageId, { image, pins: 0 })
+        this.#insert(pageId, { image, pins: 0, ref: false })
         return image
       }, err => { this.#loading.delete(pageId); throw err })
       this.#loading.set(pageId, p)
@@ -99,14 +100,12 @@ export class BufferCache {
     if (this.#loading.has(pageId)) this.#staleLoads.add(pageId)
     const e = this.#pages.get(pageId)
     if (e) {
-      this.#pages.delete(pageId)
-      this.#bytes -= e.image.length
+      this.#bytes += image.length - e.image.length
       e.image = image
       e.pins++
-      this.#pages.set(pageId, e)
-      this.#bytes += image.length
+      e.ref = true
     } else {
-      this.#insert(pageId, { image, pins: 1 })
+      this.#insert(pageId, { image, pins: 1, ref: false })
     }
   }
 
@@ -128,12 +127,24 @@ export class BufferCache {
     this.#evict()
   }
 
+  /**
+   * CLOCK (second chance), an approximation of LRU that costs a hit nothing
+   * but a flag: the map's insertion order is the clock; the hand takes the
+   * oldest entry, evicts it if it was not used since the hand last passed
+   * (and is not pinned), else clears its flag and moves it to the back.
+   */
   #evict(): void {
     if (this.#bytes <= this.capacityBytes) return
+    // Every entry is looked at most twice per call (once to clear its flag, once to evict it).
+    let budget = this.#pages.size * 2
     for (const [id, e] of this.#pages) {
-      if (this.#bytes <= this.capacityBytes) break
-      if (e.pins > 0) continue
+      if (this.#bytes <= this.capacityBytes || budget-- <= 0) break
       this.#pages.delete(id)
+      if (e.pins > 0 || e.ref) {
+        e.ref = false
+        this.#pages.set(id, e) // second chance: to the back of the clock
+        continue
+      }
       this.#bytes -= e.image.length
       this.#evictions++
     }

@@ -28,6 +28,7 @@ export interface KeyVersions {
 }
 
 export type Resolved = { found: true; value: Uint8Array | null } | { found: false }
+const NOT_FOUND: Resolved = Object.freeze({ found: false })
 
 export function storeKey(ks: number, key: Uint8Array): string {
   return ks + ':' + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
@@ -98,12 +99,14 @@ export class VersionStore {
 
   /** The value of a key at snapshot S, if the store knows it (else the tree is right). */
   resolve(ks: number, key: Uint8Array, snapshot: number): Resolved {
+    if (this.#entries.size === 0) return NOT_FOUND
     const e = this.#entries.get(storeKey(ks, key))
     return e ? { found: true, value: valueAt(e, snapshot) } : { found: false }
   }
 
   /** Whether a commit newer than `snapshot` changed this key. */
   changedAfter(ks: number, key: Uint8Array, snapshot: number): boolean {
+    if (this.#entries.size === 0) return false
     const e = this.#entries.get(storeKey(ks, key))
     return !!e && e.versions.length > 0 && e.versions[e.versions.length - 1].seq > snapshot
   }
