@@ -100,10 +100,11 @@ export function compileInsert(ast: any, pc: PlanCtx): InsertPlan {
   const tref = ast.table?.[0]
   const t = pc.cat.table(String(tref.table))
   if (ast.partition) throw unsupported('INSERT ... PARTITION')
-  const explicit = !!(ast.columns && ast.columns.length)
+  const explicit = !!(ast.columns && ast.columns.length) && !ast.implicitColumns
   let targets: number[] = explicit
     ? ast.columns.map((c: any) => columnIndex(t, typeof c === 'string' ? c : String(c.value ?? colName(c))))
     : t.columns.map((_, i) => i)
+  if (ast.implicitColumns && !explicit) targets = t.columns.map((_, i) => i)
   if (!explicit && ast.values?.type === 'values') {
     // INSERT INTO t VALUES (...) with fewer values than columns fills the first ones (PostgreSQL)
     const widest = Math.max(...ast.values.values.map((r: any) => (r.value ?? r).length))
@@ -134,7 +135,7 @@ export function compileInsert(ast: any, pc: PlanCtx): InsertPlan {
   // ON CONFLICT / ON DUPLICATE KEY UPDATE
   let conflict: InsertPlan['conflict'] = null
   const alias = tref.as ? String(tref.as) : t.name
-  const excluded: ColBind[] = t.columns.map((c, i) => ({ table: 'excluded', name: c.name, index: t.columns.length + i, type: c.type }))
+  const excluded: ColBind[] = t.columns.map((c, i) => ({ table: 'excluded', name: c.name, index: t.columns.length + i, type: c.type, hidden: true }))
   const upScope = tableScope(t, alias, null, excluded)
   if (ast.conflict) {
     const c = ast.conflict

@@ -214,6 +214,7 @@ export function compile(node: any, scope: Scope, cx: CompileCtx): Compiled {
 }
 
 function compileAggRef(node: any, agg: AggCtx, cx: CompileCtx): Compiled {
+  if (node.over) throw unsupported('window functions (OVER)')
   const name = String(node.name).toUpperCase() as AggSpec['name']
   if (!['COUNT', 'SUM', 'AVG', 'MIN', 'MAX'].includes(name)) throw unsupported(`aggregate function ${node.name}`)
   const a = node.args ?? {}
@@ -327,7 +328,7 @@ function markCorrelated(cx: CompileCtx, depth: number): void {
 }
 
 export function castTo(c: Compiled, t: SqlType, how: 'cast' | 'assign'): Compiled {
-  if (c.type.kind === t.kind && t.len === undefined && t.name === c.type.name) return c
+  if (!c.constant && c.type.kind === t.kind && t.len === undefined && t.scale === undefined && t.name === c.type.name) return c
   const f = c.fn
   const assign = how === 'assign'
   if (c.constant && c.fn.length === 0) {
@@ -339,6 +340,10 @@ export function castTo(c: Compiled, t: SqlType, how: 'cast' | 'assign'): Compile
 
 function compileUnary(node: any, scope: Scope, cx: CompileCtx): Compiled {
   const op = String(node.operator).toUpperCase()
+  if (op === 'EXISTS' || op === 'NOT EXISTS') {
+    const inner = node.expr?.type === 'expr_list' ? node.expr.value[0] : node.expr
+    return compileFunction({ type: 'function', name: op, args: { type: 'expr_list', value: [inner] } }, scope, cx)
+  }
   const a = compile(node.expr, scope, cx)
   const f = a.fn
   if (op === 'NOT' || op === '!') return { fn: (r, e) => { const v = isTrue(f(r, e)); return v === null ? null : !v }, type: T.bool }
@@ -746,6 +751,7 @@ function compileFunction(node: any, scope: Scope, cx: CompileCtx): Compiled {
   const strict1 = (g: (v: unknown) => unknown, type: SqlType): Compiled => { need(1); const a = f[0]; return { fn: (r, e) => { const v = a(r, e); return v === null ? null : g(v) }, type } }
   const firstType = () => args.find(a => a.type.kind !== 'unknown')?.type ?? T.unknown
   switch (name) {
+    case 'NOT': need(1); return { fn: (r, e) => { const v = isTrue(f[0](r, e)); return v === null ? null : !v }, type: T.bool }
     case 'COALESCE': case 'IFNULL': case 'NVL':
       if (n < 1) need(1, 99)
       return { fn: (r, e) => { for (const g of f) { const v = g(r, e); if (v !== null) return v } return null }, type: firstType() }

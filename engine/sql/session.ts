@@ -240,7 +240,15 @@ export class SqlEngine implements DdlHost, CatalogView {
     let sig = n.sig
     this.stats.parses++
     try {
-      ast = parse(n.text, dialect)
+      try {
+        ast = parse(n.text, dialect)
+      } catch (err) {
+        // node-sql-parser's PostgreSQL grammar takes ON CONFLICT only after a column list: supply the table's columns
+        const withCols = this.#withColumnList(n.text, dialect)
+        if (!withCols) throw err
+        ast = parse(withCols, dialect)
+        ast.implicitColumns = true
+      }
     } catch (err) {
       if (!n.changed) throw err
       // the normalised form did not parse (a literal where the grammar wants one): parse the text as given
@@ -260,6 +268,35 @@ export class SqlEngine implements DdlHost, CatalogView {
     e = { ast, kind: String(ast.type), prepared: null, version: -1, slotTypes: slotTypes(sig) }
     this.#remember(key, e)
     return { e, slots }
+  }
+
+  #withColumnList(text: string, dialect: Dialect): string | null {
+    const toks = tokenize(text, dialect)
+    const sig = toks.map((t, i) => ({ t, i })).filter(x => x.t.t !== 'ws')
+    if (sig.length < 4 || sig[0].t.s.toLowerCase() !== 'insert' || sig[1].t.s.toLowerCase() !== 'into' || sig[2].t.t !== 'id') return null
+    const next = sig[3].t.s.toLowerCase()
+    if (next !== 'values' && next !== 'select' && next !== 'with') return null
+    const t = this.tables.get(sig[2].t.s.toLowerCase())
+    if (!t) return null
+    let n = t.columns.length
+    if (next === 'values') {
+      // as many columns as the first row has values (the parser checks the counts)
+      let depth = 0
+      let items = 0
+      for (let k = 4; k < sig.length; k++) {
+        const s = sig[k].t
+        if (s.t !== 'op') { if (depth === 1 && items === 0) items = 1; continue }
+        if (s.s === '(') { depth++; if (depth === 2 && items === 0) items = 1; continue }
+        if (s.s === ')') { depth--; if (depth === 0) break; continue }
+        if (s.s === ',' && depth === 1) items++
+        else if (depth === 1 && items === 0) items = 1
+      }
+      if (items < 1 || items > n) return null
+      n = items
+    }
+    const q = dialect === 'mysql' ? '`' : '"'
+    const list = ` (${t.columns.slice(0, n).map(c => q + c.name + q).join(', ')}) `
+    return toks.slice(0, sig[2].i + 1).map(x => x.s).join('') + list + toks.slice(sig[2].i + 1).map(x => x.s).join('')
   }
 
   #remember(key: string, e: Entry): void {
@@ -547,7 +584,7 @@ export class SqlSession {
     if (ast.type === 'create' && kw === 'index') { await createIndex(eng, ast); return done('CREATE INDEX') }
     if (ast.type === 'drop' && kw === 'table') { await dropTable(eng, ast); return done('DROP TABLE') }
     if (ast.type === 'drop' && kw === 'index') { await dropIndex(eng, ast); return done('DROP INDEX') }
-    if (ast.type === 'alter' && kw === 'table') { await alterTable(eng, ast); return done('ALTER TABLE') }
+    if (ast.type === 'alter' && (kw === 'table' || (kw === '' && ast.table))) { await alterTable(eng, ast); return done('ALTER TABLE') }
     throw unsupported(`${String(ast.type).toUpperCase()} ${kw.toUpperCase()}`)
   }
 }
