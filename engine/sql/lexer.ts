@@ -32,6 +32,8 @@ export interface Normalized {
 
 const TYPE_WORDS = new Set(['date', 'timestamp', 'time', 'json', 'jsonb', 'numeric', 'decimal', 'int', 'integer', 'bigint', 'text', 'boolean', 'bytea', 'interval', 'varchar', 'char', 'character', 'double', 'float', 'real', 'smallint', 'datetime'])
 const TYPE_MOD_WORDS = new Set(['varchar', 'char', 'character', 'numeric', 'decimal', 'varying', 'float', 'binary', 'varbinary', 'time', 'timestamp', 'datetime'])
+/** keywords after which a '-' is a sign, not a subtraction */
+const SIGN_AFTER = new Set(['select', 'where', 'and', 'or', 'not', 'then', 'else', 'when', 'by', 'values', 'set', 'in', 'between', 'like', 'is', 'case', 'limit', 'offset', 'on', 'having', 'return', 'returning'])
 const NORMALISED_FIRST = new Set(['select', 'insert', 'update', 'delete', 'with', 'values', 'replace'])
 
 interface Tok { t: 'id' | 'qid' | 'num' | 'str' | 'op' | 'ws' | 'param' | 'bytes'; s: string; v?: unknown }
@@ -174,8 +176,12 @@ export function normalize(sql: string, dialect: Dialect, toks = tokenize(sql, di
       const inTypeMod = typeModDepths[typeModDepths.length - 1] === depth && tk.t === 'num'
       if (!inBy && !inTypeMod) {
         if (tk.t === 'num') {
-          if (/^\d+$/.test(tk.s)) text = slot({ lit: normInt(BigInt(tk.s)), kind: 'int' }, 'i')
-          else text = slot({ lit: Decimal.parse(tk.s)!, kind: 'num' }, 'n')
+          // a sign belongs to the literal (pgbench writes "abalance + -4134")
+          const signed = prev && prev.t === 'op' && prev.s === '-' && (!prev2 || (prev2.t === 'op' && prev2.s !== ')') || (prev2.t === 'id' && SIGN_AFTER.has(prev2.s.toLowerCase())))
+          const src = signed ? '-' + tk.s : tk.s
+          if (signed) { while (parts.length && parts[parts.length - 1] === ' ') parts.pop(); parts.pop() }
+          if (/^-?\d+$/.test(src)) text = slot({ lit: normInt(BigInt(src)), kind: 'int' }, 'i')
+          else text = slot({ lit: Decimal.parse(src)!, kind: 'num' }, 'n')
         } else if (tk.t === 'bytes') text = slot({ lit: tk.v, kind: 'bytes' }, 'b')
         else {
           // a typed literal: DATE '2020-01-01' -> CAST(:p AS DATE)

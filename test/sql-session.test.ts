@@ -1,0 +1,258 @@
+/**
+ * SQL sessions, transactions, errors, the statement cache and fault
+ * injection:
+ * - BEGIN ... COMMIT / ROLLBACK map to one engine transaction: own writes
+ *   visible inside, invisible to other sessions until COMMIT, gone after
+ *   ROLLBACK; status I / T / E.
+ * - A failed statement aborts the transaction block: later statements get
+ *   25P02 until ROLLBACK; COMMIT then rolls back.
+ * - Write skew between two sessions: one COMMIT fails with 40001 and the
+ *   session stays usable; autocommit increments from 24 concurrent callers
+ *   all land (point UPDATEs lock the row: no conflict, no retry).
+ * - Statements differing only in literals share one parse and one plan
+ *   (pgbench-style inlined literals); DDL invalidates plans.
+ * - ALTER SYSTEM SIMULATE AZ / DISK FAILURE stops segments and restarts
+ *   them after the interval, while writes keep committing; ALTER SYSTEM
+ *   CRASH closes the writer (57P01 after), and a reopen recovers every
+ *   committed row and none of the open transaction's.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { openCluster, type SqlError } from '../engine/index.js'
+import { sqlEngine } from '../engine/sql/index.js'
+import { kvOptions } from './helpers/kv-helpers.js'
+import { cleanupTempDirs, withSql } from './helpers/sql-helpers.js'
+
+test.after(() => cleanupTempDirs())
+
+async function fails(p: Promise<unknown>, state: string, what: string, match?: RegExp): Promise<SqlError> {
+  try { await p } catch (e) {
+    const se = e as SqlError
+    assert.is(se.sqlstate, state, `${what}: expected ${state}, got ${se.sqlstate}: ${se.message}`)
+    assert.is(se.code, 'HEXAD_SQL', `${what}: HexadError code`)
+    if (match) assert.match(se.message, match, what)
+    return se
+  }
+  assert.unreachable(`${what}: expected SQLSTATE ${state}, but it succeeded`)
+  throw new Error('unreachable')
+}
+
+test('BEGIN / COMMIT / ROLLBACK: isolation between sessions, status, own writes', async () => {
+  await withSql('sql-tx', async cluster => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE t (id INT PRIMARY KEY, v TEXT)')
+    const s1 = db.session(), s2 = db.session()
+    assert.is(s1.status, 'I')
+    assert.is((await s1.sql('BEGIN')).command, 'BEGIN')
+    assert.is(s1.status, 'T')
+    assert.ok(s1.inTransaction)
+    await s1.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    await s1.sql("UPDATE t SET v = 'bb' WHERE id = 2")
+    assert.equal((await s1.sql('SELECT v FROM t ORDER BY id')).rows, [{ v: 'a' }, { v: 'bb' }], 'own writes visible inside')
+    assert.equal((await s2.sql('SELECT COUNT(*) AS n FROM t')).rows, [{ n: 0 }], 'invisible to another session before COMMIT')
+    assert.equal((await db.sql('SELECT COUNT(*) AS n FROM t')).rows, [{ n: 0 }], 'invisible to autocommit before COMMIT')
+    assert.is((await s1.sql('COMMIT')).command, 'COMMIT')
+    assert.is(s1.status, 'I')
+    assert.equal((await s2.sql('SELECT v FROM t ORDER BY id')).rows, [{ v: 'a' }, { v: 'bb' }], 'visible after COMMIT')
+    // ROLLBACK drops everything
+    await s2.sql('START TRANSACTION')
+    await s2.sql('DELETE FROM t WHERE id = 1')
+    await s2.sql("INSERT INTO t VALUES (3, 'c')")
+    assert.is((await s2.sql('SELECT COUNT(*) AS n FROM t')).rows[0].n, 2)
+    assert.is((await s2.sql('ROLLBACK')).command, 'ROLLBACK')
+    assert.equal((await db.sql('SELECT id FROM t ORDER BY id')).rows, [{ id: 1 }, { id: 2 }])
+    // db.sql() is autocommit only
+    await fails(db.sql('BEGIN'), '0A000', 'BEGIN through db.sql()', /session/)
+    // DDL inside a block is refused and aborts it
+    await s1.sql('BEGIN')
+    await fails(s1.sql('CREATE TABLE u (a INT)'), '0A000', 'DDL in a transaction block', /DDL/)
+    assert.is(s1.status, 'E')
+    await s1.sql('ROLLBACK')
+    // close() rolls back an open transaction
+    await s1.sql('BEGIN')
+    await s1.sql("INSERT INTO t VALUES (9, 'z')")
+    await s1.close()
+    assert.equal((await db.sql('SELECT COUNT(*) AS n FROM t WHERE id = 9')).rows, [{ n: 0 }])
+    await fails(s1.sql('SELECT 1'), '57P01', 'a closed session')
+    await s2.close()
+  })
+})
+
+test('a failed statement aborts the block: 25P02 until ROLLBACK; COMMIT of a failed block rolls back', async () => {
+  await withSql('sql-tx-fail', async cluster => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL)')
+    const s = db.session()
+    await s.sql('BEGIN')
+    await s.sql('INSERT INTO t VALUES (1, 1)')
+    await fails(s.sql('INSERT INTO t VALUES (1, 2)'), '23505', 'duplicate inside the block')
+    assert.is(s.status, 'E')
+    assert.ok(s.inTransaction)
+    await fails(s.sql('SELECT 1'), '25P02', 'statement after the failure', /aborted/)
+    await fails(s.sql('INSERT INTO t VALUES (2, 2)'), '25P02', 'a write after the failure')
+    assert.is((await s.sql('COMMIT')).command, 'ROLLBACK', 'COMMIT of a failed block reports ROLLBACK')
+    assert.is(s.status, 'I')
+    assert.equal((await s.sql('SELECT COUNT(*) AS n FROM t')).rows, [{ n: 0 }], 'nothing of the failed block was committed')
+    // a syntax error aborts too; ROLLBACK recovers
+    await s.sql('BEGIN')
+    await s.sql('INSERT INTO t VALUES (5, 5)')
+    await fails(s.sql('SELEC oops'), '42601', 'syntax error in the block')
+    await fails(s.sql('SELECT 1'), '25P02', 'after the syntax error')
+    await s.sql('ROLLBACK')
+    assert.equal((await s.sql('SELECT COUNT(*) AS n FROM t')).rows, [{ n: 0 }])
+    // outside a block, errors leave the session and database usable
+    await fails(s.sql('INSERT INTO t VALUES (6, NULL)'), '23502', 'not null', /"v"/)
+    await fails(s.sql('SELECT * FROM missing'), '42P01', 'undefined table', /missing/)
+    await fails(s.sql('SELECT nope FROM t'), '42703', 'undefined column', /nope/)
+    await fails(s.sql("SELECT * FROM t WHERE id = 'x'"), '22P02', 'bad input', /invalid input syntax .*"x"/)
+    await fails(s.sql('SELECT 1; SELECT 2'), '0A000', 'two statements', /several statements/)
+    await fails(s.sql('SELECT $1::int', []), '08P01', 'a missing parameter', /\$1/)
+    await fails(s.sql('SELECT 1', 'x' as unknown as unknown[]), '22023', 'parameters not an array')
+    await fails(s.sql('SAVEPOINT a'), '0A000', 'savepoints')
+    assert.equal((await s.sql('INSERT INTO t VALUES (7, 7) RETURNING id')).rows, [{ id: 7 }])
+    await s.close()
+  })
+})
+
+test('serialization failures surface as 40001; point UPDATEs from many autocommit callers all land', async () => {
+  await withSql('sql-tx-40001', async cluster => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL)')
+    await db.sql('INSERT INTO acct VALUES (1, 100), (2, 100)')
+    // write skew: both read the sum, each withdraws from a different account
+    const s1 = db.session(), s2 = db.session()
+    await s1.sql('BEGIN'); await s2.sql('BEGIN')
+    assert.equal((await s1.sql('SELECT SUM(bal) AS s FROM acct')).rows, [{ s: 200 }])
+    assert.equal((await s2.sql('SELECT SUM(bal) AS s FROM acct')).rows, [{ s: 200 }])
+    await s1.sql('UPDATE acct SET bal = bal - 150 WHERE id = 1')
+    await s2.sql('UPDATE acct SET bal = bal - 150 WHERE id = 2')
+    await s1.sql('COMMIT')
+    await fails(s2.sql('COMMIT'), '40001', 'the second of a write skew', /serialize/)
+    assert.is(s2.status, 'I')
+    assert.equal((await s2.sql('SELECT bal FROM acct ORDER BY id')).rows, [{ bal: -50 }, { bal: 100 }], 'only the first committed')
+    await s1.close(); await s2.close()
+    // 24 concurrent autocommit increments of one row
+    await db.sql('CREATE TABLE counter (id INT PRIMARY KEY, n INT NOT NULL)')
+    await db.sql('INSERT INTO counter VALUES (1, 0)')
+    const before = db.stats()
+    await Promise.all(Array.from({ length: 24 }, (_, i) => db.sql('UPDATE counter SET n = n + 1 WHERE id = 1', [], { dialect: i % 2 ? 'mysql' : 'postgres' })))
+    assert.equal((await db.sql('SELECT n FROM counter WHERE id = 1')).rows, [{ n: 24 }])
+    const after = db.stats()
+    assert.is(after.conflicts - before.conflicts, 0, 'a point UPDATE locks its row (getForUpdate) instead of failing validation')
+  })
+})
+
+test('statement cache: literals are normalised (one parse, one plan); DDL recompiles plans', async () => {
+  await withSql('sql-cache', async cluster => {
+    const db = cluster.writer
+    const eng = sqlEngine(db)
+    await db.sql('CREATE TABLE acc (aid INT PRIMARY KEY, bid INT, abalance INT, filler TEXT)')
+    for (let i = 1; i <= 20; i++) await db.sql(`INSERT INTO acc VALUES (${i}, ${i % 3}, 0, 'x')`)
+    const p0 = eng.stats.parses, c0 = eng.stats.plans
+    for (let i = 1; i <= 20; i++) {
+      const delta = (i * 7919) % 10000 - 5000
+      await db.sql(`UPDATE acc SET abalance = abalance + ${delta} WHERE aid = ${i}`)
+      await db.sql(`SELECT abalance FROM acc WHERE aid = ${i}`)
+    }
+    assert.is(eng.stats.parses - p0, 2, 'two statement shapes, parsed once each')
+    assert.is(eng.stats.plans - c0, 2, 'and planned once each')
+    const total = (await db.sql('SELECT SUM(abalance) AS s FROM acc')).rows[0].s
+    let want = 0
+    for (let i = 1; i <= 20; i++) want += (i * 7919) % 10000 - 5000
+    assert.is(total, want)
+    // the same shape with a parameter and with literals share the plan when types agree
+    const p1 = eng.stats.parses
+    await db.sql("SELECT filler FROM acc WHERE aid = 3 AND filler = 'x'")
+    await db.sql("SELECT filler FROM acc WHERE aid = 4 AND filler = 'y'")
+    assert.is(eng.stats.parses - p1, 1)
+    // a string literal is not the same statement as an integer literal (types differ)
+    await db.sql("SELECT filler FROM acc WHERE aid = '4'")
+    assert.is(eng.stats.parses - p1, 2)
+    // DDL bumps the catalog version: the cached statement is planned again, not parsed again
+    const p2 = eng.stats.parses, c2 = eng.stats.plans
+    await db.sql('CREATE INDEX acc_bid ON acc (bid)')
+    assert.equal((await db.sql('SELECT COUNT(*) AS n FROM acc WHERE bid = 1')).rows, [{ n: 7 }])
+    const plan = (await db.sql('EXPLAIN SELECT COUNT(*) AS n FROM acc WHERE bid = 1')).rows.map(r => r['QUERY PLAN'])
+    assert.ok(plan.some(l => /Index Range Scan on acc using index acc_bid/.test(String(l))), plan.join('\n'))
+    await db.sql('UPDATE acc SET abalance = 0 WHERE aid = 1')
+    assert.is(eng.stats.parses - p2, 3, 'CREATE INDEX, the COUNT and its EXPLAIN were new; the UPDATE shape was cached')
+    assert.ok(eng.stats.plans - c2 >= 2)
+    // ORDER BY ordinals and type modifiers stay literals
+    assert.equal((await db.sql("SELECT aid, CAST(filler AS VARCHAR(1)) AS f FROM acc WHERE aid < 3 ORDER BY 1 DESC")).rows, [{ aid: 2, f: 'x' }, { aid: 1, f: 'x' }])
+  })
+})
+
+test('point and range access paths: EXPLAIN names the key, and results match', async () => {
+  await withSql('sql-plan', async cluster => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE p (a INT, b TEXT, c INT, PRIMARY KEY (a, b))')
+    await db.sql('CREATE UNIQUE INDEX p_c ON p (c)')
+    const rows: string[] = []
+    for (let a = 0; a < 10; a++) for (const b of ['x', 'y', 'z']) rows.push(`(${a - 5}, '${b}', ${a * 3 + rows.length % 3})`)
+    await db.sql(`INSERT INTO p VALUES ${rows.join(', ')}`)
+    const plan = async (sql: string) => (await db.sql('EXPLAIN ' + sql)).rows.map(r => String(r['QUERY PLAN'])).join('\n')
+    assert.match(await plan("SELECT * FROM p WHERE a = 1 AND b = 'y'"), /Point Get on p using primary key \(a, b\)/)
+    assert.match(await plan('SELECT * FROM p WHERE a = 1'), /Primary Key Range Scan on p using primary key \(a, b\) \(a = \?\)/)
+    assert.match(await plan("SELECT * FROM p WHERE a IN (1, 2) AND b = 'x'"), /Point Get .*a IN \(2 values\) AND b = \?/)
+    assert.match(await plan('SELECT * FROM p WHERE a > -2 AND a <= 1'), /Range Scan .*a > \? AND a <= \?/)
+    assert.match(await plan('SELECT * FROM p WHERE c = 7'), /Index Range Scan on p using index p_c \(c = \?\)/)
+    assert.match(await plan('SELECT * FROM p ORDER BY a DESC, b DESC LIMIT 2'), /Primary Key Scan on p using primary key \(a, b\) backward/)
+    assert.not.match(await plan('SELECT * FROM p ORDER BY a DESC, b DESC LIMIT 2'), /Sort/)
+    assert.match(await plan('SELECT * FROM p ORDER BY c LIMIT 2'), /Index Scan on p using index p_c/)
+    assert.match(await plan('SELECT * FROM p WHERE b = \'x\''), /Full Scan on p/)
+    assert.equal((await db.sql("SELECT c FROM p WHERE a = 1 AND b = 'y'")).rows, [{ c: 19 }])
+    assert.equal((await db.sql('SELECT a, b FROM p WHERE a > -2 AND a <= -1 ORDER BY a, b')).rows.map(r => `${r.a}${r.b}`), ['-1x', '-1y', '-1z'])
+    assert.equal((await db.sql('SELECT a, b FROM p ORDER BY a DESC, b DESC LIMIT 2')).rows.map(r => `${r.a}${r.b}`), ['4z', '4y'])
+    assert.equal((await db.sql('SELECT c FROM p ORDER BY c LIMIT 3')).rows.map(r => r.c), [0, 1, 2])
+    assert.equal((await db.sql("SELECT a FROM p WHERE a IN (3, -4, 3) AND b = 'z' ORDER BY a")).rows, [{ a: -4 }, { a: 3 }])
+  })
+})
+
+test('ALTER SYSTEM SIMULATE AZ / DISK FAILURE stops segments for the interval; writes keep committing', async () => {
+  await withSql('sql-faults', async cluster => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE f (id INT PRIMARY KEY)')
+    const r = await db.sql('ALTER SYSTEM SIMULATE 100 PERCENT AZ FAILURE IN AZ 1 FOR INTERVAL 1 SECOND')
+    assert.equal(r.rows, [{ failure: 'az', segments: '2,3', seconds: 1 }])
+    const down = () => cluster.volume.stats().segments.filter(s => !s.up).map(s => s.id)
+    assert.equal(down(), [2, 3])
+    for (let i = 0; i < 20; i++) await db.sql(`INSERT INTO f VALUES (${i})`)
+    assert.equal((await db.sql('SELECT COUNT(*) AS n FROM f')).rows, [{ n: 20 }])
+    const t0 = Date.now()
+    while (down().length && Date.now() - t0 < 15_000) await new Promise(res => setTimeout(res, 50))
+    assert.equal(down(), [], 'the AZ was restarted after the interval')
+    await db.sql('ALTER SYSTEM SIMULATE 50 PERCENT DISK FAILURE IN DISK 5 FOR INTERVAL 1 SECOND')
+    assert.equal(down(), [5])
+    await db.sql('INSERT INTO f VALUES (100)')
+    while (down().length && Date.now() - t0 < 30_000) await new Promise(res => setTimeout(res, 50))
+    assert.equal(down(), [])
+    await fails(db.sql('ALTER SYSTEM SIMULATE AZ FAILURE IN AZ 7 FOR INTERVAL 1 SECOND'), '22023', 'AZ out of range')
+    await fails(db.sql('ALTER SYSTEM SIMULATE AZ FAILURE FOR 3 SECONDS'), '42601', 'bad syntax', /ALTER SYSTEM/)
+    await fails(db.sql('ALTER SYSTEM SIMULATE 0 PERCENT AZ FAILURE FOR INTERVAL 1 SECOND'), '22023', 'zero percent')
+  })
+})
+
+test('ALTER SYSTEM CRASH: the writer stops; a reopen recovers committed rows and drops the open transaction', async () => {
+  await withSql('sql-crash', async (cluster, dir) => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE c (id INT PRIMARY KEY, v TEXT)')
+    await db.sql("INSERT INTO c VALUES (1, 'committed')")
+    const s = db.session()
+    await s.sql('BEGIN')
+    await s.sql("INSERT INTO c VALUES (2, 'open')")
+    await db.sql('ALTER SYSTEM CRASH')
+    await fails(db.sql('SELECT * FROM c'), '57P01', 'a statement after the crash', /ALTER SYSTEM CRASH/)
+    await fails(s.sql('COMMIT'), '57P01', 'the open transaction after the crash')
+    await cluster.close().catch(() => {})
+    const again = await openCluster(kvOptions(dir))
+    try {
+      assert.equal((await again.writer.sql('SELECT id, v FROM c ORDER BY id')).rows, [{ id: 1, v: 'committed' }])
+      await again.writer.sql("INSERT INTO c VALUES (2, 'after')")
+      assert.equal((await again.writer.sql('SELECT COUNT(*) AS n FROM c')).rows, [{ n: 2 }])
+    } finally {
+      await again.close()
+    }
+  })
+})
+
+test.run()
