@@ -595,4 +595,23 @@ test('a lost (zeroed) page is reported by verify() and reads as HEXAD_CORRUPTION
   await rejectsWith(store.mtr(async pa => { for await (const _ of tree.range(pa, {})) { /* walk */ } }), 'HEXAD_CORRUPTION', /expected a leaf/, 'scan across the zeroed leaf')
 })
 
+test('put reports the value it replaced (inline, same size, other size, overflow) or that the key was absent', async () => {
+  const { store, tree } = await newTree(4096)
+  const big = new Uint8Array(maxInlineValueBytes(4096) * 3).map((_, i) => i % 251)
+  const cases: Array<[string, Uint8Array, Uint8Array | undefined]> = [
+    ['k', enc('one'), undefined],
+    ['k', enc('two'), enc('one')], // same size: replaced in place
+    ['k', enc('three!'), enc('two')], // other size: cell replaced
+    ['k', big, enc('three!')], // to overflow
+    ['k', enc('small'), big], // from overflow
+  ]
+  for (const [key, value, expected] of cases) {
+    const old: { value?: Uint8Array } = {}
+    await store.mtr(pa => tree.put(pa, enc(key), value, old))
+    if (expected === undefined) assert.is(old.value, undefined, 'absent key reports undefined')
+    else assert.ok(old.value && Buffer.compare(old.value, expected) === 0, `put of ${value.length} bytes reports the ${expected.length}-byte value it replaced`)
+  }
+  await verifyClean(store, tree, 'after replacing values')
+})
+
 test.run()

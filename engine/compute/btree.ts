@@ -159,7 +159,12 @@ export class BTree {
   }
 
   /** Inserts `key` or replaces its value. */
-  async put(pa: PageAccess, key: Uint8Array, value: Uint8Array): Promise<void> {
+  /**
+   * Inserts or replaces `key`. With `old`, also reports the value it had
+   * (`old.value`, undefined when the key was absent), found by the same
+   * descent.
+   */
+  async put(pa: PageAccess, key: Uint8Array, value: Uint8Array, old?: { value?: Uint8Array }): Promise<void> {
     checkKey(key, pa.pageSize, 'key')
     checkValue(value)
     const ids: number[] = []
@@ -167,6 +172,7 @@ export class BTree {
     const found = await this.#descendPath(pa, key, ids, idx)
     const leafId = ids[ids.length - 1]
     const pos = leafSearch(found, key)
+    if (old) old.value = pos >= 0 ? await readValue(pa, found, slotOffset(found, pos)) : undefined
     const overflow = value.length > maxInlineValueBytes(pa.pageSize)
     if (pos >= 0 && !overflow) {
       const off = slotOffset(found, pos)

@@ -410,9 +410,15 @@ export class Transaction implements LockOwner {
         for (const w of writes) {
           const root = await e.ensureKeyspace(mtr, w.ks, created)
           const tree = new BTree(root)
-          const before = (await tree.get(mtr, w.key)) ?? null
-          if (w.value) await tree.put(mtr, w.key, w.value)
-          else if (before) await tree.delete(mtr, w.key)
+          let before: Uint8Array | null
+          if (w.value) {
+            const old: { value?: Uint8Array } = {}
+            await tree.put(mtr, w.key, w.value, old) // one descent finds the old value and writes the new
+            before = old.value ?? null
+          } else {
+            before = (await tree.get(mtr, w.key)) ?? null
+            if (before) await tree.delete(mtr, w.key)
+          }
           applied.push([root, w.key, w.value, before])
         }
         // Last, with no await after it: the versions become known in the same turn the pages are published.
