@@ -17,7 +17,7 @@ function run(file: string, args: string[] = [], env: Record<string, string> = {}
 
 test('every example has a test here', () => {
   const files = fs.readdirSync(examples).filter(f => f.endsWith('.js')).sort()
-  assert.equal(files, ['counter-page.js', 'custom-compute-node.js', 'kv.js', 'main.js'])
+  assert.equal(files, ['counter-page.js', 'custom-compute-node.js', 'kv.js', 'main.js', 'sql.js'])
 })
 
 test('main: writes, reads, prints VDL and every segment with its AZ, and reopens its directory', () => {
@@ -78,6 +78,18 @@ test('custom-compute-node: a hash table on the volume API survives close and reo
   assert.match(out, /reopened at epoch 2, VDL \d+: header says 4 entries/)
   assert.match(out, /apple -> red, pear -> \(deleted\), plum -> purple/)
   assert.match(out, /entries: apple=red, banana=yellow, cherry=red, plum=purple/)
+})
+
+test('sql: tables, an index range scan, a join with GROUP BY, a rolled-back session, a SQLSTATE, MySQL syntax, a reopen; removes its directory', () => {
+  const out = runCleanly('sql.js', 'hexad-example-sql-')
+  assert.match(out, /after 1965 -> A Wizard of Earthsea \(1968\), The Dispossessed \(1974\)\n/)
+  assert.match(out, /plan -> .*Index Range Scan on book using index book_year \(year > \?\)/)
+  assert.match(out, /per author -> Le Guin: 2 books, 17\.49; Lem: 1 books, 8\.25\n/)
+  assert.match(out, /after ROLLBACK -> 3 books, Solaris 8\.25\n/)
+  assert.match(out, /error -> 23505: duplicate key value violates unique constraint "author_pkey"/)
+  assert.match(out, /mysql -> The Dispossessed\n/)
+  assert.match(out, /reopened -> The Dispossessed, A Wizard of Earthsea, Solaris\n/)
+  assert.match(out, /closed/)
 })
 
 test.run()
