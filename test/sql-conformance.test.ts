@@ -274,6 +274,23 @@ const postgresOnly: Case[] = [
   q('EXPLAIN SELECT v FROM kv ORDER BY k LIMIT 1', [['Limit'], ['  -> Primary Key Scan on kv using primary key (k)']]),
   q('EXPLAIN SELECT v FROM kv WHERE k > $1', [['Filter'], ['  -> Primary Key Range Scan on kv using primary key (k) (k > ?)']], ['a']),
   q('SELECT k FROM kv WHERE k = $1 FOR UPDATE', [['a']], ['a']),
+  // serial, INSERT ... SELECT ... ON CONFLICT, subqueries in DML
+  ok('CREATE TABLE ser (id SERIAL PRIMARY KEY, v TEXT)'),
+  q("INSERT INTO ser (v) VALUES ('a'), ('b') RETURNING id", [[1], [2]]),
+  q("INSERT INTO ser (id, v) VALUES (10, 'c') RETURNING id", [[10]]),
+  q("INSERT INTO ser (v) VALUES ('d') RETURNING id, v", [[3, 'd']]),
+  ok('INSERT INTO kv SELECT v, id, NULL FROM ser WHERE id < 3 ON CONFLICT (k) DO NOTHING', 0),
+  ok("INSERT INTO kv SELECT v || '2', id FROM ser WHERE id < 3 ON CONFLICT (k) DO UPDATE SET v = excluded.v + 100", 2),
+  q("SELECT k, v FROM kv WHERE k LIKE '%2' ORDER BY k", [['a2', 1], ['b2', 2]]),
+  ok("INSERT INTO kv SELECT v || '2', id FROM ser WHERE id < 3 ON CONFLICT (k) DO UPDATE SET v = excluded.v + 100", 2),
+  q("SELECT k, v FROM kv WHERE k LIKE '%2' ORDER BY k", [['a2', 101], ['b2', 102]]),
+  ok("UPDATE kv SET note = 'sub' WHERE k IN (SELECT v FROM ser WHERE id <= 2)", 2),
+  q("SELECT k FROM kv WHERE note = 'sub' ORDER BY k", [['a'], ['b']]),
+  ok('DELETE FROM kv WHERE EXISTS (SELECT 1 FROM ser WHERE ser.v || \'2\' = kv.k)', 2),
+  q("SELECT COUNT(*) FROM kv WHERE k LIKE '%2'", [[0]]),
+  q("INSERT INTO kv VALUES ('max', (SELECT MAX(id) FROM ser)) RETURNING v", [[10]]),
+  q('SELECT 3000000000 + 1, -2147483648', [[3000000001, -2147483648]]),
+  q("SELECT id FROM ser WHERE id NOT IN (SELECT id FROM ser WHERE v < 'c') ORDER BY id", [[3], [10]]),
 ]
 
 const mysqlOnly: Case[] = [
@@ -298,6 +315,12 @@ const mysqlOnly: Case[] = [
   ok('INSERT INTO ty VALUES (?, ?, ?, ?, ?, ?, ?, ?)', 1, [-9007199254740993n, -2.5e-300, '-123456789.125', false, Buffer.from('\u0000bin'), new Date('1970-01-01T00:00:00.001Z'), '1970-01-01', [true, { k: 'v' }]]),
   q('SELECT * FROM ty', [[-9007199254740993n, -2.5e-300, '-123456789.125', false, Buffer.from('\u0000bin'), new Date('1970-01-01T00:00:00.001Z'), '1970-01-01', [true, { k: 'v' }]]]),
   q('EXPLAIN SELECT v FROM kv WHERE k = ?', [['Filter'], ['  -> Point Get on kv using primary key (k) (k = ?)']], ['a']),
+  ok('CREATE TABLE ai (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT)'),
+  ok("INSERT INTO ai (v) VALUES ('a'), ('b')", 2),
+  ok("INSERT INTO ai (id, v) VALUES (NULL, 'c')", 1),
+  q('SELECT id, v FROM ai ORDER BY id', [[1, 'a'], [2, 'b'], [3, 'c']]),
+  ok("UPDATE kv SET note = 'sub' WHERE k IN (SELECT v FROM ai WHERE id <= 2)", 2),
+  q("SELECT k FROM kv WHERE note = 'sub' ORDER BY k", [['a'], ['b']]),
 ]
 
 async function runDialect(dialect: 'postgres' | 'mysql', extra: Case[]): Promise<number> {

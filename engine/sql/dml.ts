@@ -12,8 +12,8 @@ import {
   decodeRow, describeKey, encodeRow, indexKey, indexKeyspace, pkKey, tableKeyspace, type IndexDef, type TableDef,
 } from './catalog.js'
 import { SqlError, SQLSTATE, unsupported } from './errors.js'
-import { castTo, colName, compile, exprName, Scope, tableName, truthy, type ColBind, type CompileCtx, type Fn, type Row } from './expr.js'
-import { accessRows, compileSelect, conjuncts, planAccess, runSelect, type Access, type Exec, type Field, type PlanCtx, type SelectPlan } from './select.js'
+import { castTo, colName, compile, exprName, Scope, tableName, truthy, type ColBind, type CompileCtx, type Fn, type Row, type SubPlan } from './expr.js'
+import { accessRows, compileSelect, conjuncts, planAccess, prepare, runSelect, type Access, type Exec, type Field, type PlanCtx, type SelectPlan } from './select.js'
 import { coerce, type SqlType } from './values.js'
 
 /** Allocates row ids and AUTO_INCREMENT / serial values (supplied by the engine). */
@@ -25,6 +25,7 @@ interface Returning { outputs: Fn[]; fields: Field[] }
 
 export interface InsertPlan {
   kind: 'insert'
+  subs: SubPlan[]
   table: TableDef
   targets: number[]
   values: Fn[][] | null
@@ -38,6 +39,7 @@ export interface InsertPlan {
 
 export interface UpdatePlan {
   kind: 'update'
+  subs: SubPlan[]
   table: TableDef
   access: Access
   where: Fn | null
@@ -48,6 +50,7 @@ export interface UpdatePlan {
 
 export interface DeletePlan {
   kind: 'delete'
+  subs: SubPlan[]
   table: TableDef
   access: Access
   where: Fn | null
@@ -95,8 +98,24 @@ function setList(set: any[], t: TableDef, scope: Scope, cx: CompileCtx): Array<{
   })
 }
 
+function subExplain(subs: SubPlan[]): string[] {
+  const out: string[] = []
+  for (const sp of subs) out.push(`  SubPlan (${sp.correlated ? 'correlated, per row' : 'run once'})`, ...(sp.plan as SelectPlan).explain.map(l => '    ' + l))
+  return out
+}
+
 export function compileInsert(ast: any, pc: PlanCtx): InsertPlan {
   const cx = pc.cx
+  const savedSubs = cx.planSubs
+  cx.planSubs = []
+  try {
+    return compileInsertBody(ast, pc)
+  } finally { cx.planSubs = savedSubs }
+}
+
+function compileInsertBody(ast: any, pc: PlanCtx): InsertPlan {
+  const cx = pc.cx
+  const subs = cx.planSubs!
   const tref = ast.table?.[0]
   const t = pc.cat.table(String(tref.table))
   if (ast.partition) throw unsupported('INSERT ... PARTITION')
@@ -127,6 +146,7 @@ export function compileInsert(ast: any, pc: PlanCtx): InsertPlan {
     })
   } else if (v && (v.type === 'select' || v.ast)) {
     select = compileSelect(v.ast ?? v, null, pc, null)
+    if (!explicit && select.fields.length < targets.length) targets = targets.slice(0, select.fields.length)
     if (select.fields.length !== targets.length) throw new SqlError(SQLSTATE.syntax, `INSERT has ${select.fields.length > targets.length ? 'more expressions than target columns' : 'more target columns than expressions'}`)
   } else if (ast.select) {
     select = compileSelect(ast.select, null, pc, null)
@@ -157,7 +177,7 @@ export function compileInsert(ast: any, pc: PlanCtx): InsertPlan {
   }
   const returning = compileReturning(ast.returning, t, tableScope(t, alias), cx)
   const explain = [`Insert on ${t.name}${conflict ? ` (on conflict: ${conflict.action})` : ''}`, ...(select ? select.explain.map(l => '  ' + l) : ['  Values'])]
-  return { kind: 'insert', table: t, targets, values, select, defaults, conflict, returning, mysql: cx.dialect === 'mysql', explain }
+  return { kind: 'insert', subs, table: t, targets, values, select, defaults, conflict, returning, mysql: cx.dialect === 'mysql', explain }
 }
 
 export function compileUpdate(ast: any, pc: PlanCtx): UpdatePlan {
@@ -172,11 +192,11 @@ export function compileUpdate(ast: any, pc: PlanCtx): UpdatePlan {
   try {
     const where = ast.where ? compile(ast.where, scope, cx).fn : null
     const set = setList(ast.set, t, scope, cx)
-    if (cx.planSubs.length) throw unsupported('subqueries in UPDATE')
+    const subs = cx.planSubs
     const { access } = planAccess(t, conjuncts(ast.where), scope, { alias, offset: 0, width: t.columns.length }, cx, null, false)
     const returning = compileReturning(ast.returning, t, scope, cx)
     if (ast.orderby || (ast.limit && ast.limit.value?.length)) throw unsupported('UPDATE ... ORDER BY / LIMIT')
-    return { kind: 'update', table: t, access, where, set, returning, explain: [`Update on ${t.name}`, `  -> ${access.describe}`] }
+    return { kind: 'update', subs, table: t, access, where, set, returning, explain: [`Update on ${t.name}`, `  -> ${access.describe}`, ...subExplain(subs)] }
   } finally { cx.planSubs = savedSubs }
 }
 
@@ -191,11 +211,11 @@ export function compileDelete(ast: any, pc: PlanCtx): DeletePlan {
   cx.planSubs = []
   try {
     const where = ast.where ? compile(ast.where, scope, cx).fn : null
-    if (cx.planSubs.length) throw unsupported('subqueries in DELETE')
+    const subs = cx.planSubs
     const { access } = planAccess(t, conjuncts(ast.where), scope, { alias, offset: 0, width: t.columns.length }, cx, null, false)
     const returning = compileReturning(ast.returning, t, scope, cx)
     if (ast.orderby || (ast.limit && ast.limit.value?.length)) throw unsupported('DELETE ... ORDER BY / LIMIT')
-    return { kind: 'delete', table: t, access, where, returning, explain: [`Delete on ${t.name}`, `  -> ${access.describe}`] }
+    return { kind: 'delete', subs, table: t, access, where, returning, explain: [`Delete on ${t.name}`, `  -> ${access.describe}`, ...subExplain(subs)] }
   } finally { cx.planSubs = savedSubs }
 }
 
@@ -269,6 +289,7 @@ async function writeUpdate(t: TableDef, ex: Exec, key: Uint8Array, old: Row, row
 export async function runInsert(p: InsertPlan, ex: Exec, seq: Sequences): Promise<DmlResult> {
   const t = p.table
   const env = ex.env
+  await prepare({ subs: p.subs } as SelectPlan, ex)
   let proposed: Row[]
   if (p.values) proposed = p.values.map(fs => fs.map(f => (f ? f([], env) : undefined)))
   else {
@@ -317,7 +338,8 @@ export async function runInsert(p: InsertPlan, ex: Exec, seq: Sequences): Promis
   return { rowCount: count, rows: p.returning ? out : null, fields: p.returning?.fields ?? [] }
 }
 
-async function collect(access: Access, where: Fn | null, ex: Exec): Promise<Array<{ key: Uint8Array; row: Row }>> {
+async function collect(access: Access, where: Fn | null, ex: Exec, subs: SubPlan[]): Promise<Array<{ key: Uint8Array; row: Row }>> {
+  await prepare({ subs } as SelectPlan, ex)
   const hits: Array<{ key: Uint8Array; row: Row }> = []
   const lockEx: Exec = { ...ex, lock: true }
   for await (const r of accessRows(access, lockEx)) if (!where || truthy(where(r.row, ex.env)) === true) hits.push(r)
@@ -326,7 +348,7 @@ async function collect(access: Access, where: Fn | null, ex: Exec): Promise<Arra
 
 export async function runUpdate(p: UpdatePlan, ex: Exec): Promise<DmlResult> {
   const t = p.table
-  const hits = await collect(p.access, p.where, ex)
+  const hits = await collect(p.access, p.where, ex, p.subs)
   const out: Row[] = []
   for (const { key, row } of hits) {
     const next = row.slice()
@@ -339,7 +361,7 @@ export async function runUpdate(p: UpdatePlan, ex: Exec): Promise<DmlResult> {
 
 export async function runDelete(p: DeletePlan, ex: Exec): Promise<DmlResult> {
   const t = p.table
-  const hits = await collect(p.access, p.where, ex)
+  const hits = await collect(p.access, p.where, ex, p.subs)
   const out: Row[] = []
   const tks = ex.tx.keyspace(tableKeyspace(t))
   for (const { key, row } of hits) {

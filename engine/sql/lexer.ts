@@ -180,7 +180,7 @@ export function normalize(sql: string, dialect: Dialect, toks = tokenize(sql, di
           const signed = prev && prev.t === 'op' && prev.s === '-' && (!prev2 || (prev2.t === 'op' && prev2.s !== ')') || (prev2.t === 'id' && SIGN_AFTER.has(prev2.s.toLowerCase())))
           const src = signed ? '-' + tk.s : tk.s
           if (signed) { while (parts.length && parts[parts.length - 1] === ' ') parts.pop(); parts.pop() }
-          if (/^-?\d+$/.test(src)) text = slot({ lit: normInt(BigInt(src)), kind: 'int' }, 'i')
+          if (/^-?\d+$/.test(src)) { const v = normInt(BigInt(src)); text = slot({ lit: v, kind: 'int' }, typeof v === 'number' && v >= -2147483648 && v <= 2147483647 ? 'i' : 'I') }
           else text = slot({ lit: Decimal.parse(src)!, kind: 'num' }, 'n')
         } else if (tk.t === 'bytes') text = slot({ lit: tk.v, kind: 'bytes' }, 'b')
         else {

@@ -317,9 +317,7 @@ export class SqlEngine implements DdlHost, CatalogView {
       case 'select': cx.planSubs = []; p = { kind: 'select', plan: compileSelect(e.ast, null, pc, null) }; break
       case 'insert': case 'replace':
         if (e.kind === 'replace' || String(e.ast.prefix ?? '').toLowerCase().includes('ignore')) throw unsupported('REPLACE / INSERT IGNORE')
-        cx.planSubs = []
         p = compileInsert(e.ast, pc)
-        if (cx.planSubs.length && !p.select) throw unsupported('subqueries in INSERT ... VALUES')
         break
       case 'update': p = compileUpdate(e.ast, pc); break
       case 'delete': p = compileDelete(e.ast, pc); break
@@ -403,7 +401,7 @@ export class SqlEngine implements DdlHost, CatalogView {
 
 function slotTypes(sig: string): SqlType[] {
   const out: SqlType[] = []
-  for (const c of sig) out.push(c === 'i' ? T.int4 : c === 'n' ? T.numeric : c === 'b' ? T.bytea : T.unknown)
+  for (const c of sig) out.push(c === 'i' ? T.int4 : c === 'I' ? T.int8 : c === 'n' ? T.numeric : c === 'b' ? T.bytea : T.unknown)
   return out
 }
 
