@@ -213,6 +213,50 @@ test('(b) write skew is refused: two transactions read x and y, each sets one to
   })
 })
 
+test('(h) group commit: concurrent commits share MTRs; inside one group a later member that read or scanned what an earlier one wrote is refused, the others commit', async () => {
+  await withTempCluster('kv-group', {}, async cluster => {
+    const db = cluster.writer
+    // 64 independent single puts at once: all durable, fewer MTRs than commits.
+    const before = db.stats()
+    await settlesWithin(Promise.all(Array.from({ length: 64 }, (_, i) => db.put(`g/${i}`, `v${i}`))), GUARD_MS, '64 concurrent puts')
+    const after = db.stats()
+    assert.is(after.commits - before.commits, 64)
+    assert.ok(after.commitGroups - before.commitGroups < 64, `64 concurrent commits took ${after.commitGroups - before.commitGroups} MTRs; expected them grouped`)
+    for (let i = 0; i < 64; i++) assert.is(await db.getString(`g/${i}`), `v${i}`)
+    // Readers and writers of the same keys committing together: explicit transactions released at once.
+    await db.put('hot', '0')
+    for (let round = 0; round < 10; round++) {
+      const lead = db.begin(), writer = db.begin(), reader = db.begin(), scanner = db.begin(), other = db.begin()
+      await lead.put(`lead/${round}`, 'x')
+      await writer.put('hot', String(round + 1))
+      assert.is(await reader.getString('hot'), String(round), `round ${round}: the reader sees the last commit`)
+      await reader.put(`r/${round}`, 'x')
+      assert.is((await collect(scanner.scan({ gte: 'hos', lt: 'hou' }))).length, 1, `round ${round}: the scanner sees one key`)
+      await scanner.put(`s/${round}`, 'x')
+      await other.put(`o/${round}`, 'x')
+      // All commit calls in one turn: the lead's group starts at once, the other four queue
+      // behind it and form the next group, in this order.
+      const all = await settlesWithin(Promise.allSettled([lead.commit(), writer.commit(), reader.commit(), scanner.commit(), other.commit()]), GUARD_MS, `round ${round} commits`)
+      assert.is(all[0].status, 'fulfilled')
+      const rs = all.slice(1)
+      assert.is(rs[0].status, 'fulfilled', `round ${round}: the writer commits`)
+      assert.is(rs[3].status, 'fulfilled', `round ${round}: the unrelated transaction commits`)
+      for (const [i, what] of [[1, 'reader'], [2, 'scanner']] as const) {
+        const r = rs[i]
+        assert.is(r.status, 'rejected', `round ${round}: the ${what} of the key the writer changed is refused`)
+        assert.is(codeOf((r as PromiseRejectedResult).reason), 'HEXAD_CONFLICT')
+        assert.match(String((r as PromiseRejectedResult).reason), /same group/, `round ${round}: the ${what} was refused inside the group`)
+      }
+      assert.is(await db.getString('hot'), String(round + 1))
+      assert.is(await db.get(`r/${round}`), undefined, 'the refused reader wrote nothing')
+      assert.is(await db.get(`s/${round}`), undefined, 'the refused scanner wrote nothing')
+      assert.is(await db.getString(`o/${round}`), 'x')
+    }
+    const report = await db.verify()
+    assert.ok(report.ok, report.problems.join('; '))
+  })
+})
+
 test('(b) with retries, the loser of a write skew runs again, sees the winner\'s commit and completes', async () => {
   await withTempCluster('kv-skew-retry', {}, async cluster => {
     const db = cluster.writer

@@ -76,6 +76,7 @@ export class Database extends Keyspace {
     const e = this.#e
     return {
       ...e.counters,
+      commitGroups: e.groups,
       deadlocks: e.locks.deadlocks,
       lockWaits: e.locks.waits,
       mtrs: e.runner.mtrs,

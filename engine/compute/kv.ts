@@ -53,6 +53,8 @@ export interface TransactionOptions {
 
 export interface DatabaseStats {
   commits: number
+  /** MTRs that committed transactions (a group commits many transactions as one MTR) */
+  commitGroups: number
   conflicts: number
   deadlocks: number
   lockWaits: number
@@ -100,6 +102,20 @@ function inBounds(key: Uint8Array, b: Bounds): boolean {
 
 function latin1(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+}
+
+/** Transactions committed as one MTR at most (a group), and the bytes of keys and values they may write. */
+const GROUP_COMMITS_MAX = 256
+const GROUP_BYTES_MAX = 4 << 20
+
+interface TxWrite { ks: string; key: Uint8Array; value: Uint8Array | null }
+/** what the members of a commit group before the current one wrote */
+interface GroupWrites { ids: Map<string, number>; list: Array<{ w: TxWrite; seq: number }> }
+interface PendingCommit {
+  tx: Transaction
+  writes: TxWrite[]
+  resolve: (r: { seq: number; durable: Promise<number> }) => void
+  reject: (err: unknown) => void
 }
 
 /** The engine behind every Database handle and transaction of one writer. */
@@ -242,6 +258,95 @@ export class Engine {
       if (leaf.done) return
       after = spanEnd
     }
+  }
+
+  // ---------------------------------------------------------------- group commit
+
+  readonly #commitQueue: PendingCommit[] = []
+  #committing = false
+  groups = 0
+
+  /**
+   * Commits `tx` (its writes sorted by keyspace and key) together with the
+   * transactions that ask meanwhile: each group is ONE MTR (one set of page
+   * copies and diffs, one volume write), built while the previous group's
+   * redo is on its way. Members are validated in queue order, each also
+   * against the members before it; one that fails validation is refused
+   * alone. If building the MTR fails, nothing is published and the members
+   * are retried one at a time, so only the culprit fails. Resolves with the
+   * commit's seq and the group's durability promise.
+   */
+  groupCommit(tx: Transaction, writes: TxWrite[]): Promise<{ seq: number; durable: Promise<number> }> {
+    return new Promise((resolve, reject) => {
+      this.#commitQueue.push({ tx, writes, resolve, reject })
+      if (!this.#committing) void this.#drainCommits()
+    })
+  }
+
+  async #drainCommits(): Promise<void> {
+    this.#committing = true
+    try {
+      while (this.#commitQueue.length) {
+        let n = 0
+        let bytes = 0
+        while (n < this.#commitQueue.length && (n === 0 || (n < GROUP_COMMITS_MAX && bytes < GROUP_BYTES_MAX))) {
+          for (const w of this.#commitQueue[n].writes) bytes += w.key.length + (w.value?.length ?? 0)
+          n++
+        }
+        await this.#commitGroup(this.#commitQueue.splice(0, n))
+      }
+    } finally {
+      this.#committing = false
+    }
+  }
+
+  async #commitGroup(group: PendingCommit[]): Promise<void> {
+    const created = new Map<string, number>()
+    const refused = new Map<PendingCommit, unknown>()
+    let r: { value: Array<{ p: PendingCommit; seq: number }>; durable: Promise<number> }
+    try {
+      r = await this.runner.run(async mtr => {
+        const seen: GroupWrites = { ids: new Map(), list: [] }
+        const applied: Array<{ p: PendingCommit; changes: Array<[number, Uint8Array, Uint8Array | null, Uint8Array | null]> }> = []
+        for (const p of group) {
+          try { p.tx._validate(group.length > 1 ? seen : undefined) } catch (err) { refused.set(p, err); continue }
+          const changes: Array<[number, Uint8Array, Uint8Array | null, Uint8Array | null]> = []
+          // The seq this member will get below (seqs are handed out only here, in member order).
+          const seq = this.store.lastSeq + applied.length + 1
+          for (const w of p.writes) {
+            const root = await this.ensureKeyspace(mtr, w.ks, created)
+            const tree = new BTree(root)
+            let before: Uint8Array | null
+            if (w.value) {
+              const old: { value?: Uint8Array } = {}
+              await tree.put(mtr, w.key, w.value, old) // one descent finds the old value and writes the new
+              before = old.value ?? null
+            } else {
+              before = (await tree.get(mtr, w.key)) ?? null
+              if (before) await tree.delete(mtr, w.key)
+            }
+            changes.push([root, w.key, w.value, before])
+            if (group.length > 1) { seen.ids.set(w.ks + '\0' + latin1(w.key), seq); seen.list.push({ w, seq }) }
+          }
+          applied.push({ p, changes })
+        }
+        // Last, with no await after it: the versions become known in the same turn the pages are published.
+        const out: Array<{ p: PendingCommit; seq: number }> = []
+        for (const { p, changes } of applied) {
+          const seq = this.store.nextSeq()
+          for (const [root, key, value, before] of changes) this.store.record(root, key, seq, value, before)
+          out.push({ p, seq })
+        }
+        return out
+      }, () => { for (const [name, root] of created) this.keyspaces.set(name, root) })
+    } catch (err) {
+      if (group.length > 1) { for (const p of group) await this.#commitGroup([p]); return }
+      group[0].reject(err)
+      return
+    }
+    this.groups++
+    for (const [p, err] of refused) p.reject(err)
+    for (const { p, seq } of r.value) p.resolve({ seq, durable: r.durable })
   }
 
   /** Creates keyspace `name` inside `mtr` if it does not exist; returns its root. */
@@ -402,31 +507,9 @@ export class Transaction implements LockOwner {
     let seq = 0
     let durable: Promise<number>
     try {
-      const created = new Map<string, number>()
-      const r = await e.runner.run(async mtr => {
-        this.#validate()
-        const applied: Array<[number, Uint8Array, Uint8Array | null, Uint8Array | null]> = []
-        const writes = [...this.#writes.values()].sort((x, y) => x.ks < y.ks ? -1 : x.ks > y.ks ? 1 : compareBytes(x.key, y.key))
-        for (const w of writes) {
-          const root = await e.ensureKeyspace(mtr, w.ks, created)
-          const tree = new BTree(root)
-          let before: Uint8Array | null
-          if (w.value) {
-            const old: { value?: Uint8Array } = {}
-            await tree.put(mtr, w.key, w.value, old) // one descent finds the old value and writes the new
-            before = old.value ?? null
-          } else {
-            before = (await tree.get(mtr, w.key)) ?? null
-            if (before) await tree.delete(mtr, w.key)
-          }
-          applied.push([root, w.key, w.value, before])
-        }
-        // Last, with no await after it: the versions become known in the same turn the pages are published.
-        const s = e.store.nextSeq()
-        for (const [root, key, value, before] of applied) e.store.record(root, key, s, value, before)
-        return s
-      }, () => { for (const [name, root] of created) e.keyspaces.set(name, root) })
-      seq = r.value
+      const writes = [...this.#writes.values()].sort((x, y) => x.ks < y.ks ? -1 : x.ks > y.ks ? 1 : compareBytes(x.key, y.key))
+      const r = await e.groupCommit(this, writes)
+      seq = r.seq
       durable = r.durable
     } catch (err) {
       if ((err as HexadError).code === 'HEXAD_CONFLICT') e.counters.conflicts++
@@ -457,15 +540,27 @@ export class Transaction implements LockOwner {
     this.#finish()
   }
 
-  #validate(): void {
+  /** @internal Checks serializability against published commits and, in a commit group, the members before it. */
+  _validate(group?: GroupWrites): void { this.#validate(group) }
+
+  #validate(group?: GroupWrites): void {
     const e = this.#e
     for (const r of this.#reads) {
+      const groupSeq = group?.ids.get(r.ks + '\0' + latin1(r.key))
+      if (groupSeq !== undefined) {
+        throw conflict(`serialization conflict: key ${JSON.stringify(latin1(r.key).slice(0, 40))} of keyspace ${r.ks}, read by transaction ${this.id}, was changed by a transaction committing in the same group before it; retry the transaction`, groupSeq)
+      }
       const root = e.keyspaces.get(r.ks)
       if (root !== undefined && e.store.changedAfter(root, r.key, this.snapshot)) {
         throw conflict(`serialization conflict: key ${JSON.stringify(latin1(r.key).slice(0, 40))} of keyspace ${r.ks}, read by transaction ${this.id}, was changed by a transaction that committed after its snapshot; retry the transaction`, e.store.newestChange(root, r.key))
       }
     }
     for (const { ks, b } of this.#ranges) {
+      if (group) for (const { w, seq } of group.list) {
+        if (w.ks === ks && inBounds(w.key, b)) {
+          throw conflict(`serialization conflict: a range of keyspace ${ks} scanned by transaction ${this.id} gained or lost key ${JSON.stringify(latin1(w.key).slice(0, 40))} in a transaction committing in the same group before it; retry the transaction`, seq)
+        }
+      }
       const root = e.keyspaces.get(ks)
       if (root === undefined) continue
       for (const entry of e.store.entriesOf(root)) {
