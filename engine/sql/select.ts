@@ -28,7 +28,7 @@ import {
   type AggCtx, type AggSpec, type ColBind, type Compiled, type Env, type Fn, type Row, type SubPlan,
 } from './expr.js'
 import { encodeValue, KeyWriter, prefixEnd } from './keys.js'
-import { coerce, compare, Decimal, hashKey, isInt, normInt, T, toDecimal, type SqlType } from './values.js'
+import { coerce, compare, Decimal, hashKey, isInt, kindOf, normInt, T, toDecimal, type SqlType } from './values.js'
 
 export interface TxLike { keyspace(name: string): TxKeyspace }
 
@@ -188,22 +188,38 @@ export function planAccess(table: TableDef, conj: any[], scope: Scope, source: {
 
 const NO_MATCH = Symbol('no match')
 
-/** A lookup value as the key column's type; for an integer column, a fractional bound rounds inward. */
-function keyValue(v: unknown, t: SqlType, mode: 'eq' | 'lo' | 'hi'): unknown {
+/**
+ * A lookup value as the key column's type. For a range bound, `exact` is
+ * false when the value had to be rounded or converted (an integer column
+ * against 2.5, a text bound on a number): the bound is then made inclusive,
+ * which can only read more; the WHERE, evaluated on every row, drops the
+ * extra rows.
+ */
+function keyValue(v: unknown, t: SqlType, mode: 'eq' | 'lo' | 'hi'): { v: unknown; exact: boolean } | typeof NO_MATCH | typeof UNBOUNDED {
+  try {
+    return keyValue1(v, t, mode)
+  } catch (err) {
+    if ((err as SqlError).sqlstate !== SQLSTATE.numericOutOfRange || mode === 'eq') { if (mode === 'eq' && (err as SqlError).sqlstate === SQLSTATE.numericOutOfRange) return NO_MATCH; throw err }
+    // beyond the column type's range: no bound on that side, or nothing at all
+    const neg = compare(v, 0) < 0
+    return (mode === 'lo') === neg ? UNBOUNDED : NO_MATCH
+  }
+}
+
+const UNBOUNDED = Symbol('unbounded')
+
+function keyValue1(v: unknown, t: SqlType, mode: 'eq' | 'lo' | 'hi'): { v: unknown; exact: boolean } | typeof NO_MATCH {
   if (v === null) return NO_MATCH
   if ((t.kind === 'int4' || t.kind === 'int8') && !isInt(v) && (typeof v === 'number' || v instanceof Decimal || typeof v === 'string')) {
     const d = typeof v === 'number' ? v : toDecimal(v).toNumber()
-    if (Number.isInteger(d)) return coerce(d, t)
+    if (Number.isNaN(d)) return NO_MATCH
+    if (Number.isInteger(d)) return { v: coerce(d, t), exact: typeof v !== 'string' }
     if (mode === 'eq') return NO_MATCH
     const r = mode === 'lo' ? Math.ceil(d) : Math.floor(d)
-    try { return coerce(r, t) } catch { return NO_MATCH }
+    return { v: coerce(r, t), exact: false }
   }
-  try {
-    return coerce(v, t)
-  } catch (err) {
-    if (t.kind === 'int4' && (err as SqlError).sqlstate === SQLSTATE.numericOutOfRange) return NO_MATCH
-    throw err
-  }
+  const c = coerce(v, t)
+  return { v: c, exact: kindOf(c) === kindOf(v) }
 }
 
 /** The rows an access path reads, with their primary keys, in key order (reversed if asked). */
@@ -224,10 +240,10 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
     const vals: Buffer[] = []
     const seen = new Set<string>()
     for (const f of a.eq[i]) {
-      const v = keyValue(f([], env), type, 'eq')
-      if (v === NO_MATCH) continue
+      const kv = keyValue(f([], env), type, 'eq')
+      if (kv === NO_MATCH || kv === UNBOUNDED) continue
       const w = new KeyWriter(16)
-      encodeValue(w, v, type.kind, descs[i])
+      encodeValue(w, kv.v, type.kind, descs[i])
       const b = w.result()
       const s = b.toString('latin1')
       if (!seen.has(s)) { seen.add(s); vals.push(b) }
@@ -250,19 +266,19 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
   }
   const rangeType = a.keyCols[a.eq.length] !== undefined ? t.columns[a.keyCols[a.eq.length]].type : null
   let loV: unknown = undefined, hiV: unknown = undefined
-  if (a.lo) { loV = keyValue(a.lo.fn([], env), rangeType!, 'lo'); if (loV === NO_MATCH) return }
-  if (a.hi) { hiV = keyValue(a.hi.fn([], env), rangeType!, 'hi'); if (hiV === NO_MATCH) return }
-  const loInc = a.lo && (a.lo.inclusive || (typeof a.lo.fn([], env) !== typeof loV))
-  const hiInc = a.hi && (a.hi.inclusive || (typeof a.hi.fn([], env) !== typeof hiV))
+  let loInc = false, hiInc = false
+  let lo = a.lo, hi = a.hi
+  if (lo) { const k = keyValue(lo.fn([], env), rangeType!, 'lo'); if (k === NO_MATCH) return; if (k === UNBOUNDED) lo = null; else { loV = k.v; loInc = lo.inclusive || !k.exact } }
+  if (hi) { const k = keyValue(hi.fn([], env), rangeType!, 'hi'); if (k === NO_MATCH) return; if (k === UNBOUNDED) hi = null; else { hiV = k.v; hiInc = hi.inclusive || !k.exact } }
   const ks = a.index ? ex.tx.keyspace(indexKeyspace(a.index)) : tks
   for (const p of prefixes) {
     const opts: { gte?: Uint8Array; lt?: Uint8Array; reverse: boolean } = { reverse: a.reverse }
     const enc = (v: unknown) => { const w = new KeyWriter(32); w.bytes(p); encodeValue(w, v, rangeType!.kind); return w.result() }
-    opts.gte = a.lo ? (loInc ? enc(loV) : prefixEnd(enc(loV))) : p
-    opts.lt = a.hi ? (hiInc ? prefixEnd(enc(hiV)) : enc(hiV)) : prefixEnd(p)
-    if (a.lo && a.hi && Buffer.compare(Buffer.from(opts.gte), Buffer.from(opts.lt)) >= 0) continue
-    if (p.length === 0 && !a.lo) delete opts.gte
-    if (p.length === 0 && !a.hi) delete opts.lt
+    opts.gte = lo ? (loInc ? enc(loV) : prefixEnd(enc(loV))) : p
+    opts.lt = hi ? (hiInc ? prefixEnd(enc(hiV)) : enc(hiV)) : prefixEnd(p)
+    if (lo && hi && Buffer.compare(Buffer.from(opts.gte), Buffer.from(opts.lt)) >= 0) continue
+    if (p.length === 0 && !lo) delete opts.gte
+    if (p.length === 0 && !hi) delete opts.lt
     for await (const [k, v] of ks.scan(opts)) {
       if (!a.index) { yield { key: k, row: decodeRow(t, v) }; continue }
       const rv = ex.lock ? await tks.getForUpdate(v) : await tks.get(v)
