@@ -1,0 +1,197 @@
+/**
+ * The PostgreSQL endpoint: a TCP listener whose connections pg-gateway
+ * starts (SSLRequest and TLS, StartupMessage, trust or SCRAM-SHA-256
+ * against the configured users). Right after AuthenticationOk the
+ * connection is detached from pg-gateway and served by PgConnection
+ * (queries are ours).
+ *
+ * Limits: at most `maxConnections` clients (the next one gets FATAL 53300),
+ * start-up must finish within `authTimeoutMs` and `startupBytesMax` bytes,
+ * messages are at most `messageBytesMax`, an idle session ends after
+ * `idleTimeoutMs`. CancelRequest (its own short connection) carries the
+ * process id and secret of BackendKeyData.
+ */
+import { randomInt } from 'node:crypto'
+import net from 'node:net'
+import { createScramSha256Data, type ScramSha256Data } from 'pg-gateway'
+import { fromNodeSocket } from 'pg-gateway/node'
+import type { Database } from '../../compute/database.js'
+import { sqlEngine } from '../../sql/index.js'
+import { PgConnection, type Transport } from './connection.js'
+import { SERVER_VERSION } from './catalog.js'
+import { MessageWriter } from './wire.js'
+
+export interface PgUser { name: string; password?: string }
+
+export interface PgServerOptions {
+  port?: number
+  host?: string
+  /** 'scram-sha-256' (default when users have passwords) or 'trust' (no password; local development) */
+  auth?: 'trust' | 'scram-sha-256'
+  /** who may connect; with trust and no list, anyone */
+  users?: PgUser[]
+  /** PEM key and certificate: clients may (and with `tlsRequired` must) use TLS */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer }
+  maxConnections?: number
+  idleTimeoutMs?: number
+  authTimeoutMs?: number
+  messageBytesMax?: number
+  statementsMax?: number
+  /** called for connection-level events worth a log line */
+  log?: (line: string) => void
+}
+
+const CANCEL_CODE = 80877102
+const GSSENC_CODE = 80877104
+
+export interface PgServer {
+  readonly port: number
+  readonly host: string
+  readonly connections: number
+  close(): Promise<void>
+}
+
+function fatal(code: string, message: string): Buffer {
+  return new MessageWriter().error({ severity: 'FATAL', code, message }).take()
+}
+
+/** Wraps pg-gateway's web streams (plain or TLS) as the Transport a PgConnection reads and writes. */
+function webTransport(duplex: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }, socket: net.Socket): Transport {
+  const reader = duplex.readable.getReader()
+  const writer = duplex.writable.getWriter()
+  return {
+    async read() {
+      const { done, value } = await reader.read()
+      return done ? null : value
+    },
+    async write(b) {
+      await writer.ready
+      await writer.write(b)
+    },
+    close() {
+      reader.cancel().catch(() => {})
+      writer.close().catch(() => {})
+      socket.destroySoon()
+      setTimeout(() => socket.destroy(), 2000).unref()
+    },
+  }
+}
+
+export async function startPgServer(db: Database, options: PgServerOptions = {}): Promise<PgServer> {
+  const {
+    port = 5432, host = '127.0.0.1', users, tls,
+    maxConnections = 100, idleTimeoutMs = 0, authTimeoutMs = 10_000, messageBytesMax = 64 << 20, statementsMax = 1000,
+    log = () => {},
+  } = options
+  const auth = options.auth ?? (users?.some(u => u.password !== undefined) ? 'scram-sha-256' : 'trust')
+  if (auth !== 'trust' && auth !== 'scram-sha-256') throw new TypeError(`pg auth must be 'trust' or 'scram-sha-256', got ${JSON.stringify(auth)}`)
+  if (auth === 'scram-sha-256' && !users?.length) throw new TypeError('pg auth scram-sha-256 needs users with passwords')
+  const scram = new Map<string, ScramSha256Data>()
+  for (const u of users ?? []) {
+    if (auth === 'scram-sha-256') {
+      if (typeof u.password !== 'string') throw new TypeError(`pg user ${u.name} has no password (needed for scram-sha-256)`)
+      scram.set(u.name, await createScramSha256Data(u.password))
+    }
+  }
+  // an unknown user is asked for a password all the same, checked against a secret nobody knows
+  const nobody = await createScramSha256Data(randomInt(2 ** 47).toString(36) + Date.now())
+  const engine = sqlEngine(db)
+  const live = new Map<number, PgConnection>()
+  const sockets = new Set<net.Socket>()
+
+  const server = net.createServer(socket => {
+    socket.setNoDelay(true)
+    socket.on('error', () => {})
+    if (sockets.size >= maxConnections) {
+      socket.end(fatal('53300', `sorry, too many clients already (limit ${maxConnections})`))
+      setTimeout(() => socket.destroy(), 1000).unref()
+      return
+    }
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    let started = false
+    let received = 0
+    const countStartup = (b: Buffer) => {
+      received += b.length
+      if (received > 64 * 1024) { log(`pg: start-up larger than 64 KiB from ${socket.remoteAddress}: closed`); socket.destroy() }
+    }
+    socket.on('data', countStartup)
+    const authTimer = setTimeout(() => { if (!started) socket.destroy() }, authTimeoutMs)
+    authTimer.unref()
+
+    let conn: Awaited<ReturnType<typeof fromNodeSocket>>
+    const handOver = async (user: string, params: Record<string, string>) => {
+      const duplex = await conn.detach()
+      // pg-gateway lets go of the streams after its current step
+      for (let i = 0; i < 1000 && (duplex.readable.locked || duplex.writable.locked); i++) await new Promise(r => setImmediate(r))
+      clearTimeout(authTimer)
+      socket.off('data', countStartup)
+      let pid: number
+      do pid = randomInt(1, 2 ** 31 - 1); while (live.has(pid))
+      const io = webTransport(duplex, socket)
+      const c = new PgConnection(io, db.session({ dialect: 'postgres' }), engine, user, params.database || user, pid, randomInt(0, 2 ** 31 - 1),
+        { messageBytesMax, idleTimeoutMs, statementsMax }, params.application_name ?? '')
+      live.set(pid, c)
+      started = true
+      socket.once('close', () => { live.delete(pid); c.close() })
+      await c.run()
+      live.delete(pid)
+    }
+    fromNodeSocket(socket, {
+      auth: auth === 'trust'
+        ? { method: 'trust' }
+        : { method: 'scram-sha-256', getScramSha256Data: ({ username }) => scram.get(username) ?? nobody },
+      tls: tls ? { key: toArrayBuffer(tls.key), cert: toArrayBuffer(tls.cert), ...(tls.ca ? { ca: toArrayBuffer(tls.ca) } : {}) } : undefined,
+      serverVersion: SERVER_VERSION,
+      onMessage(data, state) {
+        if (state.hasStarted || data.length < 8) return undefined
+        const v = new DataView(data.buffer, data.byteOffset, data.byteLength)
+        const code = v.getInt32(4)
+        if (code === GSSENC_CODE && data.length === 8) return new Uint8Array([0x4e]) // 'N': no GSSAPI encryption
+        if (code === CANCEL_CODE && data.length === 16) {
+          void conn.detach()
+          live.get(v.getInt32(8))?.cancelIfSecret(v.getInt32(12))
+          socket.destroy()
+        }
+        return undefined
+      },
+      async onStartup(state) {
+        const user = state.clientParams?.user ?? ''
+        if (auth === 'trust' && users && !users.some(u => u.name === user)) {
+          await conn.detach()
+          socket.end(fatal('28000', `role "${user}" is not permitted to log in`))
+        }
+      },
+      async onAuthenticated(state) {
+        const { user, ...params } = state.clientParams ?? { user: '' }
+        handOver(user, params as Record<string, string>).catch(err => { log(`pg: connection error: ${(err as Error).message}`); socket.destroy() })
+      },
+    }).then(c => { conn = c }, err => { log(`pg: start-up failed: ${(err as Error).message}`); socket.destroy() })
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  server.on('error', err => log(`pg: listener error: ${err.message}`))
+  const addr = server.address() as net.AddressInfo
+  let closing: Promise<void> | null = null
+  return {
+    port: addr.port,
+    host,
+    get connections() { return sockets.size },
+    close() {
+      closing ??= new Promise<void>(resolve => {
+        server.close(() => resolve())
+        for (const c of live.values()) c.terminate()
+        for (const s of sockets) s.destroy()
+      })
+      return closing
+    },
+  }
+}
+
+function toArrayBuffer(x: string | Buffer): ArrayBuffer {
+  const b = Buffer.from(x)
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer
+}
