@@ -145,7 +145,7 @@ export class BTree {
     let page = peek(id)
     if (!page) return null
     for (let depth = 0; pageType(page) !== PAGE_TYPE_LEAF; depth++) {
-      this.#checkInternal(page, id, depth)
+      if (pageType(page) !== PAGE_TYPE_INTERNAL || depth >= TREE_LEVELS_MAX) this.#checkInternal(page, id, depth)
       id = childAt(page, childIndex(page, key))
       page = peek(id)
       if (!page) return null

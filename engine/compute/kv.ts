@@ -133,6 +133,8 @@ export class Engine {
   #inflight = new Set<Promise<unknown>>()
   counters = { commits: 0, conflicts: 0, retries: 0 }
   readonly readAccess: PageAccess
+  /** B+tree handles by root page (a root never changes for a tree's life) */
+  readonly #trees = new Map<number, BTree>()
   readonly #peek: (pageId: number) => Uint8Array | undefined
 
   private constructor(vol: Volume, cacheBytes: number) {
@@ -187,7 +189,9 @@ export class Engine {
     if (root === undefined) return null
     const r = this.store.resolve(root, key, this.store.durableSeq)
     if (r.found) return r.value && r.value.slice()
-    const hit = new BTree(root).getCached(this.#peek, key, this.vol.pageSize)
+    let tree = this.#trees.get(root)
+    if (!tree) { tree = new BTree(root); this.#trees.set(root, tree) }
+    const hit = tree.getCached(this.#peek, key, this.vol.pageSize)
     return hit ? hit.value ?? null : undefined
   }
 
