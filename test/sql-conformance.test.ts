@@ -291,6 +291,33 @@ const postgresOnly: Case[] = [
   q("INSERT INTO kv VALUES ('max', (SELECT MAX(id) FROM ser)) RETURNING v", [[10]]),
   q('SELECT 3000000000 + 1, -2147483648', [[3000000001, -2147483648]]),
   q("SELECT id FROM ser WHERE id NOT IN (SELECT id FROM ser WHERE v < 'c') ORDER BY id", [[3], [10]]),
+  // what pgbench -i sends: storage parameters, TRUNCATE, generate_series, VACUUM, primary keys added after loading
+  ok('CREATE TABLE acc (aid INT NOT NULL, bid INT, abalance INT, filler CHAR(84)) WITH (fillfactor=100)'),
+  ok('TRUNCATE TABLE acc'),
+  ok("INSERT INTO acc (aid, bid, abalance, filler) SELECT aid, (aid - 1) / 10 + 1, 0, '' FROM generate_series(1, 30) AS aid", 30),
+  ok('CREATE INDEX acc_bid ON acc (bid)'),
+  ok('VACUUM ANALYZE acc'),
+  err('VACUUM nosuch', '42P01'),
+  q('EXPLAIN SELECT abalance FROM acc WHERE aid = 7', [['Filter'], ['  -> Full Scan on acc']]),
+  ok('ALTER TABLE acc ADD PRIMARY KEY (aid)'),
+  q('EXPLAIN SELECT abalance FROM acc WHERE aid = 7', [['Filter'], ['  -> Point Get on acc using primary key (aid) (aid = ?)']]),
+  err('ALTER TABLE acc ADD PRIMARY KEY (bid)', '42P10'),
+  ok('UPDATE acc SET abalance = abalance + -4134 WHERE aid = 7', 1),
+  q('SELECT aid, bid, abalance FROM acc WHERE aid = 7', [[7, 1, -4134]]),
+  q('SELECT COUNT(*) FROM acc WHERE bid = 3', [[10]]),
+  err('INSERT INTO acc (aid) VALUES (7)', '23505', /acc_pkey/),
+  ok('CREATE TABLE dup (a INT, b INT)'),
+  ok('INSERT INTO dup VALUES (1, 1), (1, 2), (NULL, 3)', 3),
+  err('ALTER TABLE dup ADD PRIMARY KEY (a)', '23502'),
+  ok('DELETE FROM dup WHERE a IS NULL', 1),
+  err('ALTER TABLE dup ADD PRIMARY KEY (a)', '23505'),
+  ok('ALTER TABLE dup ADD PRIMARY KEY (a, b)'),
+  ok('ALTER TABLE dup ADD CONSTRAINT dup_b UNIQUE (b)'),
+  err('INSERT INTO dup VALUES (5, 2)', '23505', /dup_b/),
+  ok('TRUNCATE acc, dup'),
+  q('SELECT (SELECT COUNT(*) FROM acc), (SELECT COUNT(*) FROM dup)', [[0, 0]]),
+  q('SELECT COUNT(*) FROM acc WHERE bid = 3', [[0]]),
+  q('SELECT g * 2 FROM generate_series(1, 7, 3) g', [[2], [8], [14]]),
 ]
 
 const mysqlOnly: Case[] = [
@@ -321,6 +348,8 @@ const mysqlOnly: Case[] = [
   q('SELECT id, v FROM ai ORDER BY id', [[1, 'a'], [2, 'b'], [3, 'c']]),
   ok("UPDATE kv SET note = 'sub' WHERE k IN (SELECT v FROM ai WHERE id <= 2)", 2),
   q("SELECT k FROM kv WHERE note = 'sub' ORDER BY k", [['a'], ['b']]),
+  ok('TRUNCATE TABLE ai'),
+  q('SELECT COUNT(*) FROM ai', [[0]]),
 ]
 
 async function runDialect(dialect: 'postgres' | 'mysql', extra: Case[]): Promise<number> {

@@ -9,7 +9,7 @@
  * keyspace is emptied key by key (its name is never reused).
  */
 import {
-  CATALOG_KEYSPACE, catalogKey, decodeRow, encodeDef, indexKey, indexKeyspace, tableKeyspace,
+  CATALOG_KEYSPACE, catalogKey, decodeRow, describeKey, encodeDef, encodeRow, indexKey, indexKeyspace, pkKey, tableKeyspace,
   toStored, type ColumnDef, type IndexDef, type TableDef,
 } from './catalog.js'
 import { SqlError, SQLSTATE, unsupported } from './errors.js'
@@ -241,12 +241,75 @@ export async function dropIndex(host: DdlHost, ast: any): Promise<'dropped' | 'm
   return 'dropped'
 }
 
+/** TRUNCATE: every row and index entry of each table goes, in one transaction. */
+export async function truncateTables(host: DdlHost, ast: any): Promise<void> {
+  const defs = (ast.name ?? []).map((ref: any) => {
+    const t = host.tables.get(String(ref.table).toLowerCase())
+    if (!t) throw new SqlError(SQLSTATE.undefinedTable, `relation "${ref.table}" does not exist`)
+    return t
+  })
+  await host.transaction(async tx => {
+    for (const t of defs) {
+      await emptyKeyspace(tx, tableKeyspace(t))
+      for (const ix of t.indexes) await emptyKeyspace(tx, indexKeyspace(ix))
+    }
+  })
+  for (const t of defs) host.publish(t.name, t) // (the definitions are unchanged)
+}
+
+/**
+ * ALTER TABLE ... ADD [CONSTRAINT name] PRIMARY KEY (cols): every row is
+ * moved from its row id to its primary key (checking NOT NULL and
+ * uniqueness), and every index entry is rewritten to point at the new key,
+ * in one transaction. (pgbench -i adds its primary keys this way, after
+ * loading.)
+ */
+async function addPrimaryKey(host: DdlHost, t: TableDef, cols: number[]): Promise<TableDef> {
+  if (t.pk.length) throw new SqlError(SQLSTATE.invalidColumnReference, `multiple primary keys for table "${t.name}" are not allowed`)
+  for (const c of cols) if (t.columns[c].type.kind === 'json') throw unsupported(`a json column in a primary key (${t.columns[c].name})`)
+  const def: TableDef = { ...t, pk: cols, columns: t.columns.map((c, i) => cols.includes(i) ? { ...c, notNull: true } : c) }
+  await host.transaction(async tx => {
+    const tks = tx.keyspace(tableKeyspace(t))
+    const rows: Array<[Uint8Array, unknown[]]> = []
+    for await (const [k, v] of tks.scan()) rows.push([k, decodeRow(t, v)])
+    for (const ix of t.indexes) await emptyKeyspace(tx, indexKeyspace(ix))
+    for (const [, row] of rows) for (const c of cols) if (row[c] === null) throw new SqlError(SQLSTATE.notNullViolation, `column "${t.columns[c].name}" of relation "${t.name}" contains null values`)
+    for (const [k] of rows) await tks.del(k)
+    for (const [, row] of rows) {
+      const key = pkKey(def, row)
+      if (await tks.get(key)) throw new SqlError(SQLSTATE.uniqueViolation, `could not create unique index "${t.name}_pkey": ${describeKey(def, cols, row)}`)
+      await tks.put(key, encodeRow(def, row))
+      for (const ix of def.indexes) await tx.keyspace(indexKeyspace(ix)).put(indexKey(def, ix, row, key).key, key)
+    }
+    await tx.keyspace(CATALOG_KEYSPACE).put(catalogKey(t.name), encodeDef(def))
+  })
+  return def
+}
+
 export async function alterTable(host: DdlHost, ast: any): Promise<void> {
   const tname = String(ast.table?.[0]?.table)
   const t = host.tables.get(tname.toLowerCase())
   if (!t) throw new SqlError(SQLSTATE.undefinedTable, `relation "${tname}" does not exist`)
+  const exprs = ast.expr ?? []
+  const cons = exprs.length === 1 && exprs[0].action === 'add' && exprs[0].resource === 'constraint' ? exprs[0].create_definitions : null
+  if (cons) {
+    const ct = String(cons.constraint_type ?? '').toLowerCase()
+    const cols = (cons.definition ?? []).map((x: any) => {
+      const n = ident(x)
+      const i = t.columns.findIndex(c => c.name.toLowerCase() === n.toLowerCase())
+      if (i < 0) throw new SqlError(SQLSTATE.undefinedColumn, `column "${n}" named in key does not exist`)
+      return i
+    })
+    if (ct === 'primary key') { host.publish(t.name, await addPrimaryKey(host, t, cols)); return }
+    if (ct.startsWith('unique')) {
+      const name = cons.constraint ? String(cons.constraint) : `${t.name}_${cols.map((c: number) => t.columns[c].name).join('_')}_key`
+      await createIndex(host, { index_type: 'unique', index: name, table: { table: t.name }, index_columns: cols.map((c: number) => ({ type: 'column_ref', column: t.columns[c].name })) })
+      return
+    }
+    throw unsupported(`ALTER TABLE ADD ${ct.toUpperCase()} constraints`)
+  }
   let def: TableDef = { ...t, columns: [...t.columns] }
-  for (const e of ast.expr ?? []) {
+  for (const e of exprs) {
     if (e.action !== 'add' || e.resource !== 'column') throw unsupported(`ALTER TABLE ${String(e.action ?? '').toUpperCase()} ${String(e.resource ?? e.keyword ?? '').toUpperCase()} (only ADD COLUMN)`)
     const { col, pk, unique } = columnDef(e, host.dialect)
     if (pk || unique) throw unsupported('ADD COLUMN with PRIMARY KEY or UNIQUE')

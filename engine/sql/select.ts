@@ -290,7 +290,9 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
 // ------------------------------------------------------------------ plans
 
 interface Source {
-  kind: 'table' | 'rows'
+  kind: 'table' | 'rows' | 'series'
+  /** generate_series(start, stop[, step]) */
+  series?: Fn[]
   alias: string
   table?: TableDef
   access?: Access
@@ -383,7 +385,15 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
     const kind: Source['join'] = join && join.startsWith('LEFT') ? 'left' : 'inner'
     let rawAlias: string | null = f.as && String(f.as).toUpperCase() !== 'CROSS' ? String(f.as) : null
     if (rawAlias && rawAlias.includes('(')) throw unsupported('column aliases on a FROM item')
-    if (f.expr && (f.expr.ast || f.expr.type === 'select')) {
+    if (f.expr && f.expr.type === 'function') {
+      const fname = String(f.expr.name?.name?.[0]?.value ?? '').toLowerCase()
+      if (fname !== 'generate_series') throw unsupported(`table function ${fname}()`)
+      const args = (f.expr.args?.value ?? []).map((a: any) => compile(a, new Scope([], outer), cx).fn)
+      if (args.length < 2 || args.length > 3) throw new SqlError(SQLSTATE.undefinedFunction, 'generate_series takes 2 or 3 integer arguments')
+      alias = rawAlias ?? 'generate_series'
+      cols.push({ table: alias, name: alias, index: offset, type: T.int8 })
+      src = { kind: 'series', series: args, alias, offset, width: 1, join: kind, on: null, hash: null }
+    } else if (f.expr && (f.expr.ast || f.expr.type === 'select')) {
       const plan = compileSelect(f.expr.ast ?? f.expr, outer, pc, ctes)
       alias = rawAlias ?? 'subquery'
       plan.fields.forEach((fl, i) => cols.push({ table: alias, name: fl.name, index: offset + i, type: fl.type }))
@@ -569,7 +579,7 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
   if (agg) explain.push(agg.keys.length ? `HashAggregate (group by ${agg.keys.length} key${agg.keys.length > 1 ? 's' : ''})` : 'Aggregate')
   if (where) explain.push('Filter')
   sources.forEach((s, i) => {
-    const label = s.kind === 'table' ? s.access!.describe : s.shared ? `CTE Scan on ${s.alias}` : `Subquery Scan on ${s.alias}`
+    const label = s.kind === 'table' ? s.access!.describe : s.kind === 'series' ? `Function Scan on generate_series` : s.shared ? `CTE Scan on ${s.alias}` : `Subquery Scan on ${s.alias}`
     if (i === 0) explain.push(label)
     else explain.push(`${s.join === 'left' ? 'Left ' : ''}${s.hash ? 'Hash Join' : 'Nested Loop'} with ${label}`)
   })
@@ -637,6 +647,18 @@ async function prefetch(plan: SelectPlan, ex: Exec): Promise<void> {
 }
 
 async function sourceRows(s: Source, ex: Exec, forCorrelated: boolean): Promise<Row[]> {
+  if (s.kind === 'series') {
+    const [a, b, c] = s.series!.map(f => f([], ex.env))
+    if (a === null || b === null || c === null) return []
+    const start = Number(coerce(a, T.int8)), stop = Number(coerce(b, T.int8)), step = c === undefined ? 1 : Number(coerce(c, T.int8))
+    if (step === 0) throw new SqlError(SQLSTATE.invalidParameter, 'step size cannot equal zero')
+    const out: Row[] = []
+    for (let v = start; step > 0 ? v <= stop : v >= stop; v += step) {
+      out.push([v])
+      if (out.length > 10_000_000) throw new SqlError(SQLSTATE.programLimit, 'generate_series: more than 10,000,000 rows')
+    }
+    return out
+  }
   if (s.kind === 'rows') {
     if (s.shared) {
       const got = ex.env.subs.get(s.rows!) as Row[] | undefined

@@ -18,7 +18,7 @@ import type { Transaction } from '../compute/kv.js'
 import type { Volume } from '../volume/volume.js'
 import { createRequire } from 'node:module'
 import { CATALOG_KEYSPACE, decodeDef, tableKeyspace, type TableDef } from './catalog.js'
-import { alterTable, createIndex, createTable, dropIndex, dropTable, type DdlHost } from './ddl.js'
+import { alterTable, createIndex, createTable, dropIndex, dropTable, truncateTables, type DdlHost } from './ddl.js'
 import { compileDelete, compileInsert, compileUpdate, runDelete, runInsert, runUpdate, type DeletePlan, type InsertPlan, type UpdatePlan } from './dml.js'
 import { SqlError, SQLSTATE, toSqlError, unsupported } from './errors.js'
 import { CompileCtx, type Env, type Row } from './expr.js'
@@ -496,6 +496,7 @@ export class SqlSession {
     if (toks.some(t => t.t === 'op' && t.s === ';')) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: several statements in one call (split them, e.g. with splitStatements())')
     const w0 = toks[0]?.t === 'id' ? toks[0].s.toLowerCase() : ''
     const words = toks.map(t => t.s.toLowerCase())
+    const n0 = words.length
     if (toks.length === 0) return { command: 'EMPTY', rowCount: 0, rows: [], fields: [] }
     if (TX_WORDS.has(w0) && (w0 !== 'start' || words[1] === 'transaction') && (w0 !== 'begin' || words.length === 1 || ['work', 'transaction', 'isolation', 'read'].includes(words[1]))) {
       return this.#txControl(w0)
@@ -506,7 +507,14 @@ export class SqlSession {
       if (this.#tx) throw new SqlError(SQLSTATE.activeTx, 'ALTER SYSTEM cannot run inside a transaction block')
       return eng.alterSystem(toks.slice(2).map(t => t.s))
     }
+    if (w0 === 'vacuum' || w0 === 'analyze' || w0 === 'analyse') {
+      // storage is reclaimed and statistics are not kept: nothing to do, but the tables must exist
+      for (const t of toks.slice(1)) if (t.t === 'id' && !['verbose', 'analyze', 'analyse', 'full', 'freeze', 'table'].includes(t.s.toLowerCase())) eng.table(t.s)
+      if (this.#tx && w0 === 'vacuum') throw new SqlError(SQLSTATE.activeTx, 'VACUUM cannot run inside a transaction block')
+      return { command: w0 === 'vacuum' ? 'VACUUM' : 'ANALYZE', rowCount: 0, rows: [], fields: [] }
+    }
     let body = text
+    if (w0 === 'create' && words[1] === 'table' && words[n0 - 1] === ')') body = stripStorageParams(text, dialect)
     let explain = false
     let lock = false
     if (w0 === 'explain') {
@@ -520,7 +528,7 @@ export class SqlSession {
     else if (n >= 3 && words[n - 3] === 'for' && (words[n - 2] === 'update' || words[n - 2] === 'share') && ['nowait'].includes(words[n - 1])) { lock = true; body = cutTail(body, dialect, 3) }
     const { e, slots } = eng.entry(body, dialect)
     const kind = e.kind
-    if (kind === 'create' || kind === 'drop' || kind === 'alter') {
+    if (kind === 'create' || kind === 'drop' || kind === 'alter' || kind === 'truncate') {
       if (explain) throw unsupported('EXPLAIN of DDL')
       if (this.#tx) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: DDL inside a transaction block (run CREATE / DROP / ALTER outside BEGIN ... COMMIT)')
       return this.#ddl(e.ast)
@@ -583,8 +591,30 @@ export class SqlSession {
     if (ast.type === 'drop' && kw === 'table') { await dropTable(eng, ast); return done('DROP TABLE') }
     if (ast.type === 'drop' && kw === 'index') { await dropIndex(eng, ast); return done('DROP INDEX') }
     if (ast.type === 'alter' && (kw === 'table' || (kw === '' && ast.table))) { await alterTable(eng, ast); return done('ALTER TABLE') }
+    if (ast.type === 'truncate') { await truncateTables(eng, ast); return done('TRUNCATE TABLE') }
     throw unsupported(`${String(ast.type).toUpperCase()} ${kw.toUpperCase()}`)
   }
+}
+
+/** CREATE TABLE ... WITH (fillfactor = 100): storage parameters have no meaning here; they are dropped. */
+function stripStorageParams(text: string, dialect: Dialect): string {
+  const toks = tokenize(text, dialect)
+  while (toks.length && (toks[toks.length - 1].t === 'ws' || toks[toks.length - 1].s === ';')) toks.pop()
+  let depth = 0
+  for (let i = toks.length - 1; i >= 0; i--) {
+    const t = toks[i]
+    if (t.s === ')') depth++
+    else if (t.s === '(') {
+      depth--
+      if (depth === 0) {
+        let j = i - 1
+        while (j >= 0 && toks[j].t === 'ws') j--
+        if (j >= 0 && toks[j].t === 'id' && toks[j].s.toLowerCase() === 'with') return toks.slice(0, j).map(x => x.s).join('')
+        return text
+      }
+    }
+  }
+  return text
 }
 
 function cutTokens(text: string, dialect: Dialect, words: number): string {
