@@ -328,7 +328,7 @@ function catalogQuery(q: string, info: SessionInfo): Answer {
         case 'attnotnull': return c.notNull || t.pk.includes(i) ? 't' : 'f'
         case 'attidentity': case 'attgenerated': case 'attcollation': return ''
         case 'attnum': return String(i + 1)
-        default: return c.auto && n.includes('pg_get_expr') ? `nextval('${t.name}_${c.name}_seq'::regclass)` : null
+        default: return c.auto && n === 'pg_get_expr' ? `nextval('${t.name}_${c.name}_seq'::regclass)` : null
       }
     }))
     return rows(names.map(n => f(n)), data)
@@ -358,11 +358,23 @@ function catalogQuery(q: string, info: SessionInfo): Answer {
 
 /** The output column names of a SELECT, as PostgreSQL would name them (alias, column, or function name). */
 function selectListNames(q: string): string[] {
-  const m = /^\s*select\s+(?:distinct\s+)?([\s\S]*?)\s+from\s/i.exec(q.replace(/\(\s*select[\s\S]*?\)/gi, s => s.replace(/\bfrom\b/gi, 'FRM')))
-  if (!m) return []
-  return splitList(m[1]).map(item => {
+  const head = /^\s*select\s+(?:distinct\s+)?/i.exec(q)
+  if (!head) return []
+  // the select list ends at the first FROM outside parentheses and quotes
+  let depth = 0, quote = '', end = q.length
+  for (let i = head[0].length; i < q.length; i++) {
+    const c = q[i]
+    if (quote) { if (c === quote) quote = ''; continue }
+    if (c === "'" || c === '"') { quote = c; continue }
+    if (c === '(') depth++
+    else if (c === ')') depth--
+    else if (depth === 0 && /\s/.test(c) && /^\s+from\s/i.test(q.slice(i, i + 7))) { end = i; break }
+  }
+  return splitList(q.slice(head[0].length, end)).map(item => {
     const a = /\s+as\s+("(?:[^"]|"")+"|\w+)\s*$/i.exec(item)
     if (a) return unquote(a[1])
+    const sub = /^\(\s*select\s+(?:\w+\.)?(\w+)/i.exec(item)
+    if (sub) return sub[1]
     const col = /(?:^|\.)(\w+)\s*$/.exec(item)
     if (col && !item.trim().endsWith(')')) return col[1]
     const fn = /^(?:pg_catalog\.)?(\w+)\s*\(/.exec(item.trim())
