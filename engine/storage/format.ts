@@ -13,6 +13,8 @@ import type { EncodedOp } from '../common/page-ops.js'
 export const FRAME_MAGIC = 0x484c5846 // 'HXLF'
 export const FRAME_HEADER_BYTES = 32
 export const FRAME_FLAG_LZ4 = 1
+/** The frame failed a scrub and its records were written again in a later frame: skip it (its payload is not checked). */
+export const FRAME_FLAG_DEAD = 2
 /** Frames whose payload is larger than this are lz4-compressed (if that makes them smaller). */
 export const COMPRESS_THRESHOLD_BYTES = 2048
 /** A frame larger than this is malformed (the writer never builds one). */
@@ -21,6 +23,8 @@ export const FRAME_PAYLOAD_BYTES_MAX = 64 * 1024 * 1024
 export const VERSION_MAGIC = 0x48505856 // 'HXPV'
 export const VERSION_HEADER_BYTES = 40
 export const VERSION_FLAG_LZ4 = 1
+/** The version failed its checksum and was replaced by an intact one from a peer: skipped at open. */
+export const VERSION_FLAG_DEAD = 2
 
 export const META_MAGIC = 0x484d4554 // 'HMET'
 
@@ -76,6 +80,8 @@ export function encodeFrame(payload: FramePayload): Buffer {
 export type HeaderCheck =
   | { ok: true; storedLen: number; rawLen: number; flags: number; firstLsn: number; payloadCrc: number }
   | { ok: false; reason: 'zero' | 'magic' | 'header-crc' | 'length' }
+
+export const crc32cOf = (b: Uint8Array): number => crc32c(b)
 
 /** Reads and checks a frame header at `off`. A run of zeros is the preallocated end of a log file. */
 export function checkFrameHeader(buf: Uint8Array, off: number): HeaderCheck {
@@ -178,12 +184,51 @@ export function readVersionHeader(buf: Uint8Array, off: number): VersionHeader |
   return { flags: b.readUInt16LE(4), pageId: b.readDoubleLE(8), lsn: b.readDoubleLE(16), storedLen: b.readUInt32LE(24), rawLen: b.readUInt32LE(28), payloadCrc: b.readUInt32LE(32) }
 }
 
+/** The header of a dead version entry of `storedLen` body bytes (its body is left as it is and never read). */
+export function encodeDeadVersionHeader(pageId: number, lsn: number, storedLen: number, rawLen: number): Buffer {
+  const out = Buffer.alloc(VERSION_HEADER_BYTES)
+  out.writeUInt32LE(VERSION_MAGIC, 0)
+  out.writeUInt16LE(VERSION_FLAG_DEAD, 4)
+  out.writeDoubleLE(pageId, 8)
+  out.writeDoubleLE(lsn, 16)
+  out.writeUInt32LE(storedLen, 24)
+  out.writeUInt32LE(rawLen, 28)
+  out.writeUInt32LE(0, 32)
+  out.writeUInt32LE(crc32c(out.subarray(0, 36)), 36)
+  return out
+}
+
 /** Verifies and decodes a version body; null when the checksum fails. */
 export function decodeVersionBody(h: VersionHeader, body: Uint8Array): Uint8Array | null {
   if (body.length !== h.storedLen || crc32c(body) !== h.payloadCrc) return null
   try {
     const img = h.flags & VERSION_FLAG_LZ4 ? lz4Uncompress(body) : body
     return img.length === h.rawLen ? new Uint8Array(img) : null
+  } catch {
+    return null
+  }
+}
+
+/** Decodes a version body WITHOUT checking its checksum: only for the planted bug `skipReadCrc`. */
+export function decodeVersionBodyUnchecked(h: VersionHeader, body: Uint8Array): Uint8Array | null {
+  try {
+    const img = h.flags & VERSION_FLAG_LZ4 ? lz4Uncompress(body) : body
+    return img.length === h.rawLen ? new Uint8Array(img) : null
+  } catch {
+    return null
+  }
+}
+
+/** Decodes a frame WITHOUT checking its checksums: only for the planted bug `gapFillUnverified`. */
+export function decodeFrameUnchecked(frame: Uint8Array): FramePayload | null {
+  if (frame.length < FRAME_HEADER_BYTES) return null
+  try {
+    const b = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+    const body = b.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + b.readUInt32LE(8))
+    const raw = b.readUInt16LE(4) & FRAME_FLAG_LZ4 ? lz4Uncompress(body) : body
+    const [epoch, vdl, records] = unpack<[number, number, RecordTuple[]]>(raw)
+    if (!Array.isArray(records)) return null
+    return { epoch, vdl, records }
   } catch {
     return null
   }

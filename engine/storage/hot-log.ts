@@ -18,15 +18,29 @@
  * - A file is deleted only when the caller says every record in it is
  *   covered elsewhere (page versions on this segment and every peer's SCL).
  */
-import fs from 'node:fs'
 import path from 'node:path'
-import { checkFrameHeader, decodeFramePayload, FRAME_HEADER_BYTES, type FramePayload } from './format.js'
+import { realDisk, type CorruptionReport, type Disk } from './disk.js'
+import { checkFrame, checkFrameHeader, crc32cOf, decodeFramePayload, FRAME_FLAG_DEAD, FRAME_HEADER_BYTES, FRAME_MAGIC, type FramePayload } from './format.js'
+
+/**
+ * Where one frame lies in its file, and which records it holds (as
+ * [lsn, pageId] pairs, filled once the frame is decoded): what the scrubber
+ * checks and, when the frame fails, asks a peer for again.
+ */
+export interface FrameExtent {
+  off: number
+  len: number
+  recs: Array<[number, number]> | null
+  /** the frame was found damaged and its records written again elsewhere; its header now says so */
+  dead: boolean
+}
 
 export interface LogFileInfo {
   seq: number
   /** highest LSN per PG of the records in this file */
   maxLsnByPg: Map<number, number>
   bytes: number
+  frames: FrameExtent[]
 }
 
 export interface ScanResult {
@@ -49,11 +63,15 @@ export class HotLog {
   #retiredFds: number[] = []
   bytesWritten = 0
   fsyncs = 0
+  readonly #disk: Disk
+  readonly #onCorrupt: (r: CorruptionReport) => void
 
-  constructor(dir: string, fileBytes: number) {
+  constructor(dir: string, fileBytes: number, disk: Disk = realDisk, onCorrupt: (r: CorruptionReport) => void = () => {}) {
     this.dir = dir
     this.fileBytes = fileBytes
-    fs.mkdirSync(dir, { recursive: true })
+    this.#disk = disk
+    this.#onCorrupt = onCorrupt
+    disk.mkdirp(dir)
   }
 
   /**
@@ -62,22 +80,31 @@ export class HotLog {
    */
   open(onFrame: (p: FramePayload, file: LogFileInfo) => void): ScanResult {
     const result: ScanResult = { frames: 0, corruptFrames: 0, corruptBytes: 0, tornTailBytes: 0 }
-    const names = fs.readdirSync(this.dir).filter(n => n.endsWith('.hxl')).sort()
+    const disk = this.#disk
+    const names = disk.readdir(this.dir).filter(n => n.endsWith('.hxl')).sort()
     for (let i = 0; i < names.length; i++) {
       const seq = Number.parseInt(names[i], 10)
-      const file: LogFileInfo = { seq, maxLsnByPg: new Map(), bytes: 0 }
+      const file: LogFileInfo = { seq, maxLsnByPg: new Map(), bytes: 0, frames: [] }
       this.files.push(file)
-      const buf = fs.readFileSync(path.join(this.dir, names[i]))
+      const buf = disk.readFile(path.join(this.dir, names[i]))
       const isLast = i === names.length - 1
       let off = 0
       let end = 0
       while (off + FRAME_HEADER_BYTES <= buf.length) {
         const h = checkFrameHeader(buf, off)
+        if (h.ok && (h.flags & FRAME_FLAG_DEAD) && off + FRAME_HEADER_BYTES + h.storedLen <= buf.length) {
+          // A frame the scrubber replaced: its records live in a later frame.
+          file.frames.push({ off, len: FRAME_HEADER_BYTES + h.storedLen, recs: [], dead: true })
+          off += FRAME_HEADER_BYTES + h.storedLen
+          end = off
+          continue
+        }
         let payload: FramePayload | null = null
         if (h.ok && off + FRAME_HEADER_BYTES + h.storedLen <= buf.length) {
           payload = decodeFramePayload(buf, h.storedLen, h.flags, h.payloadCrc, off)
         }
         if (payload && h.ok) {
+          file.frames.push({ off, len: FRAME_HEADER_BYTES + h.storedLen, recs: payload.records.map(r => [r[0], r[1]]), dead: false })
           onFrame(payload, file)
           result.frames++
           off += FRAME_HEADER_BYTES + h.storedLen
@@ -90,6 +117,7 @@ export class HotLog {
         if (next < 0) break // nothing valid after it: a torn tail (or garbage at the end)
         result.corruptFrames++
         result.corruptBytes += next - off
+        this.#onCorrupt({ path: path.join(this.dir, names[i]), off, len: next - off, kind: 'frame' })
         off = next
       }
       file.bytes = end
@@ -97,14 +125,16 @@ export class HotLog {
       if (isLast) {
         if (garbage > end) {
           result.tornTailBytes += garbage - end
-          const fd = fs.openSync(path.join(this.dir, names[i]), 'r+')
-          zeroRange(fd, end, garbage - end)
-          fs.fdatasyncSync(fd)
-          fs.closeSync(fd)
+          this.#onCorrupt({ path: path.join(this.dir, names[i]), off: end, len: garbage - end, kind: 'torn-tail' })
+          const fd = disk.open(path.join(this.dir, names[i]), 'r+')
+          zeroRange(disk, fd, end, garbage - end)
+          disk.fdatasync(fd)
+          disk.close(fd)
         }
       } else if (garbage > end) {
         result.corruptFrames++
         result.corruptBytes += garbage - end
+        this.#onCorrupt({ path: path.join(this.dir, names[i]), off: end, len: garbage - end, kind: 'frame' })
       }
     }
     if (this.files.length === 0) {
@@ -112,9 +142,9 @@ export class HotLog {
     } else {
       const last = this.files[this.files.length - 1]
       const p = this.#path(last.seq)
-      this.#fd = fs.openSync(p, 'r+')
-      this.#size = fs.fstatSync(this.#fd).size
-      if (this.#size < this.fileBytes) { zeroRange(this.#fd, this.#size, this.fileBytes - this.#size); this.#size = this.fileBytes; fs.fdatasyncSync(this.#fd) }
+      this.#fd = disk.open(p, 'r+')
+      this.#size = disk.size(this.#fd)
+      if (this.#size < this.fileBytes) { zeroRange(disk, this.#fd, this.#size, this.fileBytes - this.#size); this.#size = this.fileBytes; disk.fdatasync(this.#fd) }
       this.#pos = last.bytes
     }
     return result
@@ -128,24 +158,74 @@ export class HotLog {
     return n
   }
 
-  /** Appends one frame; returns the file it landed in. Not durable until sync(). */
-  append(frame: Uint8Array, records: ArrayLike<{ pg: number; lsn: number }> | null): LogFileInfo {
+  /**
+   * Appends one frame; returns the file it landed in and its extent (whose
+   * `recs` the caller fills once it has decoded the frame). Not durable
+   * until sync().
+   */
+  append(frame: Uint8Array): { file: LogFileInfo; ext: FrameExtent } {
     if (this.#pos + frame.length > this.#size) this.#roll(this.current.seq + 1, frame.length)
-    fs.writeSync(this.#fd, frame, 0, frame.length, this.#pos)
+    const ext: FrameExtent = { off: this.#pos, len: frame.length, recs: null, dead: false }
+    this.#disk.write(this.#fd, frame, 0, frame.length, this.#pos)
     this.#pos += frame.length
     this.#dirtyFds.add(this.#fd)
     const file = this.current
     file.bytes = this.#pos
+    file.frames.push(ext)
     this.bytesWritten += frame.length
-    if (records) for (let i = 0; i < records.length; i++) noteRecord(file, records[i].pg, records[i].lsn)
-    return file
+    return { file, ext }
+  }
+
+  /** Where a frame lies on disk (the simulator flips bits there). */
+  locate(file: LogFileInfo, ext: FrameExtent): { path: string; off: number; len: number } {
+    return { path: this.#path(file.seq), off: ext.off, len: ext.len }
+  }
+
+  /** Reads one frame back from its file and checks both checksums (the scrubber). */
+  verify(file: LogFileInfo, ext: FrameExtent): boolean {
+    const buf = Buffer.allocUnsafe(ext.len)
+    const fd = this.#disk.open(this.#path(file.seq), 'r')
+    let ok: boolean
+    try {
+      ok = this.#disk.read(fd, buf, 0, ext.len, ext.off) === ext.len
+    } finally {
+      this.#disk.close(fd)
+    }
+    if (ok && ext.dead) {
+      const h = checkFrameHeader(buf, 0)
+      ok = h.ok && (h.flags & FRAME_FLAG_DEAD) !== 0 && FRAME_HEADER_BYTES + h.storedLen === ext.len
+    } else if (ok) {
+      ok = checkFrame(buf) !== null
+    }
+    if (!ok) this.#onCorrupt({ path: this.#path(file.seq), off: ext.off, len: ext.len, kind: 'frame' })
+    return ok
+  }
+
+  /**
+   * Marks a damaged frame dead once its records are durable in another
+   * frame: its header is rewritten (flag DEAD, its own extent, a fresh
+   * header checksum) so that a later open skips it cleanly instead of
+   * counting it as corruption again. Synced before it returns.
+   */
+  markDead(file: LogFileInfo, ext: FrameExtent): void {
+    const h = Buffer.alloc(FRAME_HEADER_BYTES)
+    writeDeadHeader(h, ext.len - FRAME_HEADER_BYTES)
+    const fd = this.#disk.open(this.#path(file.seq), 'r+')
+    try {
+      this.#disk.write(fd, h, 0, h.length, ext.off)
+      this.#disk.fdatasync(fd)
+    } finally {
+      this.#disk.close(fd)
+    }
+    ext.dead = true
+    ext.recs = []
   }
 
   /** One fdatasync for everything appended since the last call (group commit). */
   sync(): void {
-    for (const fd of this.#dirtyFds) { fs.fdatasyncSync(fd); this.fsyncs++ }
+    for (const fd of this.#dirtyFds) { this.#disk.fdatasync(fd); this.fsyncs++ }
     this.#dirtyFds.clear()
-    for (const fd of this.#retiredFds) fs.closeSync(fd)
+    for (const fd of this.#retiredFds) this.#disk.close(fd)
     this.#retiredFds = []
   }
 
@@ -155,13 +235,13 @@ export class HotLog {
       const i = this.files.findIndex(f => f.seq === seq)
       if (i < 0 || i === this.files.length - 1) continue
       this.files.splice(i, 1)
-      fs.rmSync(this.#path(seq), { force: true })
+      this.#disk.rm(this.#path(seq))
     }
   }
 
   close(): void {
     this.sync()
-    if (this.#fd >= 0) fs.closeSync(this.#fd)
+    if (this.#fd >= 0) this.#disk.close(this.#fd)
     this.#fd = -1
   }
 
@@ -170,20 +250,41 @@ export class HotLog {
   }
 
   #roll(seq: number, need = 0): void {
+    // The new file is made (preallocated, synced) before the current one is let go, so
+    // that a full disk leaves the log as it was: the append fails, nothing else does.
+    const size = Math.max(this.fileBytes, need)
+    const disk = this.#disk
+    const fd = disk.open(this.#path(seq), 'w+')
+    try {
+      zeroRange(disk, fd, 0, size)
+      disk.fdatasync(fd)
+    } catch (err) {
+      disk.close(fd)
+      disk.rm(this.#path(seq))
+      throw err
+    }
     if (this.#fd >= 0) {
       if (this.#dirtyFds.has(this.#fd)) this.#retiredFds.push(this.#fd)
-      else fs.closeSync(this.#fd)
+      else disk.close(this.#fd)
     }
-    const size = Math.max(this.fileBytes, need)
-    const fd = fs.openSync(this.#path(seq), 'w+')
-    zeroRange(fd, 0, size)
-    fs.fdatasyncSync(fd)
     this.#fd = fd
     this.#size = size
     this.#pos = 0
-    this.files.push({ seq, maxLsnByPg: new Map(), bytes: 0 })
-    fsyncDir(this.dir)
+    this.files.push({ seq, maxLsnByPg: new Map(), bytes: 0, frames: [] })
+    disk.fsyncDir(this.dir)
   }
+}
+
+/** A dead frame's header: magic, FRAME_FLAG_DEAD, its payload length, no payload checksum, a header checksum. */
+function writeDeadHeader(h: Buffer, storedLen: number): void {
+  h.writeUInt32LE(FRAME_MAGIC, 0)
+  h.writeUInt16LE(FRAME_FLAG_DEAD, 4)
+  h.writeUInt16LE(0, 6)
+  h.writeUInt32LE(storedLen, 8)
+  h.writeUInt32LE(0, 12)
+  h.writeDoubleLE(0, 16)
+  h.writeUInt32LE(0, 24)
+  h.writeUInt32LE(crc32cOf(h.subarray(0, 28)), 28)
 }
 
 export function noteRecord(file: LogFileInfo, pg: number, lsn: number): void {
@@ -214,18 +315,17 @@ function nonZeroExtent(buf: Buffer, from: number): number {
   return from
 }
 
-function zeroRange(fd: number, start: number, len: number): void {
+function zeroRange(disk: Disk, fd: number, start: number, len: number): void {
   let off = start
   const end = start + len
   while (off < end) {
     const n = Math.min(ZERO_CHUNK.length, end - off)
-    fs.writeSync(fd, ZERO_CHUNK, 0, n, off)
+    disk.write(fd, ZERO_CHUNK, 0, n, off)
     off += n
   }
 }
 
 export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r')
-  try { fs.fsyncSync(fd) } finally { fs.closeSync(fd) }
+  realDisk.fsyncDir(dir)
 }
 

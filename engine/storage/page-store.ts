@@ -17,10 +17,10 @@
  *   or below the oldest read point still in use; a file is deleted when all
  *   of its versions are dropped.
  */
-import fs from 'node:fs'
 import path from 'node:path'
-import { decodeVersionBody, encodeVersion, readVersionHeader, VERSION_HEADER_BYTES, type VersionHeader } from './format.js'
-import { fsyncDir } from './hot-log.js'
+import { realDisk, type CorruptionReport, type Disk } from './disk.js'
+import { plantedBugs } from './planted-bugs.js'
+import { decodeVersionBody, decodeVersionBodyUnchecked, encodeDeadVersionHeader, encodeVersion, readVersionHeader, VERSION_FLAG_DEAD, VERSION_HEADER_BYTES, type VersionHeader } from './format.js'
 
 export interface Version {
   lsn: number
@@ -44,28 +44,38 @@ export class PageStore {
   damagedEntries = 0
   gcVersions = 0
   compactedFiles = 0
+  readonly #disk: Disk
+  readonly #onCorrupt: (r: CorruptionReport) => void
 
-  constructor(dir: string, fileBytes: number) {
+  constructor(dir: string, fileBytes: number, disk: Disk = realDisk, onCorrupt: (r: CorruptionReport) => void = () => {}) {
     this.dir = dir
     this.fileBytes = fileBytes
-    fs.mkdirSync(dir, { recursive: true })
+    this.#disk = disk
+    this.#onCorrupt = onCorrupt
+    disk.mkdirp(dir)
   }
 
   /** Rebuilds the index from the version headers (bodies are checked when read). */
   open(): void {
-    const names = fs.readdirSync(this.dir).filter(n => n.endsWith('.hxp')).sort()
+    const disk = this.#disk
+    const names = disk.readdir(this.dir).filter(n => n.endsWith('.hxp')).sort()
     const header = Buffer.alloc(VERSION_HEADER_BYTES)
     for (const name of names) {
       const seq = Number.parseInt(name, 10)
-      const fd = fs.openSync(path.join(this.dir, name), 'r+')
-      const size = fs.fstatSync(fd).size
+      const fd = disk.open(path.join(this.dir, name), 'r+')
+      const size = disk.size(fd)
       const file: PageFile = { seq, fd, size, live: 0, liveBytes: 0 }
       let off = 0
       let end = 0
       let buf: Buffer | null = null
       while (off + VERSION_HEADER_BYTES <= size) {
-        fs.readSync(fd, header, 0, VERSION_HEADER_BYTES, off)
+        disk.read(fd, header, 0, VERSION_HEADER_BYTES, off)
         const h = readVersionHeader(header, 0)
+        if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size && (h.flags & VERSION_FLAG_DEAD)) {
+          off += VERSION_HEADER_BYTES + h.storedLen // replaced from a peer after it failed its checksum
+          end = off
+          continue
+        }
         if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size) {
           this.#files.set(seq, file)
           this.#insert(h.pageId, { lsn: h.lsn, file: seq, off, len: VERSION_HEADER_BYTES + h.storedLen })
@@ -75,14 +85,18 @@ export class PageStore {
         }
         // A header that fails: if an intact entry follows, this is damage in
         // the middle (the lost entry's page is unknown); otherwise a torn tail.
-        buf ??= fs.readFileSync(path.join(this.dir, name))
+        buf ??= disk.readFile(path.join(this.dir, name))
         const next = findNextVersion(buf, off + 1)
         if (next < 0) break
+        this.#onCorrupt({ path: path.join(this.dir, name), off, len: next - off, kind: 'version' })
         this.damagedEntries++
         this.corruptVersions++
         off = next
       }
-      if (end < size && this.damagedEntries === 0) fs.ftruncateSync(fd, end) // torn tail of an unsynced append
+      if (end < size && this.damagedEntries === 0) { // torn tail of an unsynced append
+        this.#onCorrupt({ path: path.join(this.dir, name), off: end, len: size - end, kind: 'torn-tail' })
+        disk.truncate(fd, end)
+      }
       file.size = Math.max(end, this.damagedEntries ? size : end)
       this.#files.set(seq, file)
     }
@@ -108,7 +122,7 @@ export class PageStore {
     const entry = encodeVersion(pageId, lsn, image)
     if (this.#active.size + entry.length > this.fileBytes && this.#active.size > 0) this.#newFile(this.#active.seq + 1)
     const f = this.#active
-    fs.writeSync(f.fd, entry, 0, entry.length, f.size)
+    this.#disk.write(f.fd, entry, 0, entry.length, f.size)
     const v: Version = { lsn, file: f.seq, off: f.size, len: entry.length }
     f.size += entry.length
     this.#dirty = true
@@ -121,26 +135,63 @@ export class PageStore {
     const f = this.#files.get(v.file)
     if (!f) return null
     const buf = Buffer.allocUnsafe(v.len)
-    fs.readSync(f.fd, buf, 0, v.len, v.off)
+    this.#disk.read(f.fd, buf, 0, v.len, v.off)
     const h = readVersionHeader(buf, 0)
-    if (h === null || h === 'zero' || h.pageId !== pageId || h.lsn !== v.lsn) { this.corruptVersions++; return null }
-    const img = decodeVersionBody(h as VersionHeader, buf.subarray(VERSION_HEADER_BYTES))
-    if (!img) this.corruptVersions++
+    const decode = plantedBugs.skipReadCrc ? decodeVersionBodyUnchecked : decodeVersionBody
+    const img = h === null || h === 'zero' || h.pageId !== pageId || h.lsn !== v.lsn ? null : decode(h as VersionHeader, buf.subarray(VERSION_HEADER_BYTES))
+    if (!img) {
+      this.corruptVersions++
+      this.#onCorrupt({ path: this.#name(v.file), off: v.off, len: v.len, kind: 'version' })
+    }
     return img
   }
 
-  /** Forgets a version that failed its checksum so that it is rebuilt rather than read again. */
+  /**
+   * Forgets a version that failed its checksum so that it is rebuilt rather
+   * than read again. Its entry stays on disk (its file is not deleted under
+   * it) until `buryDamaged` is called once an intact replacement is durable:
+   * until then a restart finds it again and refuses it again, where without
+   * it the page could be built from an older base.
+   */
   discard(pageId: number, v: Version): void {
     const vs = this.index.get(pageId)
     if (!vs) return
     const i = vs.indexOf(v)
-    if (i >= 0) { vs.splice(i, 1); this.#dead(v) }
+    if (i >= 0) {
+      vs.splice(i, 1)
+      let list = this.damaged.get(pageId)
+      if (!list) { list = []; this.damaged.set(pageId, list) }
+      list.push(v)
+    }
     if (vs.length === 0) this.index.delete(pageId)
+  }
+
+  /** Damaged versions discarded and not yet replaced, per page. */
+  readonly damaged = new Map<number, Version[]>()
+
+  /**
+   * Marks the damaged versions of `pageId` dead on disk (header rewritten:
+   * flag DEAD, fresh header checksum; a later open skips them) once the
+   * caller has made an intact version durable; then they count as gone.
+   */
+  buryDamaged(pageId: number, rawLen: number): number {
+    const list = this.damaged.get(pageId)
+    if (!list) return 0
+    this.damaged.delete(pageId)
+    for (const v of list) {
+      const f = this.#files.get(v.file)
+      if (!f) continue
+      const h = encodeDeadVersionHeader(pageId, v.lsn, v.len - VERSION_HEADER_BYTES, rawLen)
+      this.#disk.write(f.fd, h, 0, h.length, v.off)
+      this.#disk.fdatasync(f.fd)
+      this.#dead(v)
+    }
+    return list.length
   }
 
   sync(): void {
     if (!this.#dirty) return
-    for (const f of this.#files.values()) fs.fdatasyncSync(f.fd)
+    for (const f of this.#files.values()) this.#disk.fdatasync(f.fd)
     this.#dirty = false
   }
 
@@ -182,7 +233,7 @@ export class PageStore {
    */
   compact(filesMax = 2): number[] {
     const victims = [...this.#files.values()]
-      .filter(f => f !== this.#active && f.size > 0 && f.liveBytes * 2 < f.size)
+      .filter(f => f !== this.#active && f.size > 0 && f.liveBytes * 2 < f.size && !this.#holdsDamaged(f.seq))
       .sort((a, b) => a.liveBytes / a.size - b.liveBytes / b.size)
       .slice(0, filesMax)
     if (victims.length === 0) return []
@@ -193,10 +244,10 @@ export class PageStore {
         if (!seqs.has(v.file)) continue
         const src = this.#files.get(v.file)!
         const buf = Buffer.allocUnsafe(v.len)
-        fs.readSync(src.fd, buf, 0, v.len, v.off)
+        this.#disk.read(src.fd, buf, 0, v.len, v.off)
         if (this.#active.size + v.len > this.fileBytes && this.#active.size > 0) this.#newFile(this.#active.seq + 1)
         const dst = this.#active
-        fs.writeSync(dst.fd, buf, 0, v.len, dst.size)
+        this.#disk.write(dst.fd, buf, 0, v.len, dst.size)
         src.live--
         src.liveBytes -= v.len
         vs[i] = { lsn: v.lsn, file: dst.seq, off: dst.size, len: v.len }
@@ -216,8 +267,8 @@ export class PageStore {
     for (const seq of seqs) {
       const f = this.#files.get(seq)
       if (!f || f === this.#active) continue
-      fs.closeSync(f.fd)
-      fs.rmSync(path.join(this.dir, String(seq).padStart(8, '0') + '.hxp'), { force: true })
+      this.#disk.close(f.fd)
+      this.#disk.rm(this.#name(seq))
       this.#files.delete(seq)
     }
   }
@@ -230,8 +281,13 @@ export class PageStore {
 
   close(): void {
     this.sync()
-    for (const f of this.#files.values()) fs.closeSync(f.fd)
+    for (const f of this.#files.values()) this.#disk.close(f.fd)
     this.#files.clear()
+  }
+
+  #holdsDamaged(seq: number): boolean {
+    for (const list of this.damaged.values()) if (list.some(v => v.file === seq)) return true
+    return false
   }
 
   #insert(pageId: number, v: Version): void {
@@ -254,18 +310,27 @@ export class PageStore {
     f.liveBytes -= v.len
     this.versions--
     if (f.live <= 0 && f !== this.#active) {
-      fs.closeSync(f.fd)
-      fs.rmSync(path.join(this.dir, String(f.seq).padStart(8, '0') + '.hxp'), { force: true })
+      this.#disk.close(f.fd)
+      this.#disk.rm(this.#name(f.seq))
       this.#files.delete(f.seq)
     }
   }
 
+  #name(seq: number): string {
+    return path.join(this.dir, String(seq).padStart(8, '0') + '.hxp')
+  }
+
   #newFile(seq: number): void {
-    const fd = fs.openSync(path.join(this.dir, String(seq).padStart(8, '0') + '.hxp'), 'w+')
+    const fd = this.#disk.open(this.#name(seq), 'w+')
     const f: PageFile = { seq, fd, size: 0, live: 0, liveBytes: 0 }
     this.#files.set(seq, f)
     this.#active = f
-    fsyncDir(this.dir)
+    this.#disk.fsyncDir(this.dir)
+  }
+
+  /** Where a version lies on disk (the simulator flips bits there). */
+  locate(v: Version): { path: string; off: number; len: number } {
+    return { path: this.#name(v.file), off: v.off, len: v.len }
   }
 }
 

@@ -7,7 +7,6 @@
  * before a frame is processed before it. Epoch checks make every message
  * from an older writer harmless once a newer one has spoken.
  */
-import type { RecordTuple } from './format.js'
 
 /** A truncation range (from, to]: records with from < lsn <= to are discarded everywhere. */
 export type Truncation = [number, number]
@@ -23,6 +22,8 @@ export interface SegmentConfig {
   checkpointLogBytes: number
   gossipIntervalMs: number
   pageCacheBytes: number
+  /** bytes of log frames and page versions the scrubber re-reads and verifies per second */
+  scrubBytesPerSecond: number
 }
 
 // ---- writer -> segment
@@ -84,6 +85,30 @@ export interface SegmentStats {
   repairedPages: number
   /** page builds that started from the in-memory image cache instead of a disk read */
   cacheHits: number
+  /** completed scrub passes (every log frame and page version re-read and verified once) */
+  scrubPasses: number
+  /** bytes the scrubber re-read and verified */
+  scrubBytes: number
+  scrubFrames: number
+  scrubVersions: number
+  /** frames and versions the scrubber found failing their checksum (also counted in corruptFrames/corruptVersions) */
+  scrubCorruptFrames: number
+  scrubCorruptVersions: number
+  /** damaged frames whose records were fetched from a peer, written again, and the damaged frame marked dead */
+  scrubRepairedFrames: number
+  /** damaged versions marked dead on disk after an intact image from a peer was made durable */
+  buriedVersions: number
+  /** PGs being rebuilt from a peer's page versions (their SCL lies below every peer's fold base) */
+  rebuildPgsActive: number
+  rebuildPgsDone: number
+  /** page images copied from peers by rebuilds */
+  rebuildPagesCopied: number
+  /** rebuilds started over (the peer folded further meanwhile, failed, or did not answer) */
+  rebuildRestarts: number
+  /** appends refused by the disk (full): those frames were not acked */
+  ioErrors: number
+  /** where this segment's unreadable files were moved at start (it then started empty and rebuilt), or null */
+  filesSetAside: string | null
   /** a page file or the meta file is damaged beyond what the index can tell: no page reads served here */
   pagesSuspect: boolean
   /** meta file copies that failed their checksum at start */
@@ -105,11 +130,29 @@ export type ClientReply =
 
 // ---- segment <-> segment (gossip)
 export type GossipMessage =
-  | { t: 'g-scl'; from: number; epoch: number; truncations: Truncation[]; scl: SclList }
+  | { t: 'g-scl'; from: number; epoch: number; truncations: Truncation[]; scl: SclList; /** per PG fold base: records at or below it are no longer in this peer's log */ bases: SclList }
   | { t: 'g-req'; from: number; epoch: number; pg: number; after: number; upto: number }
-  | { t: 'g-rec'; from: number; epoch: number; pg: number; records: RecordTuple[] }
+  /** gap fill: the records as one frame (checked by the receiver before anything is kept) */
+  | { t: 'g-rec'; from: number; epoch: number; pg: number; frame: Uint8Array }
   | { t: 'g-page-req'; from: number; epoch: number; pageId: number; after: number }
-  | { t: 'g-page'; from: number; epoch: number; pageId: number; lsn: number; image: Uint8Array | null }
+  /** page repair: an intact image as a version entry (its own checksums), or null */
+  | { t: 'g-page'; from: number; epoch: number; pageId: number; lsn: number; entry: Uint8Array | null }
+  /** scrub repair: the records of a damaged frame, as [lsn, pageId] */
+  | { t: 'g-fix-req'; from: number; epoch: number; key: string; recs: Array<[number, number]> }
+  /** the asked records as one frame (checked by the receiver), or null when this peer no longer holds them all */
+  | { t: 'g-fix'; from: number; epoch: number; key: string; frame: Uint8Array | null }
+  /**
+   * rebuild: the next chunk of a PG's pages (page ids above `afterPage`) as
+   * of LSN `at` (-1 on the first chunk: the peer picks its complete, durable
+   * point and every later chunk uses the same)
+   */
+  | { t: 'g-rb-req'; from: number; epoch: number; pg: number; afterPage: number; at: number }
+  /**
+   * Page images at `base` (the `at` of the rebuild) as version entries (each
+   * with its own checksums), or `failed` when the peer cannot build one
+   * there; `done` when no page of the PG lies above the last one sent.
+   */
+  | { t: 'g-rb-pages'; from: number; epoch: number; pg: number; base: number; afterPage: number; versions: Uint8Array[]; done: boolean; failed: boolean }
 
 // ---- coordinator -> segment (control)
 export type ControlMessage =

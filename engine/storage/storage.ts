@@ -15,7 +15,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import { HexadError } from '../common/errors.js'
-import type { SegmentConfig } from './protocol.js'
+import type { ClientReply, ClientRequest, SegmentConfig } from './protocol.js'
 
 export const SEGMENTS = 6
 export const AZS = 3
@@ -29,6 +29,33 @@ export interface StorageOptions {
   checkpointLogBytes: number
   gossipIntervalMs: number
   pageCacheBytes: number
+  scrubBytesPerSecond: number
+}
+
+/** The writer's end of a channel to one segment (a MessagePort, or the simulator's port). */
+export interface ClientPort {
+  postMessage(m: ClientRequest, transfer?: ArrayBuffer[]): void
+  on(event: 'message', fn: (m: ClientReply) => void): unknown
+  close(): void
+  unref?(): void
+}
+
+/**
+ * The six segments as a volume sees them: connect to one, hear when one
+ * goes down or comes up ('down' / 'up' events with its id), stop and
+ * restart them (faults), let go. Storage (worker threads) is the real one;
+ * engine/sim/sim-storage.ts runs the same segment code in this thread.
+ */
+export interface StorageLike {
+  connect(id: number): ClientPort | null
+  isUp(id: number): boolean
+  on(event: 'up' | 'down', fn: (id: number) => void): unknown
+  off(event: 'up' | 'down', fn: (id: number) => void): unknown
+  release(): Promise<void>
+  stopWorker(id: number): Promise<void>
+  restartWorker(id: number): Promise<void>
+  stopAZ(az: number): Promise<void>
+  restartAZ(az: number): Promise<void>
 }
 
 interface Slot {
@@ -44,7 +71,7 @@ interface Slot {
 const registry = new Map<string, Storage>()
 
 /** Events: 'up' (id), 'down' (id, reason). */
-export class Storage extends EventEmitter {
+export class Storage extends EventEmitter implements StorageLike {
   readonly dir: string
   readonly options: StorageOptions
   readonly slots: Slot[]

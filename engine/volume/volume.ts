@@ -21,14 +21,14 @@
  * - VCL and VDL never go backward for a living writer.
  * - A read at read point R returns the page with every record <= R applied.
  */
-import fs from 'node:fs'
 import path from 'node:path'
-import type { MessagePort } from 'node:worker_threads'
 import { badInput, HexadError } from '../common/errors.js'
 import { validateOp, type EncodedOp, type PageOp } from '../common/page-ops.js'
 import { decodeMeta, encodeFrame, encodeMeta, RECORD_FLAG_CPL, type RecordTuple } from '../storage/format.js'
 import type { ClientReply, ClientRequest, RecoverReport, SegmentStats, SclList, Truncation } from '../storage/protocol.js'
-import { azOf, SEGMENTS, Storage, type StorageOptions } from '../storage/storage.js'
+import { realClock, type Clock, type TimerHandle } from '../storage/clock.js'
+import { realDisk, writeFileDurable, type Disk } from '../storage/disk.js'
+import { azOf, SEGMENTS, Storage, type ClientPort, type StorageLike, type StorageOptions } from '../storage/storage.js'
 import { QuorumTracker } from './quorum.js'
 import { computeRecovery } from './recovery.js'
 
@@ -65,6 +65,8 @@ export interface VolumeOptions {
   gossipIntervalMs?: number
   /** bytes of built page images each segment worker keeps in memory (default 16 MiB) */
   segmentCacheBytes?: number
+  /** bytes per second each segment re-reads and verifies in the background (scrub; default 4 MiB/s) */
+  scrubBytesPerSecond?: number
 }
 
 export interface PageWrite {
@@ -117,14 +119,14 @@ export interface ReadPoint {
 
 interface VolumeMeta { pageSize: number; pagesPerGroup: number; epoch: number; truncations: Truncation[] }
 
-interface Shipment { seq: number; frame: Uint8Array; lastLsn: number }
+interface Shipment { seq: number; frame: Uint8Array; lastLsn: number; sentAt: number }
 interface CommitWaiter { cpl: number; bytes: number; resolve: (r: WriteResult) => void; reject: (e: Error) => void; deadline: number; settled: boolean }
 interface AllocWaiter { n: number; bytes: number; resolve: () => void; reject: (e: Error) => void }
 interface ReadReq {
   id: number; pageId: number; at: number; need: number; pg: number
   tried: Set<number>; sentAt: Map<number, number>; pinId: number
   resolve: (b: Uint8Array) => void; reject: (e: Error) => void
-  hedge?: NodeJS.Timeout; deadline: number; done: boolean
+  hedge?: TimerHandle; deadline: number; done: boolean
 }
 
 const DEFAULTS = {
@@ -132,12 +134,17 @@ const DEFAULTS = {
   inflightBytesMax: 64 << 20, shipmentsInflightMax: 4, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
+  scrubBytesPerSecond: 4 << 20,
 }
 type Resolved = typeof DEFAULTS
 
 const RECORD_OVERHEAD_BYTES = 24
 /** how long a moved read horizon may wait for a frame to carry it before it is sent alone */
 const HORIZON_DELAY_MS = 5
+/** a hello that got no answer is sent again after this long */
+const HELLO_RETRY_MS = 50
+/** a frame still not durable after this long is sent again to every ready segment (a lost message) */
+const RESEND_AFTER_MS = 250
 
 /**
  * Opens (or creates) the volume in `options.dir`: starts the six segment
@@ -146,13 +153,31 @@ const HORIZON_DELAY_MS = 5
  * handle ready to write.
  */
 export async function openVolume(options: VolumeOptions): Promise<Volume> {
+  return openVolumeOn(options, { disk: realDisk, clock: realClock, acquire: (dir, so) => Storage.acquire(dir, so) })
+}
+
+/**
+ * What a volume runs on: the disk its meta file lives on, the clock of its
+ * timers, and how it reaches its six segments. openVolume uses node:fs, the
+ * process clock and worker threads; the simulator (engine/sim) an in-memory
+ * disk, virtual time and segments in the same thread behind a lossy network.
+ */
+export interface VolumeEnv {
+  disk: Disk
+  clock: Clock
+  acquire(dir: string, options: StorageOptions): Promise<StorageLike>
+}
+
+/** @internal openVolume on a given environment (the simulation seam). */
+export async function openVolumeOn(options: VolumeOptions, env: VolumeEnv): Promise<Volume> {
   const o = resolveOptions(options)
   const dir = path.resolve(options.dir)
-  fs.mkdirSync(dir, { recursive: true })
+  const disk = env.disk
+  disk.mkdirp(dir)
   const metaPath = path.join(dir, 'volume.meta')
   let meta: VolumeMeta | null = null
-  if (fs.existsSync(metaPath)) {
-    meta = decodeMeta<VolumeMeta>(fs.readFileSync(metaPath))
+  if (disk.exists(metaPath)) {
+    meta = decodeMeta<VolumeMeta>(disk.readFile(metaPath))
     if (!meta) throw new HexadError('HEXAD_CORRUPTION', `${metaPath} fails its checksum; the volume's epoch and truncations cannot be trusted`)
     if (options.pageSize !== undefined && options.pageSize !== meta.pageSize) throw badInput(`pageSize ${options.pageSize} does not match the volume's ${meta.pageSize} (${dir})`)
     if (options.pagesPerGroup !== undefined && options.pagesPerGroup !== meta.pagesPerGroup) throw badInput(`pagesPerGroup ${options.pagesPerGroup} does not match the volume's ${meta.pagesPerGroup} (${dir})`)
@@ -162,14 +187,14 @@ export async function openVolume(options: VolumeOptions): Promise<Volume> {
   const storageOptions: StorageOptions = {
     pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, logFileBytes: o.logFileBytes,
     coalesceThreshold: o.coalesceThreshold, checkpointLogBytes: o.checkpointLogBytes,
-    gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: o.segmentCacheBytes,
+    gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: o.segmentCacheBytes, scrubBytesPerSecond: o.scrubBytesPerSecond,
   }
-  const storage = await Storage.acquire(dir, storageOptions)
+  const storage = await env.acquire(dir, storageOptions)
   try {
     const m: VolumeMeta = meta ?? { pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, epoch: 0, truncations: [] }
     m.epoch += 1
-    writeMeta(metaPath, m)
-    const vol = new Volume(dir, metaPath, o, m, storage)
+    writeMeta(disk, metaPath, m)
+    const vol = new Volume(dir, metaPath, o, m, storage, env)
     await vol._recover()
     return vol
   } catch (err) {
@@ -192,16 +217,8 @@ function resolveOptions(options: VolumeOptions): Resolved {
   return o
 }
 
-function writeMeta(p: string, m: VolumeMeta): void {
-  const tmp = p + '.tmp'
-  const fd = fs.openSync(tmp, 'w')
-  fs.writeSync(fd, encodeMeta(m))
-  fs.fsyncSync(fd)
-  fs.closeSync(fd)
-  fs.renameSync(tmp, p)
-  const dfd = fs.openSync(path.dirname(p), 'r')
-  fs.fsyncSync(dfd)
-  fs.closeSync(dfd)
+function writeMeta(disk: Disk, p: string, m: VolumeMeta): void {
+  writeFileDurable(disk, p, encodeMeta(m), path.dirname(p))
 }
 
 export class Volume {
@@ -212,8 +229,10 @@ export class Volume {
   readonly #o: Resolved
   readonly #metaPath: string
   readonly #meta: VolumeMeta
-  readonly #storage: Storage
-  readonly #ports: Array<MessagePort | null> = new Array(SEGMENTS).fill(null)
+  readonly #storage: StorageLike
+  readonly #disk: Disk
+  readonly #clock: Clock
+  readonly #ports: Array<ClientPort | null> = new Array(SEGMENTS).fill(null)
   readonly #ready: boolean[] = new Array(SEGMENTS).fill(false)
   #quorum = new QuorumTracker(0)
   #nextLsn = 1
@@ -256,7 +275,9 @@ export class Volume {
   readonly #onDown = (id: number) => this.#disconnect(id)
 
   /** @internal use openVolume */
-  constructor(dir: string, metaPath: string, o: Resolved, meta: VolumeMeta, storage: Storage) {
+  constructor(dir: string, metaPath: string, o: Resolved, meta: VolumeMeta, storage: StorageLike, env: { disk: Disk; clock: Clock } = { disk: realDisk, clock: realClock }) {
+    this.#disk = env.disk
+    this.#clock = env.clock
     this.dir = dir
     this.#o = o
     this.#metaPath = metaPath
@@ -291,7 +312,7 @@ export class Volume {
     const rec = computeRecovery(replies.map(r => r.report), this.#meta.truncations, this.#o.lalLsns)
     if (rec.truncation) {
       this.#meta.truncations.push(rec.truncation)
-      writeMeta(this.#metaPath, this.#meta)
+      writeMeta(this.#disk, this.#metaPath, this.#meta)
     }
     const truncated = await Promise.all(replies.map(async ({ id }) => {
       const r = await this.#request(id, { t: 'truncate', id: 0, epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
@@ -354,7 +375,7 @@ export class Volume {
     this.#inflightBytes += bytes
     this.#counters.writes++
     const p = new Promise<WriteResult>((resolve, reject) => {
-      const w: CommitWaiter = { cpl, bytes, resolve, reject, settled: false, deadline: performance.now() + this.#o.quorumTimeoutMs }
+      const w: CommitWaiter = { cpl, bytes, resolve, reject, settled: false, deadline: this.#clock.now() + this.#o.quorumTimeoutMs }
       this.#commits.push(w)
       this.#armCommitTimer()
     })
@@ -399,18 +420,48 @@ export class Volume {
       // Posted to each segment as a structured clone: measured cheaper than one copy into a
       // SharedArrayBuffer shared by all six (allocating one costs ~50 us at 45 KB).
       const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
-      const s: Shipment = { seq: ++this.#shipSeq, frame, lastLsn: records[records.length - 1][0] }
+      const s: Shipment = { seq: ++this.#shipSeq, frame, lastLsn: records[records.length - 1][0], sentAt: this.#clock.now() }
       this.#shipments.push(s)
       this.#counters.framesShipped++
       this.#counters.bytesShipped += frame.length
       const horizon = this.#advanceHorizon()
       for (let id = 0; id < SEGMENTS; id++) this.#sendFrame(id, s, horizon)
     }
+    if (this.#shipments.length && !this.#resendTimer && !this.#closed) this.#resendTimer = this.#clock.setTimeout(() => this.#resendStale(), RESEND_AFTER_MS)
+  }
+
+  #resendTimer: TimerHandle | null = null
+
+  /**
+   * A frame not durable RESEND_AFTER_MS after it left is sent again to every
+   * ready segment. Worker MessagePorts lose nothing, but a lossy transport
+   * (the simulator's network) can drop a frame on the way to every segment,
+   * and then no gossip can bring it back. Duplicates are harmless: a segment
+   * indexes a record once.
+   */
+  #resendStale(): void {
+    this.#resendTimer = null
+    if (this.#closed || this.#fenced) return
+    const now = this.#clock.now()
+    const vcl = this.#quorum.vcl
+    let waiting = false
+    for (const s of this.#shipments) {
+      if (s.lastLsn <= vcl) continue
+      waiting = true
+      if (now - s.sentAt < RESEND_AFTER_MS) continue
+      s.sentAt = now
+      for (let id = 0; id < SEGMENTS; id++) {
+        if (!this.#ready[id]) continue
+        if (this.#sentBytes[id].has(s.seq)) this.#ports[id]!.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame } satisfies ClientRequest)
+        else this.#sendFrame(id, s)
+      }
+    }
+    if (waiting) this.#resendTimer = this.#clock.setTimeout(() => this.#resendStale(), RESEND_AFTER_MS)
   }
 
   // One timer for all commit deadlines (a timer per write cost more than the write's own
   // bookkeeping): deadlines grow in LSN order, so the first unsettled waiter is the next due.
-  #commitTimer: NodeJS.Timeout | null = null
+  #commitTimer: TimerHandle | null = null
   /** no unsettled waiter before this index of #commits */
   #timeoutScan = 0
 
@@ -420,13 +471,13 @@ export class Volume {
     while (i < this.#commits.length && this.#commits[i].settled) i++
     this.#timeoutScan = i
     if (i >= this.#commits.length) return
-    this.#commitTimer = setTimeout(() => this.#onCommitTimer(), Math.max(0, this.#commits[i].deadline - performance.now()) + 1)
+    this.#commitTimer = this.#clock.setTimeout(() => this.#onCommitTimer(), Math.max(0, this.#commits[i].deadline - this.#clock.now()) + 1)
   }
 
   #onCommitTimer(): void {
     this.#commitTimer = null
     if (this.#closed) return
-    const now = performance.now()
+    const now = this.#clock.now()
     let i = Math.max(this.#timeoutScan, this.#commitHead)
     for (; i < this.#commits.length; i++) {
       const w = this.#commits[i]
@@ -478,11 +529,11 @@ export class Volume {
     for (let id = 0; id < SEGMENTS; id++) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: h } satisfies ClientRequest)
   }
 
-  #horizonTimer: NodeJS.Timeout | null = null
+  #horizonTimer: TimerHandle | null = null
   #scheduleHorizon(): void {
     if (this.#horizonTimer || this.#closed) return
-    this.#horizonTimer = setTimeout(() => { this.#horizonTimer = null; if (!this.#closed && !this.#fenced) this.#sendHorizon() }, HORIZON_DELAY_MS)
-    this.#horizonTimer.unref()
+    this.#horizonTimer = this.#clock.setTimeout(() => { this.#horizonTimer = null; if (!this.#closed && !this.#fenced) this.#sendHorizon() }, HORIZON_DELAY_MS)
+    this.#clock.unref(this.#horizonTimer)
   }
 
   /** Called whenever SCLs arrive: moves VDL, resolves commits, frees slots. */
@@ -496,7 +547,7 @@ export class Volume {
       this.#inflightBytes -= w.bytes
       if (!w.settled) { w.settled = true; w.resolve({ lsn: w.cpl }) }
     }
-    if (this.#commitHead >= this.#commits.length && this.#commitTimer) { clearTimeout(this.#commitTimer); this.#commitTimer = null }
+    if (this.#commitHead >= this.#commits.length && this.#commitTimer) { this.#clock.clearTimeout(this.#commitTimer); this.#commitTimer = null }
     if (this.#commitHead > 1024 && this.#commitHead * 2 > this.#commits.length) {
       this.#commits.splice(0, this.#commitHead)
       this.#timeoutScan = Math.max(0, this.#timeoutScan - this.#commitHead)
@@ -548,7 +599,7 @@ export class Volume {
     const pinId = ++this.#pinSeq
     this.#pins.set(pinId, at)
     return new Promise<Uint8Array>((resolve, reject) => {
-      const req: ReadReq = { id: ++this.#reqSeq, pageId, at, need, pg, tried: new Set(), sentAt: new Map(), pinId, resolve, reject, deadline: Date.now() + this.#o.readTimeoutMs, done: false }
+      const req: ReadReq = { id: ++this.#reqSeq, pageId, at, need, pg, tried: new Set(), sentAt: new Map(), pinId, resolve, reject, deadline: this.#clock.now() + this.#o.readTimeoutMs, done: false }
       this.#reads.set(req.id, req)
       this.#route(req)
     })
@@ -582,24 +633,24 @@ export class Volume {
     const cost = (id: number) => Math.max(this.#latency[id], 0.05) * (this.#readsOut[id] + 1)
     candidates.sort((a, b) => cost(a) - cost(b))
     if (candidates.length === 0) {
-      if (Date.now() >= req.deadline) {
+      if (this.#clock.now() >= req.deadline) {
         return this.#finishRead(req, new HexadError('HEXAD_QUORUM_LOST', `no segment of protection group ${req.pg} could serve page ${req.pageId} at ${req.at} (needs SCL >= ${req.need}) within ${this.#o.readTimeoutMs} ms`))
       }
       // Wait for an SCL to move or a segment to come back; retry those already tried after a pause.
       this.#readWaiters.add(req)
-      clearTimeout(req.hedge)
-      req.hedge = setTimeout(() => { this.#readWaiters.delete(req); req.tried.clear(); this.#route(req) }, 20)
+      this.#clock.clearTimeout(req.hedge)
+      req.hedge = this.#clock.setTimeout(() => { this.#readWaiters.delete(req); req.tried.clear(); this.#route(req) }, 20)
       return
     }
     const id = candidates[0]
     req.tried.add(id)
-    req.sentAt.set(id, performance.now())
+    req.sentAt.set(id, this.#clock.now())
     this.#readsOut[id]++
     if (req.tried.size > 1) this.#counters.readsReissued++
     this.#ports[id]!.postMessage({ t: 'read', id: req.id, epoch: this.epoch, pageId: req.pageId, at: req.at, need: req.need } satisfies ClientRequest)
-    clearTimeout(req.hedge)
+    this.#clock.clearTimeout(req.hedge)
     const hedgeMs = Math.max(5, cost(id) * 4)
-    req.hedge = setTimeout(() => this.#route(req), hedgeMs)
+    req.hedge = this.#clock.setTimeout(() => this.#route(req), hedgeMs)
   }
 
   #onRead(id: number, m: Extract<ClientReply, { t: 'page' | 'read-fail' }>): void {
@@ -609,7 +660,7 @@ export class Volume {
     if (sent !== undefined && this.#readsOut[id] > 0) this.#readsOut[id]--
     if (m.t === 'page') {
       if (sent !== undefined) {
-        const ms = performance.now() - sent
+        const ms = this.#clock.now() - sent
         this.#latency[id] = this.#latency[id] === 0 ? ms : this.#latency[id] * 0.8 + ms * 0.2
       }
       return this.#finishRead(req, null, m.image)
@@ -621,7 +672,7 @@ export class Volume {
 
   #finishRead(req: ReadReq, err: Error | null, image?: Uint8Array): void {
     req.done = true
-    clearTimeout(req.hedge)
+    this.#clock.clearTimeout(req.hedge)
     this.#readWaiters.delete(req)
     this.#reads.delete(req.id)
     this.#pins.delete(req.pinId)
@@ -659,13 +710,13 @@ export class Volume {
 
   // ------------------------------------------------------------------ segments
 
-  #attach(id: number, port: MessagePort): void {
+  #attach(id: number, port: ClientPort): void {
     this.#ports[id] = port
     this.#ready[id] = false
     this.#sentBytes[id].clear()
     this.#lagBytes[id] = 0
     port.on('message', (m: ClientReply) => this.#onMessage(id, port, m))
-    port.unref()
+    port.unref?.()
   }
 
   async #connect(id: number): Promise<void> {
@@ -675,6 +726,11 @@ export class Volume {
     this.#ports[id]?.close()
     this.#attach(id, port)
     const r = await this.#request(id, { t: 'hello', id: 0, epoch: this.epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
+    if (r === null && this.#ports[id] === port && !this.#closed && !this.#fenced && this.#storage.isUp(id)) {
+      // No answer (a lost message): say hello again on a fresh port.
+      this.#clock.setTimeout(() => { if (this.#ports[id] === port && !this.#ready[id]) void this.#connect(id) }, HELLO_RETRY_MS)
+      return
+    }
     if (r?.t !== 'hello-ok' || this.#ports[id] !== port) return
     this.#ready[id] = true
     this.#horizonSent = -1
@@ -700,13 +756,13 @@ export class Volume {
     if (!port) return Promise.resolve(null)
     const reqId = ++this.#reqSeq
     return new Promise(resolve => {
-      const timer = setTimeout(() => { this.#requests.delete(reqId); resolve(null) }, timeoutMs)
-      this.#requests.set(reqId, { segment: id, resolve: m => { clearTimeout(timer); resolve(m) } })
-      port.postMessage({ ...msg, id: reqId })
+      const timer = this.#clock.setTimeout(() => { this.#requests.delete(reqId); resolve(null) }, timeoutMs)
+      this.#requests.set(reqId, { segment: id, resolve: m => { this.#clock.clearTimeout(timer); resolve(m) } })
+      port.postMessage({ ...msg, id: reqId } as ClientRequest)
     })
   }
 
-  #onMessage(id: number, port: MessagePort, m: ClientReply): void {
+  #onMessage(id: number, port: ClientPort, m: ClientReply): void {
     if (this.#ports[id] !== port) return
     switch (m.t) {
       case 'ack': {
@@ -812,8 +868,9 @@ export class Volume {
       for (const a of this.#allocWaiters.splice(0)) a.reject(closedError())
       for (const w of this.#durableWaiters.splice(0)) w.reject(closedError())
       for (const r of [...this.#reads.values()]) this.#finishRead(r, closedError())
-      if (this.#commitTimer) clearTimeout(this.#commitTimer)
-      if (this.#horizonTimer) clearTimeout(this.#horizonTimer)
+      if (this.#commitTimer) this.#clock.clearTimeout(this.#commitTimer)
+      if (this.#horizonTimer) this.#clock.clearTimeout(this.#horizonTimer)
+      if (this.#resendTimer) this.#clock.clearTimeout(this.#resendTimer)
       this.#storage.off('up', this.#onUp)
       this.#storage.off('down', this.#onDown)
       for (let id = 0; id < SEGMENTS; id++) { this.#ports[id]?.close(); this.#ports[id] = null; this.#ready[id] = false }
@@ -829,9 +886,9 @@ export class Volume {
 
 /** Fault injection for tests and drills: stop and restart segment workers or whole AZs. */
 export class VolumeFaults {
-  readonly #storage: Storage
+  readonly #storage: StorageLike
   readonly #check: () => void
-  constructor(storage: Storage, check: () => void) { this.#storage = storage; this.#check = check }
+  constructor(storage: StorageLike, check: () => void) { this.#storage = storage; this.#check = check }
   /** Stops segment worker `id` (0..5) as a crash would: its thread ends, its files stay. */
   stopWorker(id: number): Promise<void> { this.#check(); return this.#storage.stopWorker(id) }
   /** Stops both segment workers of availability zone `az` (0..2). */
