@@ -36,8 +36,11 @@ export interface BufferCacheStats {
   pinned: number
 }
 
+/** Where misses are read from: the volume, or (on a read replica) the writer's volume by message. */
+export type PageSource = Pick<Volume, 'readPage'>
+
 export class BufferCache {
-  readonly #vol: Volume
+  readonly #vol: PageSource
   readonly capacityBytes: number
   readonly #pages = new Map<number, Entry>()
   readonly #loading = new Map<number, Promise<Uint8Array>>()
@@ -50,7 +53,7 @@ export class BufferCache {
   #misses = 0
   #evictions = 0
 
-  constructor(vol: Volume, capacityBytes: number) {
+  constructor(vol: PageSource, capacityBytes: number) {
     this.#vol = vol
     this.capacityBytes = capacityBytes
   }

@@ -1,12 +1,14 @@
 /**
- * A cluster: one volume and the writer instance that runs in the
- * application's thread. (Readers, endpoints and failover come with the
+ * A cluster: one volume, the writer instance that runs in the application's
+ * thread, and up to 15 read replicas, each in its own worker thread.
+ * (Endpoints, failover and auto-scaling come with the rest of the
  * compute-cluster issue.)
  */
-import { badInput } from '../common/errors.js'
+import { badInput, HexadError } from '../common/errors.js'
 import { openVolume, type Volume, type VolumeOptions } from '../volume/volume.js'
 import { Database } from './database.js'
 import { Engine } from './kv.js'
+import { Reader, readerOptions, type ReaderOptions } from './reader.js'
 import { configureSql, type Dialect } from '../sql/index.js'
 
 export interface ClusterOptions extends VolumeOptions {
@@ -31,12 +33,40 @@ export class Cluster {
   }
 
   stats() {
-    return { writer: this.writer.stats(), volume: this.volume.stats() }
+    return { writer: this.writer.stats(), volume: this.volume.stats(), readers: [...this.#readers.keys()] }
   }
 
-  /** Waits for commits in flight, then closes the writer, the volume and its segment workers. */
+  readonly #readers = new Map<string, Reader>()
+
+  /**
+   * Starts a read replica in its own worker thread. It serves reads at its
+   * own read point, which follows the writer's durable MTRs (replica lag:
+   * `reader.stats()`); it never sees half an MTR or half a transaction.
+   */
+  addReader(options: ReaderOptions): Reader {
+    if (this.#closing) throw new HexadError('HEXAD_CLOSED', 'the cluster is closed')
+    const o = readerOptions(options, this.#readers.keys(), this.#readers.size)
+    const r = new Reader(this.#engine, this.volume, o)
+    this.#readers.set(o.name, r)
+    return r
+  }
+
+  /** Stops and forgets the reader `name`. */
+  async removeReader(name: string): Promise<void> {
+    const r = this.#readers.get(name)
+    if (!r) throw badInput(`no reader named ${JSON.stringify(name)}`)
+    this.#readers.delete(name)
+    await r.close()
+  }
+
+  /** The running readers. */
+  get readers(): Reader[] { return [...this.#readers.values()] }
+
+  /** Waits for commits in flight, then closes the readers, the writer, the volume and its segment workers. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await Promise.all([...this.#readers.values()].map(r => r.close()))
+      this.#readers.clear()
       await this.#engine.close()
       await this.volume.close()
     })()

@@ -143,12 +143,25 @@ function initOps(page: Uint8Array): PageOp[] {
 }
 
 /** Runs MTRs one at a time and ships each as one volume write. */
+/** One MTR as read replicas receive it: its redo and its CPL, once durable. */
+export interface DurableMtr {
+  cpl: number
+  writes: PageWrite[]
+  /** Date.now() when the writer saw it durable (replica lag is measured from here) */
+  durableAt: number
+}
+
 export class MtrRunner {
   readonly #vol: Volume
   readonly #cache: BufferCache
   #tail: Promise<unknown> = Promise.resolve()
   mtrs = 0
   redoBytes = 0
+  /** Called with every shipped MTR once durable, in LSN order (read replicas feed on it). */
+  readonly durableListeners = new Set<(m: DurableMtr) => void>()
+  #feedSeq = 0
+  #feedNext = 1
+  readonly #feedReady = new Map<number, DurableMtr | null>()
 
   constructor(vol: Volume, cache: BufferCache) {
     this.#vol = vol
@@ -179,9 +192,26 @@ export class MtrRunner {
       const durable = this.#vol.write(writes).then(r => r.lsn)
       const unpin = () => { for (const p of pages) this.#cache.unpin(p) }
       durable.then(unpin, unpin)
+      // The feed: in shipping order, which is LSN order. An MTR whose write timed out may
+      // still become durable later; the ones after it wait for it (or for its loss).
+      const seq = ++this.#feedSeq
+      durable.then(
+        cpl => this.#feed(seq, { cpl, writes, durableAt: Date.now() }),
+        (err: { lsn?: number }) => {
+          if (err.lsn === undefined) return this.#feed(seq, null)
+          this.#vol.whenDurable(err.lsn).then(() => this.#feed(seq, { cpl: err.lsn!, writes, durableAt: Date.now() }), () => this.#feed(seq, null))
+        })
       return { value, durable }
     } finally {
       release()
+    }
+  }
+  #feed(seq: number, m: DurableMtr | null): void {
+    this.#feedReady.set(seq, m)
+    while (this.#feedReady.has(this.#feedNext)) {
+      const next = this.#feedReady.get(this.#feedNext)!
+      this.#feedReady.delete(this.#feedNext++)
+      if (next) for (const l of this.durableListeners) l(next)
     }
   }
 }

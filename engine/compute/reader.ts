@@ -1,0 +1,234 @@
+/**
+ * Read replicas, seen from the writer's thread: `cluster.addReader()` starts
+ * one (a worker thread running reader-worker.ts), feeds it every durable MTR
+ * in LSN order, serves the pages it misses from the volume at its read
+ * point, and keeps that read point pinned so storage does not collect what
+ * the replica may still read. The handle reads like a Keyspace, without
+ * writes.
+ *
+ * Pages a replica misses travel through the writer's volume client (one
+ * thread hop more than Aurora's replicas, which read storage directly): the
+ * segments' ports belong to the writer's volume here.
+ */
+import { Worker } from 'node:worker_threads'
+import { badInput, HexadError } from '../common/errors.js'
+import type { ReadPoint, Volume } from '../volume/volume.js'
+import { maxKeyBytes } from './btree.js'
+import { checkKeyspaceName, DEFAULT_KEYSPACE, toBytes, type Engine, type Key, type ScanOptions } from './kv.js'
+import type { DurableMtr } from './mtr.js'
+import type { ReaderInit, ReaderReply, ReaderRequest, ReaderWorkerStats, WireBounds } from './reader-protocol.js'
+
+export const READERS_MAX = 15
+
+export interface ReaderOptions {
+  /** unique among the cluster's readers */
+  name: string
+  /** failover priority 0 (first) .. 15 (default 1) */
+  tier?: number
+  /** bytes of pages its cache holds (default 64 MiB) */
+  cacheBytes?: number
+}
+
+export interface ReaderStats extends ReaderWorkerStats {
+  name: string
+  tier: number
+  /** LSNs between the writer's VDL and what this replica has applied */
+  lagLsn: number
+}
+
+const dec = new TextDecoder()
+
+/** A read replica's handle: reads of its default keyspace; `keyspace(name)` for others. */
+export class Reader {
+  readonly name: string
+  readonly tier: number
+  readonly #vol: Volume
+  readonly #engine: Engine
+  readonly #worker: Worker
+  readonly #listener: (m: DurableMtr) => void
+  #pin: ReadPoint
+  #seq = 0
+  readonly #pending = new Map<number, { resolve: (m: ReaderReply) => void; reject: (e: Error) => void }>()
+  #closed: HexadError | null = null
+  #closing: Promise<void> | null = null
+
+  /** @internal use cluster.addReader */
+  constructor(engine: Engine, vol: Volume, options: Required<ReaderOptions>) {
+    this.name = options.name
+    this.tier = options.tier
+    this.#engine = engine
+    this.#vol = vol
+    this.#pin = vol.pinReadPoint()
+    const init: ReaderInit = { name: options.name, pageSize: vol.pageSize, start: this.#pin.lsn, cacheBytes: options.cacheBytes }
+    this.#worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: init, name: `hexad-reader-${options.name}` })
+    this.#worker.unref()
+    this.#listener = m => this.#send({ t: 'mtr', mtr: m })
+    engine.runner.durableListeners.add(this.#listener)
+    this.#worker.on('message', (m: ReaderReply) => this.#onMessage(m))
+    this.#worker.on('error', err => this.#fail(new HexadError('HEXAD_IO', `read replica ${this.name} failed: ${err.message}`)))
+    this.#worker.on('exit', code => this.#fail(new HexadError('HEXAD_CLOSED', `read replica ${this.name} stopped (exit code ${code})`)))
+  }
+
+  /** A view of another keyspace on this replica. */
+  keyspace(name: string): ReaderKeyspace { return new ReaderKeyspace(this, checkKeyspaceName(name)) }
+
+  get(key: Key): Promise<Uint8Array | undefined> { return this._get(DEFAULT_KEYSPACE, key) }
+  async getString(key: Key): Promise<string | undefined> { const v = await this.get(key); return v && dec.decode(v) }
+  scan(options: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> { return this._scan(DEFAULT_KEYSPACE, options) }
+
+  /** @internal */
+  async _get(ks: string, key: Key): Promise<Uint8Array | undefined> {
+    this.#check()
+    const k = checkKey(toBytes(key, 'key'), this.#vol.pageSize)
+    const r = await this.#request({ t: 'get', id: 0, ks, key: k })
+    return r.t === 'value' ? r.value ?? undefined : undefined
+  }
+
+  /**
+   * @internal Entries in key order (or reverse) at one read point: the
+   * replica holds back redo until the scan ends (or the loop breaks), so a
+   * scan left open delays this replica.
+   */
+  async *_scan(ks: string, options: ScanOptions): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    this.#check()
+    const { b, limit } = scanBounds(options)
+    if (limit === 0) return
+    const first = await this.#request({ t: 'scan-open', id: 0, ks, bounds: b, limit: limit === Infinity ? undefined : limit })
+    let batch = first
+    const id = (first as { id: number }).id
+    let done = false
+    try {
+      for (;;) {
+        if (batch.t !== 'batch') return
+        for (const e of batch.entries) yield e
+        if (batch.done) { done = true; return }
+        batch = await this.#request({ t: 'scan-next', id })
+      }
+    } finally {
+      if (!done && !this.#closed) this.#worker.postMessage({ t: 'scan-close', id } satisfies ReaderRequest)
+    }
+  }
+
+  /** Read point, lag (LSNs behind the writer's VDL, and ms from durable to applied), cache. */
+  async stats(): Promise<ReaderStats> {
+    this.#check()
+    const r = await this.#request({ t: 'stats', id: 0 })
+    if (r.t !== 'stats') throw new HexadError('HEXAD_IO', `read replica ${this.name}: unexpected reply ${r.t}`)
+    return { name: this.name, tier: this.tier, lagLsn: Math.max(0, this.#vol.vdl - r.stats.appliedLsn), ...r.stats }
+  }
+
+  /** Resolves once this replica has applied everything durable at the writer when called. */
+  async caughtUp(): Promise<void> {
+    const target = this.#vol.vdl
+    for (;;) {
+      const s = await this.stats()
+      if (s.appliedLsn >= target || s.appliedLsn >= this.#vol.vdl) return
+      await new Promise(r => setTimeout(r, 2))
+    }
+  }
+
+  /** Stops the replica: its worker ends, its read point is released. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#engine.runner.durableListeners.delete(this.#listener)
+      this.#fail(new HexadError('HEXAD_CLOSED', `read replica ${this.name} is closed`))
+      await this.#worker.terminate()
+    })()
+    return this.#closing
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.close() }
+
+  #onMessage(m: ReaderReply): void {
+    switch (m.t) {
+      case 'read':
+        this.#vol.readPage(m.pageId, { at: m.at }).then(
+          image => this.#send({ t: 'page', id: m.id, image }),
+          (err: HexadError) => this.#send({ t: 'page', id: m.id, message: err.message, code: err.code }))
+        return
+      case 'applied':
+        if (m.lsn > this.#pin.lsn && !this.#closed) {
+          // Pin the new point before releasing the old one: storage never passes what we may read.
+          const next = this.#vol.pinReadPoint(Math.min(m.lsn, this.#vol.vdl))
+          this.#pin.release()
+          this.#pin = next
+        }
+        return
+      default: {
+        const p = this.#pending.get(m.id)
+        if (!p) return
+        this.#pending.delete(m.id)
+        if (m.t === 'error') p.reject(new HexadError((m.code as never) ?? 'HEXAD_IO', `read replica ${this.name}: ${m.message}`))
+        else p.resolve(m)
+      }
+    }
+  }
+
+  #request(m: ReaderRequest & { id: number }): Promise<ReaderReply> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed) return reject(this.#closed)
+      // scan-next keeps the scan's id; everything else gets a fresh one
+      const id = m.t === 'scan-next' ? m.id : ++this.#seq
+      this.#pending.set(id, { resolve, reject })
+      this.#worker.postMessage({ ...m, id })
+    })
+  }
+
+  #send(m: ReaderRequest): void {
+    if (!this.#closed) this.#worker.postMessage(m)
+  }
+
+  #fail(err: HexadError): void {
+    if (this.#closed) return
+    this.#closed = err
+    this.#engine.runner.durableListeners.delete(this.#listener)
+    this.#pin.release()
+    for (const p of this.#pending.values()) p.reject(err)
+    this.#pending.clear()
+  }
+
+  #check(): void {
+    if (this.#closed) throw this.#closed
+  }
+}
+
+/** A replica's view of one keyspace. */
+export class ReaderKeyspace {
+  readonly #r: Reader
+  readonly name: string
+  constructor(r: Reader, name: string) { this.#r = r; this.name = name }
+  get(key: Key) { return this.#r._get(this.name, key) }
+  async getString(key: Key) { const v = await this.get(key); return v && dec.decode(v) }
+  scan(options: ScanOptions = {}) { return this.#r._scan(this.name, options) }
+}
+
+/** Validates reader options; fills defaults. */
+export function readerOptions(o: ReaderOptions, taken: Iterable<string>, count: number): Required<ReaderOptions> {
+  if (!o || typeof o !== 'object') throw badInput('addReader needs an options object { name, tier?, cacheBytes? }')
+  if (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 64) throw badInput(`reader name must be a non-empty string of at most 64 characters, got ${JSON.stringify(o.name)}`)
+  for (const n of taken) if (n === o.name) throw badInput(`a reader named ${JSON.stringify(o.name)} already exists`)
+  if (count >= READERS_MAX) throw badInput(`a cluster has at most ${READERS_MAX} readers`)
+  const tier = o.tier ?? 1
+  if (!Number.isInteger(tier) || tier < 0 || tier > 15) throw badInput(`reader tier must be an integer 0..15, got ${String(o.tier)}`)
+  const cacheBytes = o.cacheBytes ?? 64 << 20
+  if (!Number.isInteger(cacheBytes) || cacheBytes < 64 * 1024) throw badInput(`reader cacheBytes must be an integer of at least 65536, got ${String(o.cacheBytes)}`)
+  return { name: o.name, tier, cacheBytes }
+}
+
+function checkKey(k: Uint8Array, pageSize: number): Uint8Array {
+  const max = maxKeyBytes(pageSize)
+  if (k.length === 0) throw badInput(`key is empty; keys are 1..${max} bytes`)
+  if (k.length > max) throw badInput(`key of ${k.length} bytes exceeds the ${max}-byte key limit (pageSize ${pageSize} / 8)`)
+  return k
+}
+
+function scanBounds(o: ScanOptions): { b: WireBounds; limit: number } {
+  if (o === null || typeof o !== 'object') throw badInput('scan options must be an object')
+  const b: WireBounds = { reverse: !!o.reverse }
+  for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (o[k] !== undefined) b[k] = toBytes(o[k]!, `scan bound ${k}`)
+  if (b.gt && b.gte) throw badInput('scan: give gt or gte, not both')
+  if (b.lt && b.lte) throw badInput('scan: give lt or lte, not both')
+  const limit = o.limit
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0)) throw badInput(`scan limit must be a non-negative integer, got ${String(limit)}`)
+  return { b, limit: limit ?? Infinity }
+}
