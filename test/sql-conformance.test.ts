@@ -318,6 +318,15 @@ const postgresOnly: Case[] = [
   q('SELECT (SELECT COUNT(*) FROM acc), (SELECT COUNT(*) FROM dup)', [[0, 0]]),
   q('SELECT COUNT(*) FROM acc WHERE bid = 3', [[0]]),
   q('SELECT g * 2 FROM generate_series(1, 7, 3) g', [[2], [8], [14]]),
+  // doubles: -0, NaN and infinities round-trip; an untyped literal compares as the column's type
+  ok('CREATE TABLE fl (id INT PRIMARY KEY, x DOUBLE PRECISION, d DATE)'),
+  ok('INSERT INTO fl VALUES ($1, $2, $3), ($4, $5, $6), ($7, $8, $9)', 3, [1, -0, '2020-01-01', 2, NaN, '2021-06-30', 3, -Infinity, null]),
+  q('SELECT id, x FROM fl ORDER BY x', [[3, -Infinity], [1, -0], [2, NaN]]),
+  q("SELECT id FROM fl WHERE x = 'NaN'", [[2]]),
+  q("SELECT id FROM fl WHERE x < '-1e308'", [[3]]),
+  q("SELECT id FROM fl WHERE d BETWEEN '2020-01-01' AND '2020-12-31'", [[1]]),
+  q("SELECT id FROM fl WHERE d IN ('2021-06-30', '1999-01-01')", [[2]]),
+  err("SELECT id FROM fl WHERE d = 'yesterday-ish'", '22P02', /date/),
 ]
 
 const mysqlOnly: Case[] = [

@@ -70,7 +70,8 @@ export function decodeDef(b: Uint8Array): TableDef { return unpack<TableDef>(b) 
 export function toStored(v: unknown, t: SqlType): unknown {
   if (v === null || v === undefined) return null
   switch (t.kind) {
-    case 'int4': case 'float8': case 'bool': case 'text': return v
+    case 'float8': return Object.is(v, -0) ? '-0' : v // MessagePack would store -0 as the integer 0
+    case 'int4': case 'bool': case 'text': return v
     case 'int8': return typeof v === 'bigint' ? v.toString() : v
     case 'numeric': return (v as Decimal).toString()
     case 'bytea': return v
@@ -85,6 +86,7 @@ export function fromStored(v: unknown, t: SqlType): unknown {
   if (v === null || v === undefined) return null
   switch (t.kind) {
     case 'int8': return typeof v === 'string' ? normInt(BigInt(v)) : v
+    case 'float8': return typeof v === 'string' ? Number(v) : v
     case 'numeric': return Decimal.parse(v as string)
     case 'bytea': return Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array)
     case 'timestamp': return new Date(v as number)

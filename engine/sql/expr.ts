@@ -477,6 +477,19 @@ function listItems(node: any): any[] {
   return [node]
 }
 
+/**
+ * A literal string or parameter (static type unknown) compared with a typed
+ * value is read as that type, as PostgreSQL reads an untyped literal: so
+ * `float_col = 'NaN'` and `date_col < '2020-01-01'` compare as float and
+ * date. Only strings are converted (a JS number stays a number).
+ */
+function unknownTo(c: Compiled, t: SqlType): Compiled {
+  if (c.type.kind !== 'unknown' || t.kind === 'unknown' || t.kind === 'text') return c
+  const f = c.fn
+  const tt: SqlType = { kind: t.kind, name: t.name }
+  return { fn: (r, e) => { const v = f(r, e); return typeof v === 'string' ? coerce(v, tt) : v }, type: c.type, constant: c.constant }
+}
+
 function compileBinary(node: any, scope: Scope, cx: CompileCtx): Compiled {
   const op = String(node.operator).toUpperCase()
   switch (op) {
@@ -513,7 +526,8 @@ function compileBinary(node: any, scope: Scope, cx: CompileCtx): Compiled {
     case '=': case '<>': case '!=': case '<': case '<=': case '>': case '>=': case '<=>': {
       const l = node.right && (node.right.type === 'expr_list') && isSubquery(node.right.value?.[0]) ? null : null
       void l
-      const a = compile(node.left, scope, cx).fn, b = compile(node.right, scope, cx).fn
+      const A = compile(node.left, scope, cx), B = compile(node.right, scope, cx)
+      const a = unknownTo(A, B.type).fn, b = unknownTo(B, A.type).fn
       const test = cmpTest(op)
       if (op === '<=>') return { fn: (r, e) => { const x = a(r, e), y = b(r, e); if (x === null || y === null) return x === y; return compare(x, y) === 0 }, type: T.bool }
       return { fn: (r, e) => { const x = a(r, e); if (x === null) return null; const y = b(r, e); if (y === null) return null; return test(compare(x, y)) }, type: T.bool }
@@ -543,14 +557,15 @@ function compileBinary(node: any, scope: Scope, cx: CompileCtx): Compiled {
       return { fn: (r, e) => { const x = a(r, e); if (x === null) return null; const p = b(r, e); if (p === null) return null; const m = likeRegex(toText(p), ci).test(toText(x)); return neg ? !m : m }, type: T.bool }
     }
     case 'IN': case 'NOT IN': {
-      const a = compile(node.left, scope, cx).fn
+      const A = compile(node.left, scope, cx)
+      const a = A.fn
       const neg = op === 'NOT IN'
       const items = listItems(node.right)
       if (items.length === 1 && isSubquery(items[0])) {
         const sub = compileSubPlan(items[0], scope, cx)
         return { fn: (r, e) => inResult(a(r, e), subRows(sub, r, e), neg), type: T.bool }
       }
-      const fs = items.map(x => compile(x, scope, cx).fn)
+      const fs = items.map(x => unknownTo(compile(x, scope, cx), A.type).fn)
       return {
         fn: (r, e) => {
           const x = a(r, e)
@@ -566,8 +581,9 @@ function compileBinary(node: any, scope: Scope, cx: CompileCtx): Compiled {
       }
     }
     case 'BETWEEN': case 'NOT BETWEEN': {
-      const a = compile(node.left, scope, cx).fn
-      const [lo, hi] = listItems(node.right).map(x => compile(x, scope, cx).fn)
+      const A = compile(node.left, scope, cx)
+      const a = A.fn
+      const [lo, hi] = listItems(node.right).map(x => unknownTo(compile(x, scope, cx), A.type).fn)
       const neg = op === 'NOT BETWEEN'
       return {
         fn: (r, e) => {
