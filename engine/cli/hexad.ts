@@ -33,7 +33,7 @@ Opens (or creates) the cluster in DIR and listens until SIGINT or SIGTERM.
 Options:
   --dir DIR              the cluster's directory (required)
   --pg PORT              PostgreSQL protocol port (0: any free port)
-  --mysql PORT           MySQL protocol port (0: any free port)
+  --mysql PORT           MySQL protocol port (not built yet: refused with a message)
   --host ADDR            address to listen on (default 127.0.0.1)
   --user NAME:PASSWORD   a user allowed to log in (repeatable); with users, logins need
                          the password (PostgreSQL: SCRAM-SHA-256, MySQL: mysql_native_password).
@@ -226,7 +226,8 @@ async function cmdServe(flags: Flags): Promise<number> {
   const dir = dirOf(flags)
   const pgPort = port(flags, 'pg')
   const mysqlPort = port(flags, 'mysql')
-  if (pgPort === undefined && mysqlPort === undefined) throw new UsageError('nothing to serve: give --pg PORT and/or --mysql PORT')
+  if (mysqlPort !== undefined) throw new UsageError('--mysql: the MySQL endpoint is not built yet; serve PostgreSQL with --pg PORT')
+  if (pgPort === undefined) throw new UsageError('nothing to serve: give --pg PORT')
   const host = one(flags, 'host') ?? '127.0.0.1'
   const users = (flags.user ?? []).map(u => {
     const i = u.indexOf(':')
