@@ -749,6 +749,7 @@ function textArg(v: unknown): string { return toText(v) }
 
 function compileFunction(node: any, scope: Scope, cx: CompileCtx): Compiled {
   const name = funcName(node)
+  if (node.over) throw unsupported(`window functions (${name.toLowerCase()}(...) OVER)`)
   const argsAst = argList(node)
   if (name === 'EXISTS' || name === 'NOT EXISTS') {
     const sub = compileSubPlan(argsAst[0], scope, cx)

@@ -229,8 +229,8 @@ export class SqlEngine implements DdlHost, CatalogView {
   // ---------------------------------------------------------------- statements
 
   /** The cached entry for a normalised statement (parsing only on a miss). */
-  entry(text: string, dialect: Dialect): { e: Entry; slots: Slot[] } {
-    const toks = tokenize(text, dialect)
+  entry(text: string, dialect: Dialect, tokens?: ReturnType<typeof tokenize>): { e: Entry; slots: Slot[] } {
+    const toks = tokens ?? tokenize(text, dialect)
     const n = normalize(text, dialect, toks)
     const key = dialect[0] + n.sig + '\0' + n.text
     let e = this.#cache.get(key)
@@ -491,7 +491,8 @@ export class SqlSession {
     const dialect = options.dialect ?? this.dialect
     const mode = options.rowMode ?? 'object'
     // transaction control and the statements node-sql-parser does not know are recognised here
-    const toks = tokenize(text, dialect).filter(t => t.t !== 'ws')
+    const allToks = tokenize(text, dialect)
+    const toks = allToks.filter(t => t.t !== 'ws')
     while (toks.length && toks[toks.length - 1].s === ';') toks.pop()
     if (toks.some(t => t.t === 'op' && t.s === ';')) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: several statements in one call (split them, e.g. with splitStatements())')
     const w0 = toks[0]?.t === 'id' ? toks[0].s.toLowerCase() : ''
@@ -526,7 +527,7 @@ export class SqlSession {
     const n = words.length
     if (n >= 2 && words[n - 2] === 'for' && (words[n - 1] === 'update' || words[n - 1] === 'share')) { lock = true; body = cutTail(body, dialect, 2) }
     else if (n >= 3 && words[n - 3] === 'for' && (words[n - 2] === 'update' || words[n - 2] === 'share') && ['nowait'].includes(words[n - 1])) { lock = true; body = cutTail(body, dialect, 3) }
-    const { e, slots } = eng.entry(body, dialect)
+    const { e, slots } = eng.entry(body, dialect, body === text ? allToks : undefined)
     const kind = e.kind
     if (kind === 'create' || kind === 'drop' || kind === 'alter' || kind === 'truncate') {
       if (explain) throw unsupported('EXPLAIN of DDL')
