@@ -21,6 +21,11 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
       '(e) scans of 1,000 rows; ops/s and hexad/peer ratios. Options: --quick (or HEXAD_BENCH_QUICK=1), --rounds=N, --stores=LIST, --seed=N',
     load: () => import('./kv.js'),
   },
+  cluster: {
+    about: 'read replicas: replica lag p50/p99 with single-put commits offered at 1k, 5k, 10k/s; read throughput with 0, 1, 2, 4 readers. ' +
+      'Options: --quick (or HEXAD_BENCH_QUICK=1), --duration=MS',
+    load: () => import('./cluster.js'),
+  },
 }
 
 function usage(): string {

@@ -147,7 +147,7 @@ function initOps(page: Uint8Array): PageOp[] {
 export interface DurableMtr {
   cpl: number
   writes: PageWrite[]
-  /** Date.now() when the writer saw it durable (replica lag is measured from here) */
+  /** when the writer saw it durable, in ms since the epoch with sub-ms precision (nowMs(); replica lag is measured from here) */
   durableAt: number
 }
 
@@ -196,10 +196,10 @@ export class MtrRunner {
       // still become durable later; the ones after it wait for it (or for its loss).
       const seq = ++this.#feedSeq
       durable.then(
-        cpl => this.#feed(seq, { cpl, writes, durableAt: Date.now() }),
+        cpl => this.#feed(seq, { cpl, writes, durableAt: nowMs() }),
         (err: { lsn?: number }) => {
           if (err.lsn === undefined) return this.#feed(seq, null)
-          this.#vol.whenDurable(err.lsn).then(() => this.#feed(seq, { cpl: err.lsn!, writes, durableAt: Date.now() }), () => this.#feed(seq, null))
+          this.#vol.whenDurable(err.lsn).then(() => this.#feed(seq, { cpl: err.lsn!, writes, durableAt: nowMs() }), () => this.#feed(seq, null))
         })
       return { value, durable }
     } finally {
@@ -214,4 +214,9 @@ export class MtrRunner {
       if (next) for (const l of this.durableListeners) l(next)
     }
   }
+}
+
+/** Wall-clock ms with sub-ms precision, comparable across threads (each thread's timeOrigin is its own). */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now()
 }

@@ -19,7 +19,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { applyEncodedOp, encodeOp } from '../common/page-ops.js'
 import { BTree, type Entry } from './btree.js'
 import { BufferCache } from './buffer-cache.js'
-import type { DurableMtr } from './mtr.js'
+import { nowMs, type DurableMtr } from './mtr.js'
 import type { PageAccess } from './page-access.js'
 import { readSuperblock } from './page-format.js'
 import type { ReaderReply, ReaderRequest, ReaderInit } from './reader-protocol.js'
@@ -60,7 +60,7 @@ function post(m: ReaderReply): void { port.postMessage(m) }
 
 function applyQueued(): void {
   if (activeReads > 0 || queued.length === 0) return
-  const now = Date.now()
+  const now = nowMs()
   for (const m of queued) {
     if (m.cpl <= applied) continue // already in what this replica read at its start
     for (const w of m.writes) {
