@@ -143,6 +143,42 @@ test('serialization failures surface as 40001; point UPDATEs from many autocommi
   })
 })
 
+test('concurrent transfers in sessions: deadlocks and conflicts surface as 40001, retried transactions keep the total', async () => {
+  await withSql('sql-transfers', async cluster => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL)')
+    await db.sql(`INSERT INTO acct VALUES ${Array.from({ length: 6 }, (_, i) => `(${i}, 1000)`).join(', ')}`)
+    let retries = 0
+    const states = new Set<string>()
+    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+      const s = db.session({ dialect: w % 2 ? 'mysql' : 'postgres' })
+      for (let k = 0; k < 12; k++) {
+        const from = (w + k) % 6, to = (w * 5 + k * 7 + 1) % 6
+        if (from === to) continue
+        for (;;) {
+          try {
+            await s.sql('BEGIN')
+            await s.sql(`UPDATE acct SET bal = bal - ${k + 1} WHERE id = ${from}`)
+            await s.sql(`UPDATE acct SET bal = bal + ${k + 1} WHERE id = ${to}`)
+            await s.sql('COMMIT')
+            break
+          } catch (e) {
+            const se = e as SqlError
+            states.add(se.sqlstate)
+            if (se.sqlstate !== '40001') throw e
+            retries++
+            if (s.inTransaction) await s.sql('ROLLBACK')
+          }
+        }
+      }
+      await s.close()
+    }))
+    assert.equal([...states].filter(x => x !== '40001'), [], 'only serialization failures')
+    assert.equal((await db.sql('SELECT SUM(bal) AS total, COUNT(*) AS n FROM acct')).rows, [{ total: 6000, n: 6 }])
+    console.log(`  transfers: ${retries} retries after 40001`)
+  })
+})
+
 test('statement cache: literals are normalised (one parse, one plan); DDL recompiles plans', async () => {
   await withSql('sql-cache', async cluster => {
     const db = cluster.writer
