@@ -389,11 +389,13 @@ async function runDialect(dialect: 'postgres' | 'mysql', extra: Case[]): Promise
 
 test('conformance: shared statements and PostgreSQL syntax, in the postgres dialect', async () => {
   const n = await runDialect('postgres', postgresOnly)
+  console.log(`  postgres: ${n} statements checked`)
   assert.ok(n > 200, `ran ${n} statements`)
 })
 
 test('conformance: shared statements and MySQL syntax, in the mysql dialect', async () => {
   const n = await runDialect('mysql', mysqlOnly)
+  console.log(`  mysql: ${n} statements checked`)
   assert.ok(n > 200, `ran ${n} statements`)
 })
 
