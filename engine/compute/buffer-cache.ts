@@ -97,6 +97,17 @@ export class BufferCache {
     return e?.image
   }
 
+  /** Installs an image known to be current and durable (unpinned), e.g. a promoted replica's cache. */
+  seed(pageId: number, image: Uint8Array): void {
+    if (this.#pages.has(pageId) || this.#bytes + image.length > this.capacityBytes) return
+    this.#insert(pageId, { image, pins: 0, ref: false })
+  }
+
+  /** Every cached page (for handing a replica's cache to a promoted writer). */
+  entries(): Array<[number, Uint8Array]> {
+    return [...this.#pages].map(([id, e]) => [id, e.image])
+  }
+
   /** Installs an MTR's image of a page and pins it until `unpin` (its redo is durable). */
   publish(pageId: number, image: Uint8Array): void {
     this.publishes++

@@ -1,12 +1,24 @@
 /**
  * A cluster: one volume, the writer instance that runs in the application's
- * thread, and up to 15 read replicas, each in its own worker thread.
- * (Endpoints, failover and auto-scaling come with the rest of the
- * compute-cluster issue.)
+ * thread, up to 15 read replicas (each in its own worker thread), endpoints
+ * that route connections to them, and failover.
+ *
+ * Failover (`cluster.faults.crashWriter()` or a planned `switchover()`): the
+ * best replica (lowest tier, then largest cache, then least lag) is
+ * promoted: the volume is opened again under a new epoch (recovery decides
+ * what is durable; the old writer's handle is fenced), a new writer engine
+ * starts in this thread, and the replica's cache becomes its cache when the
+ * replica had applied everything the recovery kept (else the new writer
+ * starts cold: pages the replica held may predate MTRs it never received).
+ * Transactions in flight on the old writer fail with HEXAD_FENCED (retry on
+ * the new writer: `cluster.writer`, or a 'writer' endpoint connection, which
+ * follows it). The other replicas restart on the new writer (cold caches).
+ * (Auto-scaling is not built yet.)
  */
 import { badInput, HexadError } from '../common/errors.js'
 import { openVolume, type Volume, type VolumeOptions } from '../volume/volume.js'
 import { Database } from './database.js'
+import { Endpoints, type Connection, type EndpointSpec } from './endpoints.js'
 import { Engine } from './kv.js'
 import { Reader, readerOptions, type ReaderOptions } from './reader.js'
 import { configureSql, type Dialect } from '../sql/index.js'
@@ -18,25 +30,58 @@ export interface ClusterOptions extends VolumeOptions {
   dialect?: Dialect
 }
 
+export interface FailoverReport {
+  /** the replica promoted, or null when there was none (a new writer instance started) */
+  promoted: string | null
+  oldEpoch: number
+  newEpoch: number
+  /** the VDL recovery kept */
+  vdl: number
+  /** whether the promoted replica's cache became the new writer's cache */
+  cacheKept: boolean
+  pagesKept: number
+  /** from the start of failover to the new writer accepting writes */
+  ms: number
+}
+
 export class Cluster {
-  readonly volume: Volume
-  readonly writer: Database
-  readonly #engine: Engine
+  #volume: Volume
+  #writer: Database
+  #engine: Engine
+  readonly #volumeOptions: VolumeOptions
+  readonly #cacheBytes: number
+  readonly #dialect: Dialect | undefined
   #closing: Promise<void> | null = null
+  #failing: Promise<FailoverReport> | null = null
+  readonly #readers = new Map<string, Reader>()
+  readonly #endpoints: Endpoints
+  failovers = 0
+
+  /** Fault injection for the compute tier. */
+  readonly faults = {
+    /** The writer crashes: it stops at once, and the best replica is promoted. Resolves when the new writer accepts writes. */
+    crashWriter: (): Promise<FailoverReport> => this.#failover('crash'),
+  }
 
   /** @internal */
-  constructor(volume: Volume, engine: Engine) {
-    this.volume = volume
+  constructor(volume: Volume, engine: Engine, volumeOptions: VolumeOptions, cacheBytes: number, dialect: Dialect | undefined) {
+    this.#volume = volume
     this.#engine = engine
-    this.writer = new Database(engine)
-    configureSql(this.writer, { volume })
+    this.#volumeOptions = volumeOptions
+    this.#cacheBytes = cacheBytes
+    this.#dialect = dialect
+    this.#writer = this.#makeWriter(engine, volume)
+    this.#endpoints = new Endpoints(this)
   }
+
+  /** The volume under the current writer. */
+  get volume(): Volume { return this.#volume }
+  /** The current writer's database handle (a new one after failover; the old one answers HEXAD_FENCED). */
+  get writer(): Database { return this.#writer }
 
   stats() {
-    return { writer: this.writer.stats(), volume: this.volume.stats(), readers: [...this.#readers.keys()] }
+    return { writer: this.writer.stats(), volume: this.volume.stats(), readers: [...this.#readers.keys()], failovers: this.failovers, endpoints: this.#endpoints.names() }
   }
-
-  readonly #readers = new Map<string, Reader>()
 
   /**
    * Starts a read replica in its own worker thread. It serves reads at its
@@ -44,9 +89,9 @@ export class Cluster {
    * `reader.stats()`); it never sees half an MTR or half a transaction.
    */
   addReader(options: ReaderOptions): Reader {
-    if (this.#closing) throw new HexadError('HEXAD_CLOSED', 'the cluster is closed')
+    this.#checkOpen()
     const o = readerOptions(options, this.#readers.keys(), this.#readers.size)
-    const r = new Reader(this.#engine, this.volume, o)
+    const r = new Reader(this.#engine, this.#volume, o)
     this.#readers.set(o.name, r)
     return r
   }
@@ -62,13 +107,107 @@ export class Cluster {
   /** The running readers. */
   get readers(): Reader[] { return [...this.#readers.values()] }
 
+  /** The reader `name`, if running. */
+  reader(name: string): Reader | undefined { return this.#readers.get(name) }
+
+  /**
+   * A connection through an endpoint: 'writer' (follows the current writer),
+   * 'reader' (one of the healthy replicas, the least used; the writer when
+   * there is none), a custom endpoint's name, or an instance ('writer' or a
+   * replica's name, as `{ instance }`). A replica connection whose replica
+   * goes away moves to another member on its next call.
+   */
+  connect(endpoint: string | { instance: string }): Connection {
+    this.#checkOpen()
+    return this.#endpoints.connect(endpoint)
+  }
+
+  /**
+   * A custom endpoint: `{ name, type: 'READER' | 'ANY', members: [...] }`
+   * (a static list) or `{ name, type, excluded: [...] }` (every instance but
+   * those, including ones added later). 'ANY' may route to the writer too.
+   */
+  createEndpoint(spec: EndpointSpec): void {
+    this.#checkOpen()
+    this.#endpoints.create(spec)
+  }
+
+  deleteEndpoint(name: string): void { this.#endpoints.delete(name) }
+
+  /** Planned switchover: commits in flight finish, then the best replica (or `target`) becomes the writer. */
+  switchover(target?: string): Promise<FailoverReport> { return this.#failover('planned', target) }
+
+  async #failover(kind: 'crash' | 'planned', target?: string): Promise<FailoverReport> {
+    this.#checkOpen()
+    if (this.#failing) throw new HexadError('HEXAD_CONFLICT', 'a failover is already in progress')
+    this.#failing = (async () => {
+      const t0 = performance.now()
+      const oldEngine = this.#engine, oldVolume = this.#volume, oldEpoch = oldVolume.epoch
+      if (kind === 'crash') oldEngine.crash(new HexadError('HEXAD_FENCED', `the writer (epoch ${oldEpoch}) crashed; a replica is being promoted: retry on cluster.writer or a 'writer' endpoint`))
+      else await oldEngine.close()
+      // The best replica: lowest tier, then largest cache, then least lag.
+      let best: Reader | undefined = target !== undefined ? this.#readers.get(target) : undefined
+      if (target !== undefined && !best) throw badInput(`no reader named ${JSON.stringify(target)} to promote`)
+      if (!best && this.#readers.size) {
+        const ranked = await Promise.all([...this.#readers.values()].map(async r => ({ r, lag: (await r.stats().catch(() => null))?.lagLsn ?? Infinity })))
+        ranked.sort((a, b) => a.r.tier - b.r.tier || b.r._options.cacheBytes - a.r._options.cacheBytes || a.lag - b.lag)
+        best = ranked[0].r
+      }
+      let dump: { applied: number; pages: Array<[number, Uint8Array]> } | null = null
+      if (best) {
+        try { dump = await best._dump() } catch { dump = null }
+        this.#readers.delete(best.name)
+        await best.close()
+      }
+      // Recovery under a new epoch: the old handle is fenced from here.
+      const volume = await openVolume(this.#volumeOptions)
+      const recovered = volume.vdl
+      let engine: Engine
+      try {
+        engine = await Engine.open(volume, this.#cacheBytes)
+      } catch (err) {
+        await volume.close()
+        throw err
+      }
+      let pagesKept = 0
+      const cacheKept = !!dump && dump.applied === recovered && volume.vdl === recovered
+      if (cacheKept) for (const [id, image] of dump!.pages) { engine.cache.seed(id, image); pagesKept++ }
+      this.#volume = volume
+      this.#engine = engine
+      this.#writer = this.#makeWriter(engine, volume)
+      this.failovers++
+      const ms = performance.now() - t0
+      // The other replicas follow the new writer (cold: the old stream ended where recovery cut).
+      for (const r of [...this.#readers.values()]) {
+        await r.close()
+        this.#readers.set(r.name, new Reader(engine, volume, r._options))
+      }
+      // The old handle is fenced; its close ends once its last writes are settled (bounded wait).
+      await Promise.race([oldVolume.close().catch(() => {}), new Promise<void>(r => setTimeout(r, 5000).unref())])
+      return { promoted: best?.name ?? null, oldEpoch, newEpoch: volume.epoch, vdl: recovered, cacheKept, pagesKept, ms }
+    })()
+    try { return await this.#failing } finally { this.#failing = null }
+  }
+
+  #makeWriter(engine: Engine, volume: Volume): Database {
+    const db = new Database(engine)
+    configureSql(db, { volume })
+    if (this.#dialect) configureSql(db, { dialect: this.#dialect })
+    return db
+  }
+
+  #checkOpen(): void {
+    if (this.#closing) throw new HexadError('HEXAD_CLOSED', 'the cluster is closed')
+  }
+
   /** Waits for commits in flight, then closes the readers, the writer, the volume and its segment workers. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#failing?.catch(() => {})
       await Promise.all([...this.#readers.values()].map(r => r.close()))
       this.#readers.clear()
       await this.#engine.close()
-      await this.volume.close()
+      await this.#volume.close()
     })()
     return this.#closing
   }
@@ -85,9 +224,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const volume = await openVolume(volumeOptions)
   try {
     const engine = await Engine.open(volume, cacheBytes)
-    const cluster = new Cluster(volume, engine)
-    if (dialect) configureSql(cluster.writer, { dialect })
-    return cluster
+    return new Cluster(volume, engine, volumeOptions, cacheBytes, dialect)
   } catch (err) {
     await volume.close()
     throw err

@@ -168,7 +168,24 @@ export class Engine {
   nextTxId(): number { return ++this.#txSeq }
 
   checkOpen(): void {
+    if (this.#crashed) throw this.#crashed
     if (this.#closed) throw new HexadError('HEXAD_CLOSED', 'the database is closed')
+  }
+
+  #crashed: HexadError | null = null
+
+  /**
+   * The writer stops at once, as a crash would (fault injection and
+   * failover): every later call and every lock waiter gets `err`; commits in
+   * flight are not acknowledged by this engine (their volume handle is
+   * fenced by the new writer, which decides by recovery what is durable).
+   */
+  crash(err: HexadError): void {
+    if (this.#crashed || this.#closed) return
+    this.#crashed = err
+    this.#closed = true
+    this.locks.failAll(err)
+    for (const p of this.#commitQueue.splice(0)) p.reject(err)
   }
 
   track<T>(p: Promise<T>): Promise<T> {

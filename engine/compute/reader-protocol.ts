@@ -33,6 +33,8 @@ export type ReaderRequest =
   | { t: 'scan-next'; id: number }
   | { t: 'scan-close'; id: number }
   | { t: 'stats'; id: number }
+  /** hand over the cache (on promotion): the replica stops serving */
+  | { t: 'dump'; id: number }
 
 // replica -> writer thread
 export type ReaderReply =
@@ -42,3 +44,4 @@ export type ReaderReply =
   | { t: 'batch'; id: number; entries: Array<[Uint8Array, Uint8Array]>; done: boolean; at: number }
   | { t: 'stats'; id: number; stats: ReaderWorkerStats }
   | { t: 'error'; id: number; message: string; code?: string }
+  | { t: 'dump'; id: number; applied: number; pages: Array<[number, Uint8Array]> }

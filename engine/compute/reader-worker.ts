@@ -179,6 +179,13 @@ port.on('message', (m: ReaderRequest) => {
       endRead()
       return
     }
+    case 'dump':
+      void (async () => {
+        await beginRead() // everything received is applied first; nothing applies after
+        const pages = cache.entries()
+        post({ t: 'dump', id: m.id, applied, pages })
+      })()
+      return
     case 'stats': {
       const sorted = [...lagSamples].sort((a, b) => a - b)
       const pct = (q: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0

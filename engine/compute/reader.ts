@@ -56,6 +56,7 @@ export class Reader {
   constructor(engine: Engine, vol: Volume, options: Required<ReaderOptions>) {
     this.name = options.name
     this.tier = options.tier
+    this._options = options
     this.#engine = engine
     this.#vol = vol
     this.#pin = vol.pinReadPoint()
@@ -126,6 +127,17 @@ export class Reader {
       await new Promise(r => setTimeout(r, 2))
     }
   }
+
+  /** @internal For promotion: everything received applied, then the cache handed over; the replica serves nothing after. */
+  async _dump(): Promise<{ applied: number; pages: Array<[number, Uint8Array]> }> {
+    this.#check()
+    const r = await this.#request({ t: 'dump', id: 0 })
+    if (r.t !== 'dump') throw new HexadError('HEXAD_IO', `read replica ${this.name}: unexpected reply ${r.t}`)
+    return { applied: r.applied, pages: r.pages }
+  }
+
+  /** @internal the options it was started with (failover restarts replicas on the new writer) */
+  _options!: Required<ReaderOptions>
 
   /** Stops the replica: its worker ends, its read point is released. */
   close(): Promise<void> {
