@@ -214,6 +214,15 @@ test('statement cache: literals are normalised (one parse, one plan); DDL recomp
     await db.sql('UPDATE acc SET abalance = 0 WHERE aid = 1')
     assert.is(eng.stats.parses - p2, 3, 'CREATE INDEX, the COUNT and its EXPLAIN were new; the UPDATE shape was cached')
     assert.ok(eng.stats.plans - c2 >= 2)
+    // describe(): fields and parameter count without running the statement
+    assert.equal(await eng.describe('SELECT abalance, aid + 1 AS x, filler FROM acc WHERE aid = $2 AND bid = $1'), {
+      command: 'SELECT', params: 2,
+      fields: [{ name: 'abalance', type: 'int4', oid: 23 }, { name: 'x', type: 'int4', oid: 23 }, { name: 'filler', type: 'text', oid: 25 }],
+    })
+    assert.equal(await eng.describe('UPDATE acc SET abalance = 0 WHERE aid = $1 RETURNING aid'), { command: 'UPDATE', params: 1, fields: [{ name: 'aid', type: 'int4', oid: 23 }] })
+    assert.equal((await eng.describe('DELETE FROM acc WHERE aid = 1')).fields, [])
+    assert.equal(await eng.describe('EXPLAIN SELECT 1'), { command: 'EXPLAIN', params: 0, fields: [{ name: 'QUERY PLAN', type: 'text', oid: 25 }] })
+    assert.equal((await db.sql('SELECT COUNT(*) AS n FROM acc WHERE aid = 1')).rows, [{ n: 1 }], 'describe ran nothing')
     // ORDER BY ordinals and type modifiers stay literals
     assert.equal((await db.sql("SELECT aid, CAST(filler AS VARCHAR(1)) AS f FROM acc WHERE aid < 3 ORDER BY 1 DESC")).rows, [{ aid: 2, f: 'x' }, { aid: 1, f: 'x' }])
   })

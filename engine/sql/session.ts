@@ -62,6 +62,7 @@ type Prepared =
   | InsertPlan | UpdatePlan | DeletePlan
 
 interface Entry {
+  hits: number
   ast: any
   kind: string
   prepared: Prepared | null
@@ -234,7 +235,11 @@ export class SqlEngine implements DdlHost, CatalogView {
     const n = normalize(text, dialect, toks)
     const key = dialect[0] + n.sig + '\0' + n.text
     let e = this.#cache.get(key)
-    if (e) { this.stats.cacheHits++; return { e, slots: n.slots } }
+    if (e) {
+      this.stats.cacheHits++
+      if (++e.hits % 64 === 0) { this.#cache.delete(key); this.#cache.set(key, e) } // keep hot statements young (LRU, cheaply)
+      return { e, slots: n.slots }
+    }
     let ast: any
     let slots = n.slots
     let sig = n.sig
@@ -261,11 +266,11 @@ export class SqlEngine implements DdlHost, CatalogView {
       const rawKey = dialect[0] + 'R' + sig + '\0' + plain.text
       const hit = this.#cache.get(rawKey)
       if (hit) return { e: hit, slots }
-      e = { ast, kind: String(ast.type), prepared: null, version: -1, slotTypes: slotTypes(sig) }
+      e = { hits: 0, ast, kind: String(ast.type), prepared: null, version: -1, slotTypes: slotTypes(sig) }
       this.#remember(rawKey, e)
       return { e, slots }
     }
-    e = { ast, kind: String(ast.type), prepared: null, version: -1, slotTypes: slotTypes(sig) }
+    e = { hits: 0, ast, kind: String(ast.type), prepared: null, version: -1, slotTypes: slotTypes(sig) }
     this.#remember(key, e)
     return { e, slots }
   }
@@ -326,6 +331,33 @@ export class SqlEngine implements DdlHost, CatalogView {
     e.prepared = p
     e.version = this.version
     return p
+  }
+
+  /**
+   * What a statement would return, without running it (for a wire
+   * protocol's Describe): the result fields of a SELECT, or of INSERT /
+   * UPDATE / DELETE ... RETURNING (empty for other statements), its command
+   * tag and how many parameters it uses. Fields whose type depends on a
+   * parameter's value are reported as text. Uses the statement cache.
+   */
+  async describe(text: string, dialect: Dialect = this.dialect): Promise<{ command: string; fields: SqlField[]; params: number }> {
+    this.checkAlive()
+    await this.ready()
+    const toks = tokenize(text, dialect).filter(t => t.t !== 'ws')
+    while (toks.length && toks[toks.length - 1].s === ';') toks.pop()
+    const words = toks.map(t => t.s.toLowerCase())
+    const { body, explain } = statementBody(text, dialect, words)
+    const first = words[0] ?? ''
+    if (explain) return { command: 'EXPLAIN', fields: [{ name: 'QUERY PLAN', type: 'text', oid: 25 }], params: 0 }
+    if (!['select', 'with', 'values', 'insert', 'update', 'delete'].includes(first)) {
+      return { command: first.toUpperCase(), fields: [], params: tokenize(body, dialect).filter(t => t.t === 'param').length }
+    }
+    const { e, slots } = this.entry(body, dialect)
+    const p = this.prepare(e, dialect)
+    const params = slots.reduce((m, s) => 'param' in s ? Math.max(m, s.param + 1) : m, 0)
+    const fields = p.kind === 'select' ? p.plan.fields : p.returning?.fields ?? []
+    const command = p.kind === 'select' ? 'SELECT' : p.kind.toUpperCase()
+    return { command, fields: fields.map((f, i) => fieldOf(f, [], i)), params }
   }
 
   session(options: { dialect?: Dialect } = {}): SqlSession {
@@ -497,7 +529,6 @@ export class SqlSession {
     if (toks.some(t => t.t === 'op' && t.s === ';')) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: several statements in one call (split them, e.g. with splitStatements())')
     const w0 = toks[0]?.t === 'id' ? toks[0].s.toLowerCase() : ''
     const words = toks.map(t => t.s.toLowerCase())
-    const n0 = words.length
     if (toks.length === 0) return { command: 'EMPTY', rowCount: 0, rows: [], fields: [] }
     if (TX_WORDS.has(w0) && (w0 !== 'start' || words[1] === 'transaction') && (w0 !== 'begin' || words.length === 1 || ['work', 'transaction', 'isolation', 'read'].includes(words[1]))) {
       return this.#txControl(w0)
@@ -514,19 +545,7 @@ export class SqlSession {
       if (this.#tx && w0 === 'vacuum') throw new SqlError(SQLSTATE.activeTx, 'VACUUM cannot run inside a transaction block')
       return { command: w0 === 'vacuum' ? 'VACUUM' : 'ANALYZE', rowCount: 0, rows: [], fields: [] }
     }
-    let body = text
-    if (w0 === 'create' && words[1] === 'table' && words[n0 - 1] === ')') body = stripStorageParams(text, dialect)
-    let explain = false
-    let lock = false
-    if (w0 === 'explain') {
-      explain = true
-      let skip = 1
-      while (['analyze', 'verbose'].includes(words[skip])) skip++
-      body = cutTokens(text, dialect, skip)
-    }
-    const n = words.length
-    if (n >= 2 && words[n - 2] === 'for' && (words[n - 1] === 'update' || words[n - 1] === 'share')) { lock = true; body = cutTail(body, dialect, 2) }
-    else if (n >= 3 && words[n - 3] === 'for' && (words[n - 2] === 'update' || words[n - 2] === 'share') && ['nowait'].includes(words[n - 1])) { lock = true; body = cutTail(body, dialect, 3) }
+    const { body, explain, lock } = statementBody(text, dialect, words)
     const { e, slots } = eng.entry(body, dialect, body === text ? allToks : undefined)
     const kind = e.kind
     if (kind === 'create' || kind === 'drop' || kind === 'alter' || kind === 'truncate') {
@@ -595,6 +614,24 @@ export class SqlSession {
     if (ast.type === 'truncate') { await truncateTables(eng, ast); return done('TRUNCATE TABLE') }
     throw unsupported(`${String(ast.type).toUpperCase()} ${kw.toUpperCase()}`)
   }
+}
+
+/** What is planned of a statement: without EXPLAIN [ANALYZE] [VERBOSE], a trailing FOR UPDATE / FOR SHARE [NOWAIT], or CREATE TABLE storage parameters. */
+function statementBody(text: string, dialect: Dialect, words: string[]): { body: string; explain: boolean; lock: boolean } {
+  let body = text
+  const n = words.length
+  if (words[0] === 'create' && words[1] === 'table' && words[n - 1] === ')') body = stripStorageParams(text, dialect)
+  let explain = false
+  let lock = false
+  if (words[0] === 'explain') {
+    explain = true
+    let skip = 1
+    while (['analyze', 'verbose'].includes(words[skip])) skip++
+    body = cutTokens(text, dialect, skip)
+  }
+  if (n >= 2 && words[n - 2] === 'for' && (words[n - 1] === 'update' || words[n - 1] === 'share')) { lock = true; body = cutTail(body, dialect, 2) }
+  else if (n >= 3 && words[n - 3] === 'for' && (words[n - 2] === 'update' || words[n - 2] === 'share') && words[n - 1] === 'nowait') { lock = true; body = cutTail(body, dialect, 3) }
+  return { body, explain, lock }
 }
 
 /** CREATE TABLE ... WITH (fillfactor = 100): storage parameters have no meaning here; they are dropped. */
