@@ -7,7 +7,7 @@ export type { VolumeOptions, PageWrite, WriteResult, VolumeStats, SegmentView, R
 export type { SegmentStats } from './storage/index.js'
 export type { PageOp } from './common/page-ops.js'
 export { openCluster, Cluster, Database, Keyspace, Transaction, TxKeyspace, Reader, ReaderKeyspace, Connection } from './compute/index.js'
-export type { ClusterOptions, VerifyReport, Key, Value, ScanOptions, BatchOp, TransactionOptions, DatabaseStats, ReaderOptions, ReaderStats, FailoverReport, EndpointSpec } from './compute/index.js'
+export type { ClusterOptions, VerifyReport, Key, Value, ScanOptions, BatchOp, TransactionOptions, DatabaseStats, ReaderOptions, ReaderStats, FailoverReport, EndpointSpec, AutoScalingPolicy, ScalingEvent } from './compute/index.js'
 export { HexadError } from './common/errors.js'
 export { SqlError, SqlSession, splitStatements } from './sql/index.js'
 export type { SqlOptions, SqlResult, SqlField, Dialect } from './sql/index.js'

@@ -14,10 +14,13 @@
  *   acknowledged commit is on the new writer; the new writer takes writes;
  *   replicas keep serving. verify() passes at the end.
  * - Planned switchover of a caught-up replica keeps its cache.
+ * - Auto-scaling: up to maxReaders while connections per replica exceed the
+ *   target, back to minReaders when they are gone; each change is an event;
+ *   bad policies are refused.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { HexadError } from '../engine/index.js'
+import { HexadError, type ScalingEvent } from '../engine/index.js'
 import { cleanupTempDirs, codeOf, collect, settlesWithin, withTempCluster } from './helpers/kv-helpers.js'
 
 const GUARD_MS = 60_000
@@ -142,6 +145,42 @@ test('a planned switchover to a caught-up replica keeps its cache; the old handl
     assert.is((await collect(cluster.writer.scan())).length, 500)
     assert.is(cluster.writer.stats().cache.misses, before, 'the new writer read everything from the kept cache')
     await fails(() => cluster.switchover('nope'), 'HEXAD_BAD_INPUT', /no reader/)
+  })
+})
+
+test('auto-scaling adds replicas under connection load up to the maximum and removes them when the load goes', async () => {
+  await withTempCluster('autoscale', {}, async cluster => {
+    await cluster.writer.put('a', '1')
+    const events: ScalingEvent[] = []
+    cluster.on('scaling', (e: ScalingEvent) => events.push(e))
+    const waitFor = async (what: string, ok: () => boolean) => {
+      const t0 = Date.now()
+      while (!ok()) {
+        if (Date.now() - t0 > GUARD_MS) assert.unreachable(`timed out waiting for ${what} (readers: ${cluster.readers.map(r => r.name).join(', ')})`)
+        await new Promise(r => setTimeout(r, 10))
+      }
+    }
+    cluster.setAutoScaling({ minReaders: 1, maxReaders: 3, target: { metric: 'connections', value: 2 }, cooldownMs: 0, evaluateEveryMs: 20, cacheBytes: 1 << 20 })
+    await waitFor('the minimum of one replica', () => cluster.readers.length === 1)
+    const conns = Array.from({ length: 12 }, () => cluster.connect('reader'))
+    await waitFor('scaling out to the maximum', () => cluster.readers.length === 3)
+    await new Promise(r => setTimeout(r, 100))
+    assert.is(cluster.readers.length, 3, 'never beyond maxReaders')
+    for (const c of conns) assert.is(await c.getString('a'), '1')
+    for (const c of conns) c.close()
+    await waitFor('scaling back in to the minimum', () => cluster.readers.length === 1)
+    await new Promise(r => setTimeout(r, 100))
+    assert.is(cluster.readers.length, 1, 'never below minReaders')
+    assert.equal(events.map(e => e.action), ['add', 'add', 'add', 'remove', 'remove'])
+    assert.ok(events.slice(1, 3).every(e => e.metric === 'connections' && e.value > 2), JSON.stringify(events))
+    cluster.setAutoScaling(null)
+    for (const bad of [
+      { minReaders: 2, maxReaders: 1, target: { metric: 'connections', value: 1 } },
+      { minReaders: 0, maxReaders: 16, target: { metric: 'connections', value: 1 } },
+      { minReaders: 0, maxReaders: 2, target: { metric: 'cpu', value: 1 } },
+      { minReaders: 0, maxReaders: 2, target: { metric: 'utilization', value: 0 } },
+      { minReaders: 0, maxReaders: 2, target: { metric: 'utilization', value: 0.5 }, cooldownMs: -1 },
+    ]) await fails(() => cluster.setAutoScaling(bad as never), 'HEXAD_BAD_INPUT')
   })
 })
 

@@ -13,8 +13,13 @@
  * Transactions in flight on the old writer fail with HEXAD_FENCED (retry on
  * the new writer: `cluster.writer`, or a 'writer' endpoint connection, which
  * follows it). The other replicas restart on the new writer (cold caches).
- * (Auto-scaling is not built yet.)
+ *
+ * Auto-scaling (`setAutoScaling`) adds replicas while a load metric is above
+ * its target and removes the ones it added when it falls below half of it,
+ * within [minReaders, maxReaders], at most once per cooldown; each change is
+ * a 'scaling' event.
  */
+import { EventEmitter } from 'node:events'
 import { badInput, HexadError } from '../common/errors.js'
 import { openVolume, type Volume, type VolumeOptions } from '../volume/volume.js'
 import { Database } from './database.js'
@@ -28,6 +33,32 @@ export interface ClusterOptions extends VolumeOptions {
   cacheBytes?: number
   /** SQL dialect of `writer.sql()` and sessions unless a call says otherwise: 'postgres' (default) or 'mysql' */
   dialect?: Dialect
+}
+
+export interface AutoScalingPolicy {
+  minReaders: number
+  maxReaders: number
+  /**
+   * 'connections': open connections through the 'reader' endpoint per
+   * replica; 'utilization': the replicas' mean event-loop utilization (0..1)
+   * since the last evaluation.
+   */
+  target: { metric: 'connections' | 'utilization'; value: number }
+  /** least time between two changes (default 60 s) */
+  cooldownMs?: number
+  /** how often the metric is evaluated (default 1 s) */
+  evaluateEveryMs?: number
+  /** cache of the replicas it adds (default 64 MiB) */
+  cacheBytes?: number
+}
+
+export interface ScalingEvent {
+  action: 'add' | 'remove'
+  reader: string
+  metric: AutoScalingPolicy['target']['metric']
+  /** the metric's value that caused the change */
+  value: number
+  readers: number
 }
 
 export interface FailoverReport {
@@ -44,7 +75,7 @@ export interface FailoverReport {
   ms: number
 }
 
-export class Cluster {
+export class Cluster extends EventEmitter {
   #volume: Volume
   #writer: Database
   #engine: Engine
@@ -65,6 +96,7 @@ export class Cluster {
 
   /** @internal */
   constructor(volume: Volume, engine: Engine, volumeOptions: VolumeOptions, cacheBytes: number, dialect: Dialect | undefined) {
+    super()
     this.#volume = volume
     this.#engine = engine
     this.#volumeOptions = volumeOptions
@@ -134,6 +166,71 @@ export class Cluster {
 
   deleteEndpoint(name: string): void { this.#endpoints.delete(name) }
 
+  #scaling: { policy: Required<AutoScalingPolicy>; timer: NodeJS.Timeout; last: number; added: string[]; seq: number } | null = null
+
+  /**
+   * Turns replica auto-scaling on (or off with null). Replicas it adds are
+   * named `auto-<n>`, tier 15 (promoted last); it removes only those.
+   */
+  setAutoScaling(policy: AutoScalingPolicy | null): void {
+    this.#checkOpen()
+    if (this.#scaling) { clearInterval(this.#scaling.timer); this.#scaling = null }
+    if (policy === null) return
+    if (!policy || typeof policy !== 'object') throw badInput('setAutoScaling takes { minReaders, maxReaders, target: { metric, value }, cooldownMs? } or null')
+    const { minReaders, maxReaders, target } = policy
+    if (!Number.isInteger(minReaders) || minReaders < 0 || !Number.isInteger(maxReaders) || maxReaders < minReaders || maxReaders > 15) {
+      throw badInput(`auto-scaling needs integers 0 <= minReaders <= maxReaders <= 15, got ${String(minReaders)} and ${String(maxReaders)}`)
+    }
+    if (!target || (target.metric !== 'connections' && target.metric !== 'utilization') || typeof target.value !== 'number' || !(target.value > 0)) {
+      throw badInput(`auto-scaling target must be { metric: 'connections' | 'utilization', value > 0 }, got ${JSON.stringify(target)}`)
+    }
+    const full: Required<AutoScalingPolicy> = { cooldownMs: 60_000, evaluateEveryMs: 1000, cacheBytes: 64 << 20, ...policy }
+    for (const k of ['cooldownMs', 'evaluateEveryMs', 'cacheBytes'] as const) {
+      if (!Number.isInteger(full[k]) || full[k] < 0) throw badInput(`auto-scaling ${k} must be a non-negative integer, got ${String(full[k])}`)
+    }
+    const timer = setInterval(() => this.#evaluateScaling(), Math.max(10, full.evaluateEveryMs))
+    timer.unref()
+    this.#scaling = { policy: full, timer, last: -Infinity, added: [], seq: 0 }
+    this.#evaluateScaling()
+  }
+
+  /** The metric auto-scaling looks at, now. */
+  scalingMetric(metric: AutoScalingPolicy['target']['metric']): number {
+    const readers = this.readers
+    if (metric === 'connections') return this.#endpoints.readerEndpointConnections / Math.max(1, readers.length)
+    if (readers.length === 0) return 0
+    return readers.reduce((s, r) => s + r.utilization(), 0) / readers.length
+  }
+
+  #evaluateScaling(): void {
+    const sc = this.#scaling
+    if (!sc || this.#closing || this.#failing) return
+    const { policy } = sc
+    sc.added = sc.added.filter(n => this.#readers.has(n))
+    const count = this.#readers.size
+    const value = this.scalingMetric(policy.target.metric)
+    const now = performance.now()
+    let action: 'add' | 'remove' | null = null
+    if (count < policy.minReaders) action = 'add'
+    else if (count > policy.maxReaders && sc.added.length) action = 'remove'
+    else if (now - sc.last >= policy.cooldownMs) {
+      if (value > policy.target.value && count < policy.maxReaders) action = 'add'
+      else if (value < policy.target.value / 2 && count > policy.minReaders && sc.added.length) action = 'remove'
+    }
+    if (!action) return
+    sc.last = now
+    let name: string
+    if (action === 'add') {
+      do { name = `auto-${++sc.seq}` } while (this.#readers.has(name))
+      try { this.addReader({ name, tier: 15, cacheBytes: policy.cacheBytes }) } catch { return }
+      sc.added.push(name)
+    } else {
+      name = sc.added.pop()!
+      void this.removeReader(name).catch(() => {})
+    }
+    this.emit('scaling', { action, reader: name, metric: policy.target.metric, value, readers: this.#readers.size } satisfies ScalingEvent)
+  }
+
   /** Planned switchover: commits in flight finish, then the best replica (or `target`) becomes the writer. */
   switchover(target?: string): Promise<FailoverReport> { return this.#failover('planned', target) }
 
@@ -186,7 +283,10 @@ export class Cluster {
       await Promise.race([oldVolume.close().catch(() => {}), new Promise<void>(r => setTimeout(r, 5000).unref())])
       return { promoted: best?.name ?? null, oldEpoch, newEpoch: volume.epoch, vdl: recovered, cacheKept, pagesKept, ms }
     })()
-    try { return await this.#failing } finally { this.#failing = null }
+    let report: FailoverReport
+    try { report = await this.#failing } finally { this.#failing = null }
+    this.emit('failover', report)
+    return report
   }
 
   #makeWriter(engine: Engine, volume: Volume): Database {
@@ -203,6 +303,7 @@ export class Cluster {
   /** Waits for commits in flight, then closes the readers, the writer, the volume and its segment workers. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      if (this.#scaling) { clearInterval(this.#scaling.timer); this.#scaling = null }
       await this.#failing?.catch(() => {})
       await Promise.all([...this.#readers.values()].map(r => r.close()))
       this.#readers.clear()

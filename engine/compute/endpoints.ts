@@ -93,6 +93,9 @@ export class Endpoints {
     return asTarget(eligible[0])
   }
 
+  /** open connections through the 'reader' endpoint (an auto-scaling metric) */
+  readerEndpointConnections = 0
+
   /** @internal connection accounting for least-connections balancing */
   moved(from: string | null, to: string | null): void {
     if (from) this.#load.set(from, Math.max(0, (this.#load.get(from) ?? 0) - 1))
@@ -112,6 +115,7 @@ export class Connection {
     this.#eps = eps
     this.endpoint = endpoint
     this.#target() // binds now, so balancing sees it
+    if (endpoint === 'reader') eps.readerEndpointConnections++
   }
 
   /** The instance this connection is on now: 'writer' or a replica's name. */
@@ -146,6 +150,7 @@ export class Connection {
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    if (this.endpoint === 'reader') this.#eps.readerEndpointConnections--
     this.#eps.moved(this.#instance, null)
     this.#instance = null
   }

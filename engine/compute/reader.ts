@@ -128,6 +128,16 @@ export class Reader {
     }
   }
 
+  #elu: ReturnType<Worker['performance']['eventLoopUtilization']> | null = null
+  /** Share of time the replica's thread was busy since the last call (0..1); an auto-scaling metric. */
+  utilization(): number {
+    if (this.#closed) return 0
+    const now = this.#worker.performance.eventLoopUtilization()
+    const d = this.#elu ? this.#worker.performance.eventLoopUtilization(now, this.#elu) : now
+    this.#elu = now
+    return d.utilization
+  }
+
   /** @internal For promotion: everything received applied, then the cache handed over; the replica serves nothing after. */
   async _dump(): Promise<{ applied: number; pages: Array<[number, Uint8Array]> }> {
     this.#check()
