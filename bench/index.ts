@@ -22,7 +22,8 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
     load: () => import('./kv.js'),
   },
   cluster: {
-    about: 'read replicas: replica lag p50/p99 with single-put commits offered at 1k, 5k, 10k/s; read throughput with 0, 1, 2, 4 readers. ' +
+    about: 'read replicas: replica lag p50/p99 with single-put commits offered at 1k, 5k, 10k/s; read throughput with 0, 1, 2, 4 readers; ' +
+      'failover time p50/p99 over 20 writer crashes under load. ' +
       'Options: --quick (or HEXAD_BENCH_QUICK=1), --duration=MS',
     load: () => import('./cluster.js'),
   },
