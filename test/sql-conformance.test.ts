@@ -222,7 +222,13 @@ const shared = (d: 'postgres' | 'mysql'): Case[] => [
   // syntax errors and unsupported constructs
   err('SELEKT 1', '42601'),
   err('SELECT FROM WHERE', '42601'),
-  err('SELECT id FROM emp UNION SELECT id FROM emp', '0A000', /UNION/),
+  q('SELECT dept FROM emp WHERE id < 3 UNION SELECT code FROM dept ORDER BY 1', [['eng'], ['hr'], ['it'], ['ops']]),
+  q('SELECT dept FROM emp WHERE id < 3 UNION ALL SELECT code FROM dept WHERE floor = 1 ORDER BY dept', [['eng'], ['eng'], ['ops']]),
+  q('SELECT name, salary FROM emp WHERE id = 1 UNION ALL SELECT name, salary FROM emp WHERE id = 1 UNION SELECT name, salary FROM emp WHERE id = 2 ORDER BY 2 DESC LIMIT 5', [['ada', 120], ['bob', 101]]),
+  q('WITH x AS (SELECT 1 AS n) SELECT n FROM x UNION ALL SELECT n + 1 FROM x', [[1], [2]]),
+  qu('SELECT code FROM dept WHERE code IN (SELECT dept FROM emp UNION SELECT \'hr\')', [['eng'], ['hr'], ['ops']]),
+  err('SELECT id FROM emp UNION SELECT id, name FROM emp', '42601', /same number of columns/),
+  err('SELECT id FROM emp INTERSECT SELECT id FROM emp', '0A000', /INTERSECT/i),
   err('SELECT COUNT(*) OVER () FROM emp', '0A000'),
   q('SELECT 1', [[1]]),
 ]

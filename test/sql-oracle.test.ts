@@ -4,7 +4,7 @@
  * result must match. Covered: WHERE with comparisons, AND/OR/NOT, IS
  * [NOT] NULL, IN lists, BETWEEN, LIKE (three-valued NULL logic throughout),
  * ORDER BY with LIMIT/OFFSET, DISTINCT, GROUP BY with COUNT/SUM/MIN/MAX/AVG
- * and HAVING, INNER and LEFT JOIN, IN/EXISTS subqueries (correlated too),
+ * and HAVING, INNER and LEFT JOIN, IN/EXISTS subqueries (correlated too), UNION [ALL],
  * and primary-key / secondary-index access paths (point, IN, range).
  *
  * NULL order differs between the engines' defaults (PostgreSQL: NULLS
@@ -73,7 +73,8 @@ function genQuery(rng: Rng, d: Dialect, ids: number[]): { sql: string; ordered: 
       default: return `${t}.id BETWEEN ${idLit()} AND ${idLit()}`
     }
   }
-  const kind = rng.int(0, 9)
+  const kind = rng.int(0, 10)
+  if (kind === 10) return { sql: `SELECT a.g, a.x FROM a WHERE ${pred(0)} UNION${rng.bool() ? ' ALL' : ''} SELECT b.aid, b.y FROM b WHERE b.y ${rng.pick(['<', '>', '='])} ${rng.int(0, 20)}`, ordered: false }
   if (kind <= 2) {
     // filter + order + limit on one table
     const where = rng.bool(0.85) ? ` WHERE ${pred(0)}` : ''

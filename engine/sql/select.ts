@@ -290,7 +290,9 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
 // ------------------------------------------------------------------ plans
 
 interface Source {
-  kind: 'table' | 'rows' | 'series'
+  kind: 'table' | 'rows' | 'series' | 'union'
+  /** UNION [ALL] members; all[i]: the operator between member i and i + 1 keeps duplicates */
+  union?: { plans: SelectPlan[]; all: boolean[] }
   /** generate_series(start, stop[, step]) */
   series?: Fn[]
   alias: string
@@ -344,7 +346,6 @@ function starCols(scope: Scope, table: string | null): ColBind[] {
 /** Compiles a SELECT AST. `outer` is the scope of an enclosing query (correlated subqueries). */
 export function compileSelect(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Ctes): SelectPlan {
   const cx = pc.cx
-  if (ast._next || ast.set_op) throw unsupported('UNION / INTERSECT / EXCEPT')
   if (ast.into && ast.into.position) throw unsupported('SELECT ... INTO')
   if (ast.window) throw unsupported('window functions')
   // CTEs
@@ -360,6 +361,7 @@ export function compileSelect(ast: any, outer: Scope | null, pc: PlanCtx, ctes: 
     }
     ctes = m
   }
+  if (ast._next) return compileUnion(ast, outer, pc, ctes)
   const savedSubs = cx.planSubs
   const subs: SubPlan[] = []
   cx.planSubs = subs
@@ -367,6 +369,44 @@ export function compileSelect(ast: any, outer: Scope | null, pc: PlanCtx, ctes: 
     return compileSelectBody(ast, outer, pc, ctes, subs)
   } finally {
     cx.planSubs = savedSubs
+  }
+}
+
+/**
+ * A chain of SELECTs joined by UNION [ALL]: each member is planned on its
+ * own; the ORDER BY and LIMIT the parser attaches to the last member apply
+ * to the whole result, which is planned as a SELECT * over the union.
+ */
+function compileUnion(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Ctes): SelectPlan {
+  const members: any[] = []
+  const all: boolean[] = []
+  for (let n = ast; n; n = n._next) {
+    members.push(n)
+    if (n._next) {
+      const op = String(n.set_op ?? '').toLowerCase().trim()
+      if (op !== 'union' && op !== 'union all' && op !== 'union distinct') throw unsupported(`${op.toUpperCase() || 'this set operation'} (UNION and UNION ALL are supported)`)
+      all.push(op === 'union all')
+    }
+  }
+  const last = members[members.length - 1]
+  const plans = members.map((m, i) => {
+    const { _next, set_op, ...rest } = m
+    void _next; void set_op
+    if (i === members.length - 1) { rest.orderby = null; rest.limit = null }
+    return compileSelect({ ...rest, with: null }, outer, pc, ctes)
+  })
+  const width = plans[0].fields.length
+  for (const p of plans) if (p.fields.length !== width) throw new SqlError(SQLSTATE.syntax, 'each UNION query must have the same number of columns')
+  const wrapper = { type: 'select', columns: [{ expr: { type: 'column_ref', table: null, column: '*' } }], from: [{ __union: { plans, all }, as: 'union' }], orderby: last.orderby, limit: last.limit, where: null, groupby: null, having: null, distinct: null }
+  const savedSubs = pc.cx.planSubs
+  const subs: SubPlan[] = []
+  pc.cx.planSubs = subs
+  try {
+    const plan = compileSelectBody(wrapper, outer, pc, ctes, subs)
+    plans.forEach((p, i) => plan.explain.push(`Member ${i + 1}${i ? (all[i - 1] ? ' (UNION ALL)' : ' (UNION)') : ''}`, ...p.explain.map(l => '  ' + l)))
+    return plan
+  } finally {
+    pc.cx.planSubs = savedSubs
   }
 }
 
@@ -385,7 +425,12 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
     const kind: Source['join'] = join && join.startsWith('LEFT') ? 'left' : 'inner'
     let rawAlias: string | null = f.as && String(f.as).toUpperCase() !== 'CROSS' ? String(f.as) : null
     if (rawAlias && rawAlias.includes('(')) throw unsupported('column aliases on a FROM item')
-    if (f.expr && f.expr.type === 'function') {
+    if (f.__union) {
+      alias = 'union'
+      const u = f.__union as { plans: SelectPlan[]; all: boolean[] }
+      u.plans[0].fields.forEach((fl, i) => cols.push({ table: alias, name: fl.name, index: offset + i, type: fl.type.kind === 'unknown' ? (u.plans.map(p => p.fields[i].type).find(t => t.kind !== 'unknown') ?? fl.type) : fl.type }))
+      src = { kind: 'union', union: u, alias, offset, width: u.plans[0].fields.length, join: kind, on: null, hash: null }
+    } else if (f.expr && f.expr.type === 'function') {
       const fname = String(f.expr.name?.name?.[0]?.value ?? '').toLowerCase()
       if (fname !== 'generate_series') throw unsupported(`table function ${fname}()`)
       const args = (f.expr.args?.value ?? []).map((a: any) => compile(a, new Scope([], outer), cx).fn)
@@ -579,7 +624,7 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
   if (agg) explain.push(agg.keys.length ? `HashAggregate (group by ${agg.keys.length} key${agg.keys.length > 1 ? 's' : ''})` : 'Aggregate')
   if (where) explain.push('Filter')
   sources.forEach((s, i) => {
-    const label = s.kind === 'table' ? s.access!.describe : s.kind === 'series' ? `Function Scan on generate_series` : s.shared ? `CTE Scan on ${s.alias}` : `Subquery Scan on ${s.alias}`
+    const label = s.kind === 'table' ? s.access!.describe : s.kind === 'union' ? `Append of ${s.union!.plans.length} queries${s.union!.all.every(x => x) ? '' : ' (duplicates removed)'}` : s.kind === 'series' ? `Function Scan on generate_series` : s.shared ? `CTE Scan on ${s.alias}` : `Subquery Scan on ${s.alias}`
     if (i === 0) explain.push(label)
     else explain.push(`${s.join === 'left' ? 'Left ' : ''}${s.hash ? 'Hash Join' : 'Nested Loop'} with ${label}`)
   })
@@ -647,6 +692,18 @@ async function prefetch(plan: SelectPlan, ex: Exec): Promise<void> {
 }
 
 async function sourceRows(s: Source, ex: Exec, forCorrelated: boolean): Promise<Row[]> {
+  if (s.kind === 'union') {
+    const { plans, all } = s.union!
+    let rows = await runSelect(plans[0], ex)
+    for (let i = 1; i < plans.length; i++) {
+      rows = rows.concat(await runSelect(plans[i], ex))
+      if (!all[i - 1]) {
+        const seen = new Set<string>()
+        rows = rows.filter(r => { const k = r.map(v => hashKey(numKey(v))).join('\u0001'); if (seen.has(k)) return false; seen.add(k); return true })
+      }
+    }
+    return rows
+  }
   if (s.kind === 'series') {
     const [a, b, c] = s.series!.map(f => f([], ex.env))
     if (a === null || b === null || c === null) return []
