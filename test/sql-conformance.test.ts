@@ -333,6 +333,15 @@ const postgresOnly: Case[] = [
   q("SELECT id FROM fl WHERE d BETWEEN '2020-01-01' AND '2020-12-31'", [[1]]),
   q("SELECT id FROM fl WHERE d IN ('2021-06-30', '1999-01-01')", [[2]]),
   err("SELECT id FROM fl WHERE d = 'yesterday-ish'", '22P02', /date/),
+  // LIKE escapes, collations, joins that are refused rather than guessed
+  q("SELECT 'a%' LIKE 'a!%' ESCAPE '!', 'ab' LIKE 'a!%' ESCAPE '!', 'a_' LIKE 'a\\_', 'ab' LIKE 'a\\_'", [[true, false, true, false]]),
+  q('SELECT k FROM kv WHERE k COLLATE "C" > \'a\' ORDER BY k COLLATE "C" LIMIT 1', [['b']]),
+  err('SELECT k FROM kv ORDER BY k COLLATE "de_DE"', '0A000', /COLLATE/),
+  err('SELECT * FROM kv NATURAL JOIN ser', '0A000', /NATURAL/),
+  err('SELECT * FROM kv RIGHT JOIN ser ON kv.v = ser.id', '0A000', /RIGHT/),
+  err('SELECT * FROM kv FULL JOIN ser ON kv.v = ser.id', '0A000', /FULL/),
+  err('SELECT * FROM kv JOIN ser USING (id)', '0A000', /USING/),
+  err('SELECT row_number() OVER () FROM kv', '0A000', /window/),
 ]
 
 const mysqlOnly: Case[] = [

@@ -256,6 +256,7 @@ function compileNode(node: any, scope: Scope, cx: CompileCtx): Compiled {
   switch (node.type) {
     case 'column_ref': {
       if (node.column === '*') throw new SqlError(SQLSTATE.syntax, '* is only allowed in a select list or COUNT(*)')
+      checkCollate(node.collate)
       const r = resolveColumn(scope, tableName(node.table), colName(node))
       const idx = r.bind.index
       if (r.depth === 0) return { fn: row => row[idx], type: r.bind.type }
@@ -319,6 +320,13 @@ function compileNode(node: any, scope: Scope, cx: CompileCtx): Compiled {
     default:
       throw unsupported(`expression of type ${node.type}`)
   }
+}
+
+/** Text compares by code point (PostgreSQL's "C" collation, MySQL's utf8mb4_bin); other collations are refused, not ignored. */
+export function checkCollate(c: any): void {
+  if (!c) return
+  const name = String(c.collate?.name?.value ?? c.collate?.name ?? c.name ?? c.value ?? '').toLowerCase()
+  if (!['c', 'posix', 'binary', 'utf8mb4_bin', 'ucs_basic'].includes(name)) throw unsupported(`COLLATE ${name || '(unknown)'} (text compares by code point, as COLLATE "C")`)
 }
 
 function markCorrelated(cx: CompileCtx, depth: number): void {
@@ -453,14 +461,14 @@ function divZero(dialect: Dialect): null {
 }
 
 const likeCache = new Map<string, RegExp>()
-export function likeRegex(pattern: string, ci: boolean): RegExp {
-  const key = (ci ? 'i' : 'c') + pattern
+export function likeRegex(pattern: string, ci: boolean, esc = '\\'): RegExp {
+  const key = (ci ? 'i' : 'c') + esc + '\u0000' + pattern
   let re = likeCache.get(key)
   if (!re) {
     let src = ''
     for (let i = 0; i < pattern.length; i++) {
       const c = pattern[i]
-      if (c === '\\' && i + 1 < pattern.length) { src += pattern[++i].replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); continue }
+      if (esc !== '' && c === esc && i + 1 < pattern.length) { src += pattern[++i].replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); continue }
       if (c === '%') src += '[\\s\\S]*'
       else if (c === '_') src += '[\\s\\S]'
       else src += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -552,9 +560,24 @@ function compileBinary(node: any, scope: Scope, cx: CompileCtx): Compiled {
       const a = compile(node.left, scope, cx).fn
       const rightNode = node.right?.type === 'expr_list' ? node.right.value[0] : node.right
       const b = compile(rightNode, scope, cx).fn
+      const escNode = rightNode?.escape?.value ?? node.right?.escape?.value
+      const escFn = escNode ? compile(escNode, scope, cx).fn : null
       const ci = op.includes('ILIKE')
       const neg = op.startsWith('NOT')
-      return { fn: (r, e) => { const x = a(r, e); if (x === null) return null; const p = b(r, e); if (p === null) return null; const m = likeRegex(toText(p), ci).test(toText(x)); return neg ? !m : m }, type: T.bool }
+      return {
+        fn: (r, e) => {
+          const x = a(r, e); if (x === null) return null
+          const p = b(r, e); if (p === null) return null
+          let esc = '\\'
+          if (escFn) {
+            const ev = escFn(r, e); if (ev === null) return null
+            esc = toText(ev)
+            if ([...esc].length > 1) throw new SqlError('22025', 'invalid escape string: it must be empty or one character')
+          }
+          const m = likeRegex(toText(p), ci, esc).test(toText(x))
+          return neg ? !m : m
+        }, type: T.bool,
+      }
     }
     case 'IN': case 'NOT IN': {
       const A = compile(node.left, scope, cx)

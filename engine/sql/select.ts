@@ -24,7 +24,7 @@ import type { TxKeyspace } from '../compute/kv.js'
 import { decodeRow, indexKeyspace, tableKeyspace, type IndexDef, type TableDef } from './catalog.js'
 import { SqlError, SQLSTATE, unsupported } from './errors.js'
 import {
-  colName, compile, CompileCtx, exprName, hasAggregate, isSubquery, Scope, tableName, truthy,
+  checkCollate, colName, compile, CompileCtx, exprName, hasAggregate, isSubquery, Scope, tableName, truthy,
   type AggCtx, type AggSpec, type ColBind, type Compiled, type Env, type Fn, type Row, type SubPlan,
 } from './expr.js'
 import { encodeValue, KeyWriter, prefixEnd } from './keys.js'
@@ -423,6 +423,7 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
     const join = f.join ? String(f.join).toUpperCase() : null
     if (join && !['INNER JOIN', 'JOIN', 'LEFT JOIN', 'LEFT OUTER JOIN', 'CROSS JOIN'].includes(join)) throw unsupported(join)
     const kind: Source['join'] = join && join.startsWith('LEFT') ? 'left' : 'inner'
+    if (f.as && String(f.as).toUpperCase() === 'NATURAL') throw unsupported('NATURAL JOIN')
     let rawAlias: string | null = f.as && String(f.as).toUpperCase() !== 'CROSS' ? String(f.as) : null
     if (rawAlias && rawAlias.includes('(')) throw unsupported('column aliases on a FROM item')
     if (f.__union) {
@@ -544,6 +545,8 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
   if (ast.orderby && ast.orderby.length) {
     order = []
     for (const o of ast.orderby) {
+      checkCollate(o.collate)
+      checkCollate(o.expr?.collate)
       const desc = String(o.type ?? 'ASC').toUpperCase() === 'DESC'
       const nulls = o.nulls ? String(o.nulls).toUpperCase() : null
       const nullsFirst = nulls ? nulls.includes('FIRST') : cx.dialect === 'mysql' ? !desc : desc
