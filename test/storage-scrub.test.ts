@@ -45,10 +45,11 @@ test('scrub finds flipped bytes in a cold log file and in page versions, and rep
     let vol = await openVolume(opts(dir))
     try {
       const history: MtrRecord[] = []
-      await writeBatch(vol, rng, 400, history)
       const x = rng.int(0, 5)
-      // Wait until segment x has page versions and more than one log file (the first is cold: nothing appends to it).
-      assert.ok(await waitFor(async () => { const s = await statsOf(vol, x); return s.pageVersions >= 8 && s.logFiles >= 2 }, 10_000),
+      // Write until segment x has page versions and more than one log file (the first is cold: nothing appends to it).
+      const ready = async () => { const s = await statsOf(vol, x); return s.pageVersions >= 8 && s.logFiles >= 2 }
+      for (let i = 0; i < 10 && !(await ready()); i++) await writeBatch(vol, rng, 200, history)
+      assert.ok(await waitFor(ready, 10_000),
         `setup: segment ${x} has page versions and two log files: ${JSON.stringify(await statsOf(vol, x))}`)
       // Let one full pass go by clean, so what is found below is the damage made here.
       const clean = await statsOf(vol, x)

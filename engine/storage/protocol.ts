@@ -121,8 +121,13 @@ export type ClientReply =
   | { t: 'recover-ok'; id: number; report: RecoverReport }
   | { t: 'truncate-ok'; id: number; scl: SclList }
   | { t: 'fenced'; id?: number; seq?: number; epoch: number }
-  | { t: 'ack'; seqs: number[]; scl: SclList }
-  | { t: 'scl'; scl: SclList }
+  /**
+   * SCLs carry the segment's epoch: after a newer writer's recovery truncated
+   * the log, an SCL means "every record up to L of the new history", which an
+   * older writer must not count as acks of its own records.
+   */
+  | { t: 'ack'; seqs: number[]; scl: SclList; epoch: number }
+  | { t: 'scl'; scl: SclList; epoch: number }
   | { t: 'page'; id: number; image: Uint8Array }
   | { t: 'read-fail'; id: number; reason: 'not-ready' | 'corrupt' | 'below-horizon'; detail: string }
   | { t: 'stats-ok'; id: number; stats: SegmentStats }

@@ -488,9 +488,9 @@ export class SegmentNode {
       if (!seqs) { seqs = []; byPort.set(a.port, seqs) }
       seqs.push(a.seq)
     }
-    for (const [port, seqs] of byPort) port.postMessage({ t: 'ack', seqs, scl } satisfies ClientReply)
+    for (const [port, seqs] of byPort) port.postMessage({ t: 'ack', seqs, scl, epoch: this.epoch } satisfies ClientReply)
     // SCLs that moved without a frame (gap fill) are pushed to every writer.
-    if (scl.length) for (const port of this.clients) if (!byPort.has(port)) port.postMessage({ t: 'scl', scl } satisfies ClientReply)
+    if (scl.length) for (const port of this.clients) if (!byPort.has(port)) port.postMessage({ t: 'scl', scl, epoch: this.epoch } satisfies ClientReply)
     if (this.#coalesceReady.size) this.#scheduleCoalesce()
   }
 

@@ -766,13 +766,18 @@ export class Volume {
     if (this.#ports[id] !== port) return
     switch (m.t) {
       case 'ack': {
+        // An SCL of a newer epoch describes the history after that writer's truncation: never an ack of ours.
+        if (m.epoch > this.epoch) return this.#fence(id, m.epoch)
         for (const seq of m.seqs) {
           const b = this.#sentBytes[id].get(seq)
           if (b !== undefined) { this.#sentBytes[id].delete(seq); this.#lagBytes[id] -= b; this.#ackedBytes[id] += b }
         }
         return this.#onScl(id, m.scl)
       }
-      case 'scl': return this.#onScl(id, m.scl)
+      case 'scl':
+        if (m.epoch > this.epoch) return this.#fence(id, m.epoch)
+        if (m.epoch < this.epoch) return // sent before this segment took our epoch: the old history's SCL
+        return this.#onScl(id, m.scl)
       case 'page':
       case 'read-fail': return this.#onRead(id, m)
       case 'fenced':
