@@ -5,23 +5,35 @@
  */
 import type { Cluster } from '../compute/cluster.js'
 import { startPgServer, type PgServer, type PgServerOptions } from './pg/server.js'
+import { startMysqlServer, type MysqlServer, type MysqlServerOptions } from './mysql/server.js'
 
 export type { PgServerOptions, PgUser, PgServer } from './pg/server.js'
+export type { MysqlServerOptions, MysqlUser, MysqlServer } from './mysql/server.js'
 
 export interface ServeOptions {
   pg?: PgServerOptions
+  mysql?: MysqlServerOptions
 }
 
 export interface Endpoints {
   pg: PgServer | null
+  mysql: MysqlServer | null
   close(): Promise<void>
 }
 
 export async function serve(cluster: Cluster, options: ServeOptions): Promise<Endpoints> {
-  if (!options || (!options.pg)) throw new TypeError('serve() needs at least one endpoint: { pg: { port } }')
+  if (!options || (!options.pg && !options.mysql)) throw new TypeError('serve() needs at least one endpoint: { pg: { port } } and/or { mysql: { port } }')
   const pg = options.pg ? await startPgServer(cluster.writer, options.pg) : null
+  let mysql: MysqlServer | null = null
+  try {
+    mysql = options.mysql ? await startMysqlServer(cluster.writer, options.mysql) : null
+  } catch (err) {
+    await pg?.close()
+    throw err
+  }
   return {
     pg,
-    async close() { await pg?.close() },
+    mysql,
+    async close() { await Promise.all([pg?.close(), mysql?.close()]) },
   }
 }
