@@ -550,7 +550,13 @@ export class SqlSession {
     const kind = e.kind
     if (kind === 'create' || kind === 'drop' || kind === 'alter' || kind === 'truncate') {
       if (explain) throw unsupported('EXPLAIN of DDL')
-      if (this.#tx) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: DDL inside a transaction block (run CREATE / DROP / ALTER outside BEGIN ... COMMIT)')
+      if (this.#tx) {
+        // MySQL commits the open transaction before a DDL statement (an implicit commit); PostgreSQL's transactional DDL is not supported
+        if (dialect !== 'mysql') throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: DDL inside a transaction block (run CREATE / DROP / ALTER outside BEGIN ... COMMIT)')
+        const tx = this.#tx
+        this.#tx = null
+        await tx.commit()
+      }
       return this.#ddl(e.ast)
     }
     if (kind === 'transaction') return this.#txControl(String(e.ast.expr?.action?.value ?? '').toLowerCase())
