@@ -259,6 +259,16 @@ test('point and range access paths: EXPLAIN names the key, and results match', a
     assert.equal((await db.sql('SELECT a, b FROM p ORDER BY a DESC, b DESC LIMIT 2')).rows.map(r => `${r.a}${r.b}`), ['4z', '4y'])
     assert.equal((await db.sql('SELECT c FROM p ORDER BY c LIMIT 3')).rows.map(r => r.c), [0, 1, 2])
     assert.equal((await db.sql("SELECT a FROM p WHERE a IN (3, -4, 3) AND b = 'z' ORDER BY a")).rows, [{ a: -4 }, { a: 3 }])
+    // joins fetch the inner rows by key for each outer value when the join column leads a key
+    await db.sql('CREATE TABLE child (id INT PRIMARY KEY, pa INT, pb TEXT)')
+    await db.sql("INSERT INTO child VALUES (1, 1, 'y'), (2, 1, 'x'), (3, -5, 'z'), (4, NULL, 'x'), (5, 99, 'y')")
+    await db.sql('CREATE INDEX child_pa ON child (pa)')
+    const j = "SELECT p.a, p.b, child.id FROM p JOIN child ON child.pa = p.a WHERE p.b = 'x' ORDER BY child.id"
+    assert.match(await plan(j), /Hash Join with child rows looked up by index child_pa \(pa = each outer value/)
+    assert.equal((await db.sql(j)).rows, [{ a: 1, b: 'x', id: 1 }, { a: 1, b: 'x', id: 2 }, { a: -5, b: 'x', id: 3 }])
+    const lj = 'SELECT child.id, p.c FROM child LEFT JOIN p ON p.a = child.pa AND p.b = child.pb ORDER BY child.id'
+    assert.match(await plan(lj), /Left Hash Join with p rows looked up by primary key/)
+    assert.equal((await db.sql(lj)).rows.map(r => [r.id, r.c]), [[1, 19], [2, 18], [3, 2], [4, null], [5, null]])
     // bounds that are not integers, or not numbers, on an integer key: rounded inward, never losing a row
     const distinct = async (sql: string, params: unknown[]) => (await db.sql(sql, params)).rows.map(r => r.a)
     assert.equal(await distinct('SELECT DISTINCT a FROM p WHERE a > $1 AND a < $2 ORDER BY a', [-2.5, 0.5]), [-2, -1, 0])

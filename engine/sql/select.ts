@@ -307,7 +307,16 @@ interface Source {
   on: Fn | null
   /** hash join: an equality between a column of this source and an expression over earlier sources */
   hash: { col: number; outer: Fn } | null
+  /**
+   * Index lookup join: when the hash join's outer expression reads only the
+   * first source and this table's primary key or an index starts with the
+   * join column, the rows are fetched by key for each distinct outer value
+   * (up to LOOKUP_JOIN_MAX_KEYS of them) instead of reading the whole table.
+   */
+  lookup?: { index: IndexDef | null; cols: number[] } | null
 }
+
+const LOOKUP_JOIN_MAX_KEYS = 2000
 
 interface OrderKey { fn: (src: Row, out: Row, env: Env) => unknown; desc: boolean; nullsFirst: boolean }
 
@@ -473,6 +482,14 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
           if (!r || r.index < offset || r.index >= offset + src.width) continue
           if (!refsOnlyBefore(other, scope, offset)) continue
           src.hash = { col: r.index - offset, outer: compile(other, scope, cx).fn }
+          if (src.kind === 'table' && sources.length > 1 && refsOnlyBefore(other, scope, sources[0].width)) {
+            const t = src.table!, col = src.hash.col
+            if (t.pk[0] === col) src.lookup = { index: null, cols: t.pk }
+            else {
+              const ix = t.indexes.find(x => x.columns[0] === col && !x.desc[0])
+              if (ix) src.lookup = { index: ix, cols: ix.columns }
+            }
+          }
           break
         }
         if (src.hash) break
@@ -629,6 +646,7 @@ function compileSelectBody(ast: any, outer: Scope | null, pc: PlanCtx, ctes: Cte
   sources.forEach((s, i) => {
     const label = s.kind === 'table' ? s.access!.describe : s.kind === 'union' ? `Append of ${s.union!.plans.length} queries${s.union!.all.every(x => x) ? '' : ' (duplicates removed)'}` : s.kind === 'series' ? `Function Scan on generate_series` : s.shared ? `CTE Scan on ${s.alias}` : `Subquery Scan on ${s.alias}`
     if (i === 0) explain.push(label)
+    else if (s.lookup) explain.push(`${s.join === 'left' ? 'Left ' : ''}Hash Join with ${s.table!.name} rows looked up by ${s.lookup.index ? `index ${s.lookup.index.name}` : 'primary key'} (${s.table!.columns[s.hash!.col].name} = each outer value; ${label} beyond ${LOOKUP_JOIN_MAX_KEYS} values)`)
     else explain.push(`${s.join === 'left' ? 'Left ' : ''}${s.hash ? 'Hash Join' : 'Nested Loop'} with ${label}`)
   })
   const depthed = explain.map((l, i) => '  '.repeat(i) + (i ? '-> ' : '') + l)
@@ -761,8 +779,35 @@ export async function runSelect(plan: SelectPlan, ex: Exec): Promise<Row[]> {
     return out
   }
   const inputs: Row[][] = []
-  for (const s of plan.sources) inputs.push(await sourceRows(s, ex, false))
+  for (const s of plan.sources) {
+    if (s.lookup && inputs.length > 0) {
+      const rows = await lookupRows(s, inputs[0], ex)
+      if (rows) { inputs.push(rows); continue }
+    }
+    inputs.push(await sourceRows(s, ex, false))
+  }
   return compute(plan, inputs, env)
+}
+
+/** The rows of a lookup-joined table whose join column equals one of the outer values (null: too many values, read it all). */
+async function lookupRows(s: Source, outerRows: Row[], ex: Exec): Promise<Row[] | null> {
+  const seen = new Map<string, unknown>()
+  for (const r of outerRows) {
+    const v = s.hash!.outer(r, ex.env)
+    if (v === null) continue
+    seen.set(hashKey(numKey(v)), v)
+    if (seen.size > LOOKUP_JOIN_MAX_KEYS) return null
+  }
+  if (!seen.size) return []
+  const t = s.table!
+  const unique = !s.lookup!.index && t.pk.length === 1
+  const access: Access = {
+    table: t, kind: unique ? 'get' : 'range', index: s.lookup!.index, eq: [[...seen.values()].map(v => () => v)], lo: null, hi: null,
+    reverse: false, keyCols: s.lookup!.cols, describe: '',
+  }
+  const out: Row[] = []
+  for await (const { row } of accessRows(access, ex)) out.push(row)
+  return out
 }
 
 /** Runs a correlated subquery for one outer row, over the rows prefetched for it. */
