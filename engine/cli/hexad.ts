@@ -33,12 +33,12 @@ Opens (or creates) the cluster in DIR and listens until SIGINT or SIGTERM.
 Options:
   --dir DIR              the cluster's directory (required)
   --pg PORT              PostgreSQL protocol port (0: any free port)
-  --mysql PORT           MySQL protocol port (not built yet: refused with a message)
+  --mysql PORT           MySQL protocol port (0: any free port); prepared statements, mysql_native_password
   --host ADDR            address to listen on (default 127.0.0.1)
   --user NAME:PASSWORD   a user allowed to log in (repeatable); with users, logins need
                          the password (PostgreSQL: SCRAM-SHA-256, MySQL: mysql_native_password).
                          Without any --user, every login is trusted (local development only).
-  --tls-key FILE         PEM private key; with --tls-cert, PostgreSQL clients may use TLS
+  --tls-key FILE         PEM private key; with --tls-cert, PostgreSQL clients may use TLS (MySQL: no TLS)
   --tls-cert FILE        PEM certificate
   --max-connections N    per endpoint (default 100)
   --idle-timeout SEC     close sessions idle this long (default 0: never)
@@ -226,8 +226,7 @@ async function cmdServe(flags: Flags): Promise<number> {
   const dir = dirOf(flags)
   const pgPort = port(flags, 'pg')
   const mysqlPort = port(flags, 'mysql')
-  if (mysqlPort !== undefined) throw new UsageError('--mysql: the MySQL endpoint is not built yet; serve PostgreSQL with --pg PORT')
-  if (pgPort === undefined) throw new UsageError('nothing to serve: give --pg PORT')
+  if (pgPort === undefined && mysqlPort === undefined) throw new UsageError('nothing to serve: give --pg PORT and/or --mysql PORT')
   const host = one(flags, 'host') ?? '127.0.0.1'
   const users = (flags.user ?? []).map(u => {
     const i = u.indexOf(':')
@@ -244,7 +243,7 @@ async function cmdServe(flags: Flags): Promise<number> {
   const common = { host, ...(maxConnections !== undefined ? { maxConnections } : {}), ...(idle !== undefined ? { idleTimeoutMs: idle * 1000 } : {}), log }
   const options: ServeOptions = {}
   if (pgPort !== undefined) options.pg = { port: pgPort, ...common, ...(users.length ? { users, auth: 'scram-sha-256' as const } : { auth: 'trust' as const }), ...(tls ? { tls } : {}) }
-  if (mysqlPort !== undefined) (options as Record<string, unknown>).mysql = { port: mysqlPort, ...common, ...(users.length ? { users } : {}) }
+  if (mysqlPort !== undefined) options.mysql = { port: mysqlPort, ...common, ...(users.length ? { users } : {}) }
   const cluster: Cluster = await openCluster({ dir })
   let endpoints: Endpoints
   try {
@@ -254,7 +253,7 @@ async function cmdServe(flags: Flags): Promise<number> {
     throw err
   }
   const auth = users.length ? `${users.length} user${users.length === 1 ? '' : 's'}, password required` : 'trust (no passwords: local development)'
-  const ep = endpoints as unknown as Record<string, { port: number } | null>
+  const ep = endpoints
   if (ep.pg) process.stdout.write(`hexad: PostgreSQL protocol listening on ${host}:${ep.pg.port} (${auth}${tls ? ', TLS available' : ''}), cluster ${dir}\n`)
   if (ep.mysql) process.stdout.write(`hexad: MySQL protocol listening on ${host}:${ep.mysql.port} (${auth}), cluster ${dir}\n`)
   return new Promise<number>(resolve => {

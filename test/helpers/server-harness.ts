@@ -25,7 +25,7 @@ export async function startServer(options: ServeOptions = { pg: { port: 0 } }): 
   return {
     cluster, endpoints, dir,
     pgPort: endpoints.pg?.port ?? 0,
-    mysqlPort: 0,
+    mysqlPort: endpoints.mysql?.port ?? 0,
     async stop() {
       await endpoints.close()
       await cluster.close()

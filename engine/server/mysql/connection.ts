@@ -52,6 +52,8 @@ const SERVER_CAPS = CLIENT.LONG_PASSWORD | CLIENT.FOUND_ROWS | CLIENT.LONG_FLAG 
 const NATIVE = 'mysql_native_password'
 const FLUSH_BYTES = 64 * 1024
 const DDL = new Set(['create', 'drop', 'alter', 'truncate', 'rename'])
+/** statements the SQL session (or variables.ts) recognises before node-sql-parser sees them */
+const NOT_PARSED = new Set(['begin', 'start', 'commit', 'rollback', 'end', 'abort', 'savepoint', 'release', 'set', 'show', 'use', 'describe', 'desc', 'explain', 'vacuum', 'analyze', 'analyse', 'alter', 'xa', 'do', 'lock', 'unlock', 'flush', 'kill', 'create'])
 const DML = new Set(['select', 'insert', 'update', 'delete', 'replace', 'with', 'values', 'table'])
 
 const sha1 = (...parts: Buffer[]) => { const h = createHash('sha1'); for (const p of parts) h.update(p); return h.digest() }
@@ -301,7 +303,7 @@ export class MysqlConnection implements MysqlSessionState {
           this.#send(errPacket(1045, '28000', `Access denied for user '${this.user}'@'${this.host}' (using password: ${usedPassword ? 'YES' : 'NO'})`))
           return false
         }
-        if (!this.credentials.has(this.user)) { await this.#flush(); return deny(token.length > 0) }
+        if (!this.credentials.has(this.user)) { deny(token.length > 0); await this.#flush(); return false }
         const stage2 = this.credentials.get(this.user)!
         if (stage2) {
           if (plugin && plugin !== NATIVE) {
@@ -483,7 +485,11 @@ export class MysqlConnection implements MysqlSessionState {
       const a = await answer(sql, this) // read-only answers: safe to compute now
       if (a) return a.cols
     }
-    if (!DML.has(word)) return []
+    if (!DML.has(word)) {
+      // other statements run later as they are; what node-sql-parser would parse is checked for syntax now
+      if (!NOT_PARSED.has(word)) { await this.engine.ready(); this.engine.entry(stripStatement(sql), 'mysql') }
+      return []
+    }
     const body = stripStatement(sql).replace(/\s+for\s+(update|share)(\s+nowait)?\s*$/i, '')
     await this.engine.ready()
     const { e } = this.engine.entry(body, 'mysql')
