@@ -17,7 +17,7 @@ function run(file: string, args: string[] = [], env: Record<string, string> = {}
 
 test('every example has a test here', () => {
   const files = fs.readdirSync(examples).filter(f => f.endsWith('.js')).sort()
-  assert.equal(files, ['counter-page.js', 'custom-compute-node.js', 'kv.js', 'main.js', 'sql.js'])
+  assert.equal(files, ['counter-page.js', 'custom-compute-node.js', 'kv.js', 'main.js', 'server.js', 'sql.js'])
 })
 
 test('main: writes, reads, prints VDL and every segment with its AZ, and reopens its directory', () => {
@@ -89,6 +89,15 @@ test('sql: tables, an index range scan, a join with GROUP BY, a rolled-back sess
   assert.match(out, /error -> 23505: duplicate key value violates unique constraint "author_pkey"/)
   assert.match(out, /mysql -> The Dispossessed\n/)
   assert.match(out, /reopened -> The Dispossessed, A Wizard of Earthsea, Solaris\n/)
+  assert.match(out, /closed/)
+})
+
+test('server: PostgreSQL and MySQL endpoints on free ports, pg and mysql2 clients on one table; removes its directory', () => {
+  const out = runCleanly('server.js', 'hexad-example-server-')
+  assert.match(out, /listening -> PostgreSQL on \d+, MySQL on \d+\n/)
+  assert.match(out, /pg -> Earth \(1\), Mars \(2\)\n/)
+  assert.match(out, /mysql -> 3 planets, 98 moons\n/)
+  assert.match(out, /mysql error -> 1146 \(42S02\)\n/)
   assert.match(out, /closed/)
 })
 
