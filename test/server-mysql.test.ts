@@ -279,6 +279,43 @@ test('limits: max connections (1040), idle timeout (4031), malformed and oversiz
   } finally { await t.stop() }
 })
 
+test('raw binary protocol: COM_STMT_SEND_LONG_DATA, parameter types kept when not re-sent, COM_STMT_RESET and CLOSE', async () => {
+  const t = await startServer({ mysql: { port: 0 } })
+  try {
+    const { c } = await RawMysql.connect(t.mysqlPort)
+    const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
+    c.send(0, Buffer.from('\x03CREATE TABLE ld (id INT PRIMARY KEY, body TEXT, bin BLOB)'))
+    assert.is((await c.next())!.payload[0], 0x00)
+    c.send(0, Buffer.from('\x16INSERT INTO ld VALUES (?, ?, ?)'))
+    const prep = (await c.next())!.payload
+    assert.is(prep[0], 0x00)
+    const id = prep.readUInt32LE(1)
+    assert.equal([prep.readUInt16LE(5), prep.readUInt16LE(7)], [0, 3], 'no columns, three parameters')
+    for (let i = 0; i < 4; i++) await c.next() // three parameter definitions and an EOF
+    // parameters 1 and 2 in pieces; no answers to these
+    c.send(0, Buffer.concat([Buffer.from([0x18]), u32(id), Buffer.from([1, 0]), Buffer.from('hello ')]))
+    c.send(0, Buffer.concat([Buffer.from([0x18]), u32(id), Buffer.from([1, 0]), Buffer.from('wörld')]))
+    c.send(0, Buffer.concat([Buffer.from([0x18]), u32(id), Buffer.from([2, 0]), Buffer.from([0, 255])]))
+    // execute: NULL bitmap 0, types LONG, VAR_STRING, BLOB, then only parameter 0's value
+    c.send(0, Buffer.concat([Buffer.from([0x17]), u32(id), Buffer.from([0]), u32(1), Buffer.from([0, 1, 3, 0, 253, 0, 252, 0]), u32(1)]))
+    const ok1 = (await c.next())!.payload
+    assert.equal([ok1[0], ok1[1]], [0x00, 1], 'OK, one row')
+    // again without types (new-params-bound 0): parameter 2 NULL, parameter 1 a length-encoded string
+    c.send(0, Buffer.concat([Buffer.from([0x17]), u32(id), Buffer.from([0]), u32(1), Buffer.from([0b100, 0]), u32(2), Buffer.from([1]), Buffer.from('x')]))
+    assert.equal([...(await c.next())!.payload.subarray(0, 2)], [0x00, 1])
+    c.send(0, Buffer.concat([Buffer.from([0x1a]), u32(id)]))
+    assert.is((await c.next())!.payload[0], 0x00, 'COM_STMT_RESET answers OK')
+    c.send(0, Buffer.concat([Buffer.from([0x19]), u32(id)])) // COM_STMT_CLOSE: no answer
+    c.send(0, Buffer.concat([Buffer.from([0x17]), u32(id), Buffer.from([0]), u32(1)]))
+    assert.is(mysqlError(await c.next())?.errno, 1243, 'a closed statement is unknown')
+    c.end()
+    const m = await mysql.createConnection({ host: '127.0.0.1', port: t.mysqlPort, user: 'u' })
+    const [rows] = await m.query('SELECT id, body, bin FROM ld ORDER BY id') as [Array<Record<string, unknown>>, unknown]
+    assert.equal(rows, [{ id: 1, body: 'hello wörld', bin: Buffer.from([0, 255]) }, { id: 2, body: 'x', bin: null }])
+    await m.end()
+  } finally { await t.stop() }
+})
+
 test('hexad serve --pg 0 --mysql 0: one log line per listener; both protocols see the same tables', async () => {
   const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'engine', 'cli', 'hexad.js')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-cli-mysql-'))
