@@ -10,6 +10,7 @@
  *   scan of all accounts) sums to the same total: never half a transaction.
  * - A scan on a reader is one snapshot: writes made to the range while the
  *   scan is open are not seen by it, and the reader catches up after.
+ * - A snapshot holds one read point across several reads until closed.
  * - Bad input and lifecycle: duplicate name, a 16th reader, bad tier or
  *   cacheBytes, removeReader, use after close: typed errors.
  */
@@ -137,6 +138,26 @@ test('a scan on a reader is one snapshot: writes to the range while it is open a
     await db.put('s/00000', 'newest')
     await settlesWithin(r.caughtUp(), GUARD_MS, 'catching up after an abandoned scan')
     assert.is(await r.getString('s/00000'), 'newest')
+  })
+})
+
+test('a replica snapshot holds one read point across several gets and scans until closed', async () => {
+  await withTempCluster('replica-snap', {}, async cluster => {
+    const db = cluster.writer
+    await db.batch([{ type: 'put', key: 'a', value: '1' }, { type: 'put', key: 'b', value: '1' }])
+    const r = cluster.addReader({ name: 'snap' })
+    await r.caughtUp()
+    const snap = await r.snapshot()
+    assert.is(utf8((await snap.get('a'))!), '1')
+    await db.batch([{ type: 'put', key: 'a', value: '2' }, { type: 'put', key: 'b', value: '2' }, { type: 'put', key: 'c', value: '2' }])
+    await new Promise(res => setTimeout(res, 50)) // the redo reaches the replica meanwhile
+    assert.is(utf8((await snap.get('b'))!), '1', 'a later read of the snapshot sees the same state')
+    assert.equal((await collect(snap.scan())).map(([k, v]) => `${utf8(k)}=${utf8(v)}`), ['a=1', 'b=1'])
+    assert.ok((await r.stats()).queuedMtrs > 0, 'the replica holds the redo back while the snapshot is open')
+    snap.close()
+    await settlesWithin(r.caughtUp(), GUARD_MS, 'catching up after the snapshot closed')
+    assert.is(await r.getString('b'), '2')
+    try { await snap.get('a'); assert.unreachable() } catch (err) { assert.is(codeOf(err), 'HEXAD_CLOSED') }
   })
 })
 

@@ -28,8 +28,11 @@ export interface ReaderWorkerStats {
 export type ReaderRequest =
   | { t: 'mtr'; mtr: DurableMtr }
   | { t: 'page'; id: number; image?: Uint8Array; message?: string; code?: string }
-  | { t: 'get'; id: number; ks: string; key: Uint8Array }
-  | { t: 'scan-open'; id: number; ks: string; bounds: WireBounds; limit?: number }
+  | { t: 'get'; id: number; ks: string; key: Uint8Array; snap?: number }
+  | { t: 'scan-open'; id: number; ks: string; bounds: WireBounds; limit?: number; snap?: number }
+  /** holds one read point for several reads until snap-close */
+  | { t: 'snap-open'; id: number }
+  | { t: 'snap-close'; id: number }
   | { t: 'scan-next'; id: number }
   | { t: 'scan-close'; id: number }
   | { t: 'stats'; id: number }
@@ -45,3 +48,4 @@ export type ReaderReply =
   | { t: 'stats'; id: number; stats: ReaderWorkerStats }
   | { t: 'error'; id: number; message: string; code?: string }
   | { t: 'dump'; id: number; applied: number; pages: Array<[number, Uint8Array]> }
+  | { t: 'snap'; id: number; at: number }

@@ -39,7 +39,9 @@ let lagLast = 0
 let mtrsApplied = 0
 let reportTimer: NodeJS.Timeout | null = null
 const roots = new Map<string, number>()
-const scans = new Map<number, AsyncGenerator<Entry>>()
+const scans = new Map<number, { gen: AsyncGenerator<Entry>; inSnap: boolean }>()
+/** open snapshots: each holds the read gate until closed */
+const snaps = new Set<number>()
 
 const cache = new BufferCache({
   readPage: (pageId: number) => new Promise<Uint8Array>((resolve, reject) => {
@@ -104,7 +106,7 @@ async function rootOf(ks: string): Promise<number | undefined> {
   return root
 }
 
-async function nextBatch(id: number, gen: AsyncGenerator<Entry>): Promise<void> {
+async function nextBatch(id: number, gen: AsyncGenerator<Entry>, inSnap: boolean): Promise<void> {
   const entries: Array<[Uint8Array, Uint8Array]> = []
   let done = false
   try {
@@ -115,10 +117,10 @@ async function nextBatch(id: number, gen: AsyncGenerator<Entry>): Promise<void> 
     }
   } catch (err) {
     scans.delete(id)
-    endRead()
+    if (!inSnap) endRead()
     return post({ t: 'error', id, message: (err as Error).message, code: (err as { code?: string }).code })
   }
-  if (done) { scans.delete(id); endRead() }
+  if (done) { scans.delete(id); if (!inSnap) endRead() }
   post({ t: 'batch', id, entries, done, at: applied })
 }
 
@@ -138,7 +140,9 @@ port.on('message', (m: ReaderRequest) => {
     }
     case 'get':
       void (async () => {
-        await beginRead()
+        const inSnap = m.snap !== undefined
+        if (inSnap && !snaps.has(m.snap!)) return post({ t: 'error', id: m.id, message: 'the snapshot is closed', code: 'HEXAD_CLOSED' })
+        if (!inSnap) await beginRead()
         try {
           const root = await rootOf(m.ks)
           const value = root === undefined ? undefined : await new BTree(root).get(pa, m.key)
@@ -146,37 +150,50 @@ port.on('message', (m: ReaderRequest) => {
         } catch (err) {
           post({ t: 'error', id: m.id, message: (err as Error).message, code: (err as { code?: string }).code })
         } finally {
-          endRead()
+          if (!inSnap) endRead()
         }
       })()
       return
     case 'scan-open':
       void (async () => {
-        await beginRead()
+        const inSnap = m.snap !== undefined
+        if (inSnap && !snaps.has(m.snap!)) return post({ t: 'error', id: m.id, message: 'the snapshot is closed', code: 'HEXAD_CLOSED' })
+        if (!inSnap) await beginRead()
         let gen: AsyncGenerator<Entry>
         try {
           const root = await rootOf(m.ks)
           gen = root === undefined ? (async function* () {})() : new BTree(root).range(pa, { ...m.bounds, limit: m.limit })
         } catch (err) {
-          endRead()
+          if (!inSnap) endRead()
           return post({ t: 'error', id: m.id, message: (err as Error).message, code: (err as { code?: string }).code })
         }
-        scans.set(m.id, gen)
-        await nextBatch(m.id, gen)
+        scans.set(m.id, { gen, inSnap })
+        await nextBatch(m.id, gen, inSnap)
       })()
       return
     case 'scan-next': {
-      const gen = scans.get(m.id)
-      if (!gen) return post({ t: 'batch', id: m.id, entries: [], done: true, at: applied })
-      void nextBatch(m.id, gen)
+      const sc = scans.get(m.id)
+      if (!sc) return post({ t: 'batch', id: m.id, entries: [], done: true, at: applied })
+      void nextBatch(m.id, sc.gen, sc.inSnap)
       return
     }
     case 'scan-close': {
-      const gen = scans.get(m.id)
-      if (!gen) return
+      const sc = scans.get(m.id)
+      if (!sc) return
       scans.delete(m.id)
-      void gen.return(undefined)
-      endRead()
+      void sc.gen.return(undefined)
+      if (!sc.inSnap) endRead()
+      return
+    }
+    case 'snap-open':
+      void (async () => {
+        await beginRead()
+        snaps.add(m.id)
+        post({ t: 'snap', id: m.id, at: applied })
+      })()
+      return
+    case 'snap-close': {
+      if (snaps.delete(m.id)) endRead()
       return
     }
     case 'dump':

@@ -77,11 +77,28 @@ export class Reader {
   async getString(key: Key): Promise<string | undefined> { const v = await this.get(key); return v && dec.decode(v) }
   scan(options: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> { return this._scan(DEFAULT_KEYSPACE, options) }
 
+  /**
+   * One read point for several reads (a read-only transaction): until
+   * `close()`, every read through the snapshot sees the same state, and the
+   * replica holds back redo (close it promptly).
+   */
+  async snapshot(): Promise<ReaderSnapshot> {
+    this.#check()
+    const r = await this.#request({ t: 'snap-open', id: 0 })
+    if (r.t !== 'snap') throw new HexadError('HEXAD_IO', `read replica ${this.name}: unexpected reply ${r.t}`)
+    return new ReaderSnapshot(this, r.id, r.at)
+  }
+
   /** @internal */
-  async _get(ks: string, key: Key): Promise<Uint8Array | undefined> {
+  _closeSnapshot(id: number): void {
+    if (!this.#closed) this.#worker.postMessage({ t: 'snap-close', id } satisfies ReaderRequest)
+  }
+
+  /** @internal */
+  async _get(ks: string, key: Key, snap?: number): Promise<Uint8Array | undefined> {
     this.#check()
     const k = checkKey(toBytes(key, 'key'), this.#vol.pageSize)
-    const r = await this.#request({ t: 'get', id: 0, ks, key: k })
+    const r = await this.#request({ t: 'get', id: 0, ks, key: k, snap })
     return r.t === 'value' ? r.value ?? undefined : undefined
   }
 
@@ -90,11 +107,11 @@ export class Reader {
    * replica holds back redo until the scan ends (or the loop breaks), so a
    * scan left open delays this replica.
    */
-  async *_scan(ks: string, options: ScanOptions): AsyncGenerator<[Uint8Array, Uint8Array]> {
+  async *_scan(ks: string, options: ScanOptions, snap?: number): AsyncGenerator<[Uint8Array, Uint8Array]> {
     this.#check()
     const { b, limit } = scanBounds(options)
     if (limit === 0) return
-    const first = await this.#request({ t: 'scan-open', id: 0, ks, bounds: b, limit: limit === Infinity ? undefined : limit })
+    const first = await this.#request({ t: 'scan-open', id: 0, ks, bounds: b, limit: limit === Infinity ? undefined : limit, snap })
     let batch = first
     const id = (first as { id: number }).id
     let done = false
@@ -212,6 +229,34 @@ export class Reader {
   #check(): void {
     if (this.#closed) throw this.#closed
   }
+}
+
+/** Several reads at one read point of a replica; see Reader.snapshot(). */
+export class ReaderSnapshot {
+  readonly #r: Reader
+  readonly #id: number
+  /** the LSN every read of this snapshot sees */
+  readonly at: number
+  #closed = false
+  /** @internal */
+  constructor(r: Reader, id: number, at: number) { this.#r = r; this.#id = id; this.at = at }
+  get(key: Key) { return this.keyspace(DEFAULT_KEYSPACE).get(key) }
+  scan(options: ScanOptions = {}) { return this.keyspace(DEFAULT_KEYSPACE).scan(options) }
+  keyspace(name: string) {
+    checkKeyspaceName(name)
+    const check = () => { if (this.#closed) throw new HexadError('HEXAD_CLOSED', 'the replica snapshot is closed') }
+    return {
+      get: async (key: Key) => { check(); return this.#r._get(name, key, this.#id) },
+      scan: (options: ScanOptions = {}) => { check(); return this.#r._scan(name, options, this.#id) },
+    }
+  }
+  /** Releases the read point: the replica applies redo again. */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#r._closeSnapshot(this.#id)
+  }
+  [Symbol.dispose](): void { this.close() }
 }
 
 /** A replica's view of one keyspace. */
