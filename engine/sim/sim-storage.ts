@@ -37,6 +37,8 @@ export class SimStorage extends EventEmitter {
   readonly clocks: Array<NodeClock | null> = new Array(SEGMENTS).fill(null)
   readonly #clientPorts: Array<Set<SimPort>> = Array.from({ length: SEGMENTS }, () => new Set())
   readonly #peerPorts: Array<Map<number, SimPort>> = Array.from({ length: SEGMENTS }, () => new Map())
+  /** AZ of each slot beyond the first six (membership changes) */
+  readonly #az = new Map<number, number>()
   readonly #clock: SimClock
   readonly #disk: SimDisk
   readonly #net: SimNetwork
@@ -61,7 +63,8 @@ export class SimStorage extends EventEmitter {
   start(id: number): boolean {
     if (this.nodes[id]) return true
     const clock = new NodeClock(this.#clock, `s${id}`, (_n, err) => this.#failed(id, err))
-    const cfg: SegmentConfig = { id, az: azOf(id), dir: this.segDir(id), ...this.options }
+    const { extraSlots: _extra, ...o } = this.options
+    const cfg: SegmentConfig = { id, az: this.#az.get(id) ?? azOf(id), dir: this.segDir(id), ...o }
     let node: SegmentNode
     try {
       node = openSegmentNode(cfg, { disk: this.#disk, clock, onCorrupt: (s, r) => this.#hooks.onCorrupt(s, r) })
@@ -73,7 +76,7 @@ export class SimStorage extends EventEmitter {
     this.starts++
     this.nodes[id] = node
     this.clocks[id] = clock
-    for (let peer = 0; peer < SEGMENTS; peer++) {
+    for (let peer = 0; peer < this.nodes.length; peer++) {
       const other = this.nodes[peer]
       if (peer === id || !other) continue
       const [mine, theirs] = SimPort.pair(this.#net, `s${id}`, clock, `s${peer}`, this.clocks[peer]!)
@@ -116,6 +119,13 @@ export class SimStorage extends EventEmitter {
     this.crash(id)
   }
 
+  /** A new, empty segment in a new slot (a membership change's replacement). */
+  addSegment(id: number, az: number): void {
+    this.#az.set(id, az)
+    while (this.nodes.length <= id) { this.nodes.push(null); this.clocks.push(null); this.#clientPorts.push(new Set()); this.#peerPorts.push(new Map()) }
+    this.start(id)
+  }
+
   /** A new channel from writer `writer` (whose clock is `clock`) to segment `id`. */
   connect(id: number, writer: string, clock: NodeClock): ClientPort | null {
     const node = this.nodes[id]
@@ -140,6 +150,7 @@ export class SimStorage extends EventEmitter {
       restartWorker: async id => { s.start(id) },
       stopAZ: async az => { s.crash(az * 2); s.crash(az * 2 + 1) },
       restartAZ: async az => { s.start(az * 2); s.start(az * 2 + 1) },
+      addSegment: async (id, az) => s.addSegment(id, az),
     }
   }
 }

@@ -28,9 +28,11 @@ export interface SegmentConfig {
 
 // ---- writer -> segment
 export type ClientRequest =
-  | { t: 'hello'; id: number; epoch: number; truncations: Truncation[] }
-  | { t: 'recover'; id: number; epoch: number; truncations: Truncation[] }
-  | { t: 'truncate'; id: number; epoch: number; truncations: Truncation[] }
+  | { t: 'hello'; id: number; epoch: number; truncations: Truncation[]; members?: number[] }
+  | { t: 'recover'; id: number; epoch: number; truncations: Truncation[]; members?: number[] }
+  | { t: 'truncate'; id: number; epoch: number; truncations: Truncation[]; members?: number[] }
+  /** the segments of the PGs' quorum sets (all sets during a change): only their SCLs gate checkpoints */
+  | { t: 'members'; epoch: number; members: number[] }
   | { t: 'frame'; seq: number; epoch: number; frame: Uint8Array; /** the writer's read horizon, when it moved */ horizon?: number }
   | { t: 'horizon'; epoch: number; lsn: number }
   | { t: 'read'; id: number; epoch: number; pageId: number; at: number; need: number }

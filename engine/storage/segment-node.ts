@@ -72,6 +72,8 @@ export class SegmentNode {
   readonly peers = new Map<number, PortLike>()
   readonly peerScl = new Map<number, Map<number, number>>()
   readonly peerBase = new Map<number, Map<number, number>>()
+  /** the segments of the quorum sets, as the writer last said (the first six until it says otherwise) */
+  members = new Set<number>([0, 1, 2, 3, 4, 5])
   /**
    * Rebuilds in progress, per PG: the peer copying to us, its fold base (the
    * LSN of every image it sends), the last page received, when we asked.
@@ -257,10 +259,14 @@ export class SegmentNode {
         const ab = r.buffer.byteLength === r.byteLength && r.byteOffset === 0 && !(r.buffer instanceof SharedArrayBuffer) ? r.buffer as ArrayBuffer : new Uint8Array(r).buffer
         return reply({ t: 'page', id: m.id, image: new Uint8Array(ab) }, [ab])
       }
+      case 'members':
+        if (m.epoch === this.epoch) this.members = new Set(m.members)
+        return
       case 'hello':
       case 'recover':
       case 'truncate': {
         if (m.epoch < this.epoch) return reply({ t: 'fenced', id: m.id, epoch: this.epoch })
+        if (m.members) this.members = new Set(m.members)
         // Everything appended so far is made durable and acked first, so that a
         // recovery report includes every record any writer was told is durable here.
         if (this.#flushScheduled) this.#flush()
@@ -504,11 +510,13 @@ export class SegmentNode {
   #checkpoint(): void {
     if (this.#closed || this.log.files.length < 2) return
     if (this.log.liveBytes < this.cfg.checkpointLogBytes) return
-    if (this.peerScl.size < 5) return // every peer must have spoken at least once
+    // Every other member must have spoken at least once: a record one of them still lacks is never folded away.
+    const others = [...this.members].filter(id => id !== this.cfg.id)
+    if (others.some(id => !this.peerScl.has(id))) return
     const foldTo = new Map<number, number>()
     for (const st of this.pgs.values()) {
       let c = Math.min(st.sclSynced, this.vdlKnown, this.horizon)
-      for (const m of this.peerScl.values()) c = Math.min(c, m.get(st.pg) ?? 0)
+      for (const id of others) c = Math.min(c, this.peerScl.get(id)!.get(st.pg) ?? 0)
       foldTo.set(st.pg, c)
     }
     const victims = this.log.files.slice(0, -1).filter(f => {

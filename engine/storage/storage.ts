@@ -20,6 +20,8 @@ import type { ClientReply, ClientRequest, SegmentConfig } from './protocol.js'
 export const SEGMENTS = 6
 export const AZS = 3
 export const azOf = (segment: number) => Math.floor(segment / 2)
+/** Worker slots a volume may use over its life: the first six, then replacements (membership changes). */
+export const SLOTS_MAX = 16
 
 export interface StorageOptions {
   pageSize: number
@@ -30,6 +32,8 @@ export interface StorageOptions {
   gossipIntervalMs: number
   pageCacheBytes: number
   scrubBytesPerSecond: number
+  /** slots beyond the first six that the volume's membership uses, as [id, az] */
+  extraSlots?: Array<[number, number]>
 }
 
 /** The writer's end of a channel to one segment (a MessagePort, or the simulator's port). */
@@ -56,10 +60,13 @@ export interface StorageLike {
   restartWorker(id: number): Promise<void>
   stopAZ(az: number): Promise<void>
   restartAZ(az: number): Promise<void>
+  /** Starts a new, empty segment in slot `id` of AZ `az` (a membership change's replacement). */
+  addSegment(id: number, az: number): Promise<void>
 }
 
 interface Slot {
   id: number
+  az: number
   worker: Worker | null
   up: boolean
   /** set while a planned stop or close is in progress, so the exit is not reported as a crash */
@@ -83,7 +90,8 @@ export class Storage extends EventEmitter implements StorageLike {
     this.setMaxListeners(100)
     this.dir = dir
     this.options = options
-    this.slots = Array.from({ length: SEGMENTS }, (_, id) => ({ id, worker: null, up: false, stopping: false, crashes: 0 }))
+    this.slots = Array.from({ length: SEGMENTS }, (_, id) => ({ id, az: azOf(id), worker: null, up: false, stopping: false, crashes: 0 }))
+    for (const [id, az] of options.extraSlots ?? []) if (id >= SEGMENTS && id < SLOTS_MAX) this.slots[id] = { id, az, worker: null, up: false, stopping: false, crashes: 0 }
   }
 
   /** Gets the running storage for `dir`, starting its workers on first use. */
@@ -96,17 +104,17 @@ export class Storage extends EventEmitter implements StorageLike {
       registry.set(key, s)
       try {
         takeLock(key)
-        await Promise.all(s.slots.map(slot => s!.#start(slot)))
+        await Promise.all(s.#live().map(slot => s!.#start(slot)))
       } catch (err) {
         registry.delete(key)
         await s.#shutdown().catch(() => {})
         throw err
       }
-      const up = s.slots.filter(x => x.up).length
+      const up = s.#live().filter(x => x.up).length
       if (up < 3) {
         registry.delete(key)
         await s.#shutdown()
-        const why = s.slots.filter(x => !x.up).map(x => `segment ${x.id}: ${x.lastError}`).join('; ')
+        const why = s.#live().filter(x => !x.up).map(x => `segment ${x.id}: ${x.lastError}`).join('; ')
         throw new HexadError('HEXAD_QUORUM_LOST', `only ${up} of 6 segment workers started in ${key} (3 are needed to recover): ${why}`)
       }
     }
@@ -117,13 +125,23 @@ export class Storage extends EventEmitter implements StorageLike {
   /** A new client port to segment `id`, or null when it is down. */
   connect(id: number): MessagePort | null {
     const slot = this.slots[id]
-    if (!slot.up || !slot.worker) return null
+    if (!slot || !slot.up || !slot.worker) return null
     const { port1, port2 } = new MessageChannel()
     slot.worker.postMessage({ t: 'client', port: port2 }, [port2])
     return port1
   }
 
-  isUp(id: number): boolean { return this.slots[id].up }
+  isUp(id: number): boolean { return this.slots[id]?.up ?? false }
+
+  async addSegment(id: number, az: number): Promise<void> {
+    if (!Number.isInteger(id) || id < SEGMENTS || id >= SLOTS_MAX) throw new HexadError('HEXAD_BAD_INPUT', `a new segment's slot must be an integer ${SEGMENTS}..${SLOTS_MAX - 1}, got ${String(id)}`)
+    this.#az(az)
+    if (!this.slots[id]) this.slots[id] = { id, az, worker: null, up: false, stopping: false, crashes: 0 }
+    await this.restartWorker(id)
+  }
+
+  /** Slots that exist (the first six and any replacement added). */
+  #live(): Slot[] { return this.slots.filter(Boolean) }
 
   async stopWorker(id: number): Promise<void> {
     const slot = this.#slot(id)
@@ -132,7 +150,7 @@ export class Storage extends EventEmitter implements StorageLike {
     const w = slot.worker
     slot.worker = null
     slot.up = false
-    for (const other of this.slots) other.worker?.postMessage({ t: 'peer-gone', peer: id })
+    for (const other of this.#live()) other.worker?.postMessage({ t: 'peer-gone', peer: id })
     this.emit('down', id, 'stopped')
     await w.terminate()
     slot.stopping = false
@@ -147,12 +165,12 @@ export class Storage extends EventEmitter implements StorageLike {
 
   async stopAZ(az: number): Promise<void> {
     this.#az(az)
-    await Promise.all([az * 2, az * 2 + 1].map(id => this.stopWorker(id)))
+    await Promise.all(this.#live().filter(s => s.az === az).map(s => this.stopWorker(s.id)))
   }
 
   async restartAZ(az: number): Promise<void> {
     this.#az(az)
-    await Promise.all([az * 2, az * 2 + 1].map(id => this.restartWorker(id)))
+    await Promise.all(this.#live().filter(s => s.az === az).map(s => this.restartWorker(s.id)))
   }
 
   async release(): Promise<void> {
@@ -163,7 +181,7 @@ export class Storage extends EventEmitter implements StorageLike {
   }
 
   #slot(id: number): Slot {
-    if (!Number.isInteger(id) || id < 0 || id >= SEGMENTS) throw new HexadError('HEXAD_BAD_INPUT', `segment id must be an integer 0..5, got ${String(id)}`)
+    if (!Number.isInteger(id) || id < 0 || id >= SLOTS_MAX || !this.slots[id]) throw new HexadError('HEXAD_BAD_INPUT', `segment id must be an integer 0..5 (or a replacement's slot), got ${String(id)}`)
     return this.slots[id]
   }
 
@@ -173,8 +191,10 @@ export class Storage extends EventEmitter implements StorageLike {
 
   async #start(slot: Slot): Promise<void> {
     const cfg: SegmentConfig = {
-      id: slot.id, az: azOf(slot.id), dir: path.join(this.dir, `segment-${slot.id}`),
-      ...this.options,
+      id: slot.id, az: slot.az, dir: path.join(this.dir, `segment-${slot.id}`),
+      pageSize: this.options.pageSize, pagesPerGroup: this.options.pagesPerGroup, logFileBytes: this.options.logFileBytes,
+      coalesceThreshold: this.options.coalesceThreshold, checkpointLogBytes: this.options.checkpointLogBytes,
+      gossipIntervalMs: this.options.gossipIntervalMs, pageCacheBytes: this.options.pageCacheBytes, scrubBytesPerSecond: this.options.scrubBytesPerSecond,
     }
     const worker = new Worker(new URL('./segment-worker.js', import.meta.url), { workerData: cfg })
     slot.worker = worker
@@ -199,12 +219,12 @@ export class Storage extends EventEmitter implements StorageLike {
       slot.worker = null
       slot.up = false
       slot.crashes++
-      for (const other of this.slots) other.worker?.postMessage({ t: 'peer-gone', peer: slot.id })
+      for (const other of this.#live()) other.worker?.postMessage({ t: 'peer-gone', peer: slot.id })
       this.emit('down', slot.id, slot.lastError ?? 'exited')
     })
     slot.up = true
     // Gossip: one direct channel to each running peer.
-    for (const peer of this.slots) {
+    for (const peer of this.#live()) {
       if (peer === slot || !peer.worker || !peer.up) continue
       const { port1, port2 } = new MessageChannel()
       worker.postMessage({ t: 'peer', peer: peer.id, port: port1 }, [port1])
@@ -214,7 +234,7 @@ export class Storage extends EventEmitter implements StorageLike {
   }
 
   async #shutdown(): Promise<void> {
-    await Promise.all(this.slots.map(async slot => {
+    await Promise.all(this.#live().map(async slot => {
       const w = slot.worker
       if (!w) return
       slot.stopping = true

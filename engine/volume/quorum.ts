@@ -4,7 +4,10 @@
  *
  * A record of PG g is durable once 4 of g's 6 segments have an SCL at or
  * above it (a segment's SCL covers every record of g up to it, so an SCL is
- * an ack of the whole prefix). LSNs are dense (every LSN is exactly one
+ * an ack of the whole prefix). During a membership change (SIGMOD'18) there
+ * are two quorum sets, the old and the new, and a record is durable only
+ * when it reaches the write quorum of both; a set may also be a degraded
+ * 3-of-4 set (an AZ lost for long). LSNs are dense (every LSN is exactly one
  * record, except truncated ranges, which are never allocated), so
  *   VCL = (lowest LSN not yet durable) - 1, or the last allocated LSN,
  *   VDL = the highest CPL at or below VCL.
@@ -15,6 +18,13 @@ import { plantedBugs } from '../storage/planted-bugs.js'
 
 export const WRITE_QUORUM = 4
 export const SEGMENTS = 6
+/** slot ids a membership may use (the first six and replacements) */
+export const SLOTS_MAX = 16
+
+/** A quorum set: its members (slot ids), how many acks a write needs, how many reports a recovery needs. */
+export interface QuorumSet { members: number[]; write: number; read: number }
+
+export const DEFAULT_SETS: QuorumSet[] = [{ members: [0, 1, 2, 3, 4, 5], write: WRITE_QUORUM, read: 3 }]
 
 class Fifo<T> {
   items: T[] = []
@@ -32,7 +42,9 @@ class Fifo<T> {
 
 export class QuorumTracker {
   /** scl[segment][pg] as last reported */
-  readonly scl: Array<Map<number, number>> = Array.from({ length: SEGMENTS }, () => new Map())
+  readonly scl: Array<Map<number, number>> = Array.from({ length: SLOTS_MAX }, () => new Map())
+  /** the quorum sets a write must satisfy (one, or two during a membership change) */
+  sets: QuorumSet[] = DEFAULT_SETS
   readonly durable = new Map<number, number>()
   readonly #outstanding = new Map<number, Fifo<number>>()
   readonly #cpls = new Fifo<number>()
@@ -77,11 +89,30 @@ export class QuorumTracker {
     return this.scl[segment].get(pg) ?? 0
   }
 
-  #quorumScl(pg: number): number {
+  /** Changes the quorum sets; what was durable stays durable (it met the sets of its time). */
+  setSets(sets: QuorumSet[]): void {
+    this.sets = sets
+    let changed = false
+    for (const pg of this.#outstanding.keys()) {
+      const d = this.#quorumScl(pg)
+      if (d > (this.durable.get(pg) ?? -1)) { this.durable.set(pg, d); changed = true }
+    }
+    if (changed) this.#advance()
+  }
+
+  /** The highest LSN of `pg` that `set` alone holds at its write quorum. */
+  setScl(set: QuorumSet, pg: number): number {
     const v: number[] = []
-    for (let s = 0; s < SEGMENTS; s++) v.push(this.scl[s].get(pg) ?? 0)
+    for (const s of set.members) v.push(this.scl[s].get(pg) ?? 0)
     v.sort((a, b) => b - a)
-    return v[(plantedBugs.ackAt3of6 ? 3 : WRITE_QUORUM) - 1]
+    const w = plantedBugs.ackAt3of6 && set.write === WRITE_QUORUM ? 3 : set.write
+    return v[w - 1] ?? 0
+  }
+
+  #quorumScl(pg: number): number {
+    let d = Infinity
+    for (const set of this.sets) d = Math.min(d, this.setScl(set, pg))
+    return d
   }
 
   #advance(): boolean {

@@ -29,7 +29,7 @@ import type { ClientReply, ClientRequest, RecoverReport, SegmentStats, SclList, 
 import { realClock, type Clock, type TimerHandle } from '../storage/clock.js'
 import { realDisk, writeFileDurable, type Disk } from '../storage/disk.js'
 import { azOf, SEGMENTS, Storage, type ClientPort, type StorageLike, type StorageOptions } from '../storage/storage.js'
-import { QuorumTracker } from './quorum.js'
+import { DEFAULT_SETS, QuorumTracker, SLOTS_MAX, type QuorumSet } from './quorum.js'
 import { computeRecovery } from './recovery.js'
 
 export interface VolumeOptions {
@@ -67,6 +67,8 @@ export interface VolumeOptions {
   segmentCacheBytes?: number
   /** bytes per second each segment re-reads and verifies in the background (scrub; default 4 MiB/s) */
   scrubBytesPerSecond?: number
+  /** a member segment down this long is replaced by a new one in its AZ (membership change; default: never) */
+  replaceAfterMs?: number
 }
 
 export interface PageWrite {
@@ -83,6 +85,8 @@ export interface SegmentView {
   id: number
   az: number
   up: boolean
+  /** in a quorum set (a replaced segment is not; during a change both the old and the new are) */
+  member: boolean
   /** volume-level SCL: every record of every PG at or below it is on this segment */
   scl: number
   /** SCL per protection group, as [pg, scl] */
@@ -117,7 +121,15 @@ export interface ReadPoint {
   [Symbol.dispose](): void
 }
 
-interface VolumeMeta { pageSize: number; pagesPerGroup: number; epoch: number; truncations: Truncation[] }
+interface VolumeMeta {
+  pageSize: number; pagesPerGroup: number; epoch: number; truncations: Truncation[]
+  /** the quorum sets (two during a membership change); absent: the first six, 4/6 */
+  sets?: QuorumSet[]
+  /** slots beyond the first six, as [id, az] */
+  slots?: Array<[number, number]>
+  /** the slots an AZ had when the volume moved to 3/4 without it, as [az, slots] */
+  degraded?: Array<[number, number[]]>
+}
 
 interface Shipment { seq: number; frame: Uint8Array; lastLsn: number; sentAt: number }
 interface CommitWaiter { cpl: number; bytes: number; resolve: (r: WriteResult) => void; reject: (e: Error) => void; deadline: number; settled: boolean }
@@ -134,7 +146,7 @@ const DEFAULTS = {
   inflightBytesMax: 64 << 20, shipmentsInflightMax: 4, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
-  scrubBytesPerSecond: 4 << 20,
+  scrubBytesPerSecond: 4 << 20, replaceAfterMs: 0,
 }
 type Resolved = typeof DEFAULTS
 
@@ -188,6 +200,7 @@ export async function openVolumeOn(options: VolumeOptions, env: VolumeEnv): Prom
     pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, logFileBytes: o.logFileBytes,
     coalesceThreshold: o.coalesceThreshold, checkpointLogBytes: o.checkpointLogBytes,
     gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: o.segmentCacheBytes, scrubBytesPerSecond: o.scrubBytesPerSecond,
+    extraSlots: meta?.slots ?? [],
   }
   const storage = await env.acquire(dir, storageOptions)
   try {
@@ -232,8 +245,8 @@ export class Volume {
   readonly #storage: StorageLike
   readonly #disk: Disk
   readonly #clock: Clock
-  readonly #ports: Array<ClientPort | null> = new Array(SEGMENTS).fill(null)
-  readonly #ready: boolean[] = new Array(SEGMENTS).fill(false)
+  readonly #ports: Array<ClientPort | null> = new Array(SLOTS_MAX).fill(null)
+  readonly #ready: boolean[] = new Array(SLOTS_MAX).fill(false)
   #quorum = new QuorumTracker(0)
   #nextLsn = 1
   /** LAL counts from max(VDL, this): the end of the truncation this handle's recovery made */
@@ -246,9 +259,9 @@ export class Volume {
   #pumpQueued = false
   readonly #shipments: Shipment[] = []
   #shipSeq = 0
-  readonly #sentBytes: Array<Map<number, number>> = Array.from({ length: SEGMENTS }, () => new Map())
-  readonly #lagBytes: number[] = new Array(SEGMENTS).fill(0)
-  readonly #ackedBytes: number[] = new Array(SEGMENTS).fill(0)
+  readonly #sentBytes: Array<Map<number, number>> = Array.from({ length: SLOTS_MAX }, () => new Map())
+  readonly #lagBytes: number[] = new Array(SLOTS_MAX).fill(0)
+  readonly #ackedBytes: number[] = new Array(SLOTS_MAX).fill(0)
   #inflightBytes = 0
   readonly #commits: CommitWaiter[] = []
   #commitHead = 0
@@ -256,10 +269,10 @@ export class Volume {
   #durableWaiters: Array<{ lsn: number; resolve: () => void; reject: (e: Error) => void }> = []
   readonly #reads = new Map<number, ReadReq>()
   readonly #readWaiters = new Set<ReadReq>()
-  readonly #latency: number[] = new Array(SEGMENTS).fill(0)
+  readonly #latency: number[] = new Array(SLOTS_MAX).fill(0)
   /** reads sent to each segment and not yet answered: a queue makes a fast segment slow */
-  readonly #readsOut: number[] = new Array(SEGMENTS).fill(0)
-  readonly #readErrors: number[] = new Array(SEGMENTS).fill(0)
+  readonly #readsOut: number[] = new Array(SLOTS_MAX).fill(0)
+  readonly #readErrors: number[] = new Array(SLOTS_MAX).fill(0)
   readonly #pins = new Map<number, number>()
   #pinSeq = 0
   #retainedFrom = 0
@@ -271,8 +284,12 @@ export class Volume {
   #closing: Promise<void> | null = null
   #groups = 0
   #counters = { writes: 0, reads: 0, readsReissued: 0, framesShipped: 0, bytesShipped: 0 }
-  readonly #onUp = (id: number) => { void this.#connect(id) }
-  readonly #onDown = (id: number) => this.#disconnect(id)
+  readonly #onUp = (id: number) => {
+    const t = this.#replaceTimers.get(id)
+    if (t) { this.#clock.clearTimeout(t); this.#replaceTimers.delete(id) }
+    if (this.#slots().includes(id)) void this.#connect(id)
+  }
+  readonly #onDown = (id: number) => { this.#disconnect(id); this.#armReplace(id) }
 
   /** @internal use openVolume */
   constructor(dir: string, metaPath: string, o: Resolved, meta: VolumeMeta, storage: StorageLike, env: { disk: Disk; clock: Clock } = { disk: realDisk, clock: realClock }) {
@@ -300,29 +317,32 @@ export class Volume {
   async _recover(): Promise<void> {
     const epoch = this.#meta.epoch
     const replies: Array<{ id: number; report: RecoverReport }> = []
-    await Promise.all(Array.from({ length: SEGMENTS }, async (_, id) => {
+    this.#quorum.sets = this.#sets()
+    await Promise.all(this.#slots().map(async id => {
       const port = this.#storage.connect(id)
       if (!port) return
       this.#attach(id, port)
-      const r = await this.#request(id, { t: 'recover', id: 0, epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
+      const r = await this.#request(id, { t: 'recover', id: 0, epoch, truncations: this.#meta.truncations, members: this.#slots() }, this.#o.readTimeoutMs)
       if (r?.t === 'recover-ok') replies.push({ id, report: r.report })
       else if (r?.t === 'fenced') throw new HexadError('HEXAD_FENCED', `segment ${id} is already at epoch ${r.epoch}, newer than this open's ${epoch}: another handle opened ${this.dir} meanwhile`)
     }))
-    if (replies.length < 3) throw new HexadError('HEXAD_QUORUM_LOST', `recovery needs 3 of 6 segments, ${replies.length} answered in ${this.dir}`)
+    // A read quorum of either set intersects every write quorum (writes needed both sets during a change).
+    if (!this.#readQuorum(replies.map(r => r.id))) throw new HexadError('HEXAD_QUORUM_LOST', `recovery needs 3 of 6 segments (${this.#describeSets()}), ${replies.length} answered in ${this.dir}`)
     const rec = computeRecovery(replies.map(r => r.report), this.#meta.truncations, this.#o.lalLsns)
     if (rec.truncation) {
       this.#meta.truncations.push(rec.truncation)
       writeMeta(this.#disk, this.#metaPath, this.#meta)
     }
     const truncated = await Promise.all(replies.map(async ({ id }) => {
-      const r = await this.#request(id, { t: 'truncate', id: 0, epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
-      if (r?.t === 'truncate-ok') { this.#quorum.reset(id, r.scl); this.#ready[id] = true; return true }
-      return false
+      const r = await this.#request(id, { t: 'truncate', id: 0, epoch, truncations: this.#meta.truncations, members: this.#slots() }, this.#o.readTimeoutMs)
+      if (r?.t === 'truncate-ok') { this.#quorum.reset(id, r.scl); this.#ready[id] = true; return id }
+      return -1
     }))
-    if (truncated.filter(Boolean).length < 3) throw new HexadError('HEXAD_QUORUM_LOST', `recovery could not truncate at 3 of 6 segments in ${this.dir}`)
+    if (!this.#readQuorum(truncated.filter(id => id >= 0))) throw new HexadError('HEXAD_QUORUM_LOST', `recovery could not truncate at 3 of 6 segments in ${this.dir}`)
     const scls = this.#quorum.scl
     this.#quorum = new QuorumTracker(rec.vdl)
-    for (let s = 0; s < SEGMENTS; s++) this.#quorum.reset(s, [...scls[s]])
+    this.#quorum.sets = this.#sets()
+    for (let s = 0; s < SLOTS_MAX; s++) this.#quorum.reset(s, [...scls[s]])
     this.#nextLsn = rec.nextLsn
     this.#lalBase = rec.nextLsn - 1
     for (const [pg, tail] of rec.tails) {
@@ -334,7 +354,160 @@ export class Volume {
     this.#storage.on('up', this.#onUp)
     this.#storage.on('down', this.#onDown)
     // Segments that were down during recovery learn the epoch and truncations when they say hello.
-    for (let id = 0; id < SEGMENTS; id++) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
+    for (const id of this.#slots()) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
+    // A membership change that was under way goes on.
+    const sets = this.#sets()
+    if (sets.length === 2) this.#beginTransition(sets[1], rec.vdl)
+    for (const id of this.#slots()) if (!this.#storage.isUp(id)) this.#armReplace(id)
+  }
+
+  // ------------------------------------------------------------------ membership (quorum sets, SIGMOD'18)
+
+  #sets(): QuorumSet[] { return this.#meta.sets ?? DEFAULT_SETS }
+
+  /** Every slot of every quorum set, ascending: the segments this writer ships to and reads from. */
+  #slots(): number[] {
+    const out = new Set<number>()
+    for (const s of this.#sets()) for (const m of s.members) out.add(m)
+    return [...out].sort((a, b) => a - b)
+  }
+
+  #azOfSlot(id: number): number {
+    return this.#meta.slots?.find(([s]) => s === id)?.[1] ?? azOf(id)
+  }
+
+  #readQuorum(ids: number[]): boolean {
+    return this.#sets().some(set => set.members.filter(m => ids.includes(m)).length >= set.read)
+  }
+
+  #describeSets(): string {
+    return this.#sets().map(s => `${s.write}/${s.members.length} of [${s.members.join(',')}]`).join(' and ')
+  }
+
+  #transition: { target: QuorumSet; need: Map<number, number>; done: Promise<void>; resolve: () => void } | null = null
+  readonly #replaceTimers = new Map<number, TimerHandle>()
+
+  /** The quorum sets and whether a change is under way. */
+  membership(): { sets: QuorumSet[]; changing: boolean } {
+    return { sets: this.#sets().map(s => ({ ...s, members: [...s.members] })), changing: this.#transition !== null }
+  }
+
+  /**
+   * Replaces member `id` (a segment that is down, or that an operator wants
+   * gone) by a new, empty segment in a new slot of the same AZ: first the
+   * writer writes to both quorum sets (4/6 of the old AND 4/6 of the new),
+   * while the new segment rebuilds from its peers; once the new set alone
+   * holds every durable record at 4/6, the old set is dropped. Reads and
+   * writes go on throughout. Resolves with the new slot when the change is
+   * complete.
+   */
+  async replaceSegment(id: number): Promise<number> {
+    this.#checkOpen()
+    const sets = this.#sets()
+    if (this.#transition || sets.length !== 1) throw badInput('replaceSegment: a membership change is already under way')
+    const current = sets[0]
+    if (!current.members.includes(id)) throw badInput(`replaceSegment: segment ${String(id)} is not a member (${current.members.join(',')})`)
+    const used = new Set([...current.members, ...(this.#meta.slots ?? []).map(([s]) => s), 0, 1, 2, 3, 4, 5])
+    let slot = 6
+    while (used.has(slot)) slot++
+    if (slot >= SLOTS_MAX) throw badInput(`replaceSegment: no free slot left (${SLOTS_MAX} at most)`)
+    const az = this.#azOfSlot(id)
+    await this.#storage.addSegment(slot, az)
+    this.#meta.slots = [...(this.#meta.slots ?? []), [slot, az]]
+    const target: QuorumSet = { members: current.members.map(m => m === id ? slot : m), write: current.write, read: current.read }
+    await this.#changeTo(target)
+    if (this.#storage.isUp(id)) await this.#storage.stopWorker(id).catch(() => {})
+    return slot
+  }
+
+  /**
+   * An AZ lost for long: the PGs move to a 3-of-4 quorum of the four
+   * segments of the other two AZs (reads and recovery: 2 of 4), through the
+   * same two-set transition. `restoreAZ` moves back to 4/6.
+   */
+  async degradeAZ(az: number): Promise<void> {
+    this.#checkOpen()
+    const sets = this.#sets()
+    if (this.#transition || sets.length !== 1) throw badInput('degradeAZ: a membership change is already under way')
+    const current = sets[0]
+    const lost = current.members.filter(m => this.#azOfSlot(m) === az)
+    if (current.members.length !== 6 || lost.length !== 2) throw badInput(`degradeAZ: AZ ${String(az)} must have two of six members (${this.#describeSets()})`)
+    this.#meta.degraded = [...(this.#meta.degraded ?? []).filter(([a]) => a !== az), [az, lost]]
+    await this.#changeTo({ members: current.members.filter(m => !lost.includes(m)), write: 3, read: 2 })
+  }
+
+  async restoreAZ(az: number): Promise<void> {
+    this.#checkOpen()
+    const sets = this.#sets()
+    const back = this.#meta.degraded?.find(([a]) => a === az)?.[1]
+    if (this.#transition || sets.length !== 1 || !back || sets[0].members.length !== 4) throw badInput(`restoreAZ: AZ ${String(az)} was not left out by degradeAZ (${this.#describeSets()})`)
+    for (const id of back) if (!this.#storage.isUp(id)) await this.#storage.restartWorker(id).catch(() => {})
+    this.#meta.degraded = this.#meta.degraded!.filter(([a]) => a !== az)
+    await this.#changeTo({ members: [...sets[0].members, ...back].sort((a, b) => a - b), write: 4, read: 3 })
+  }
+
+  /** Step 1: both sets, durably in volume.meta; step 2 (#checkTransition): the new set alone. */
+  async #changeTo(target: QuorumSet): Promise<void> {
+    const old = this.#sets()[0]
+    this.#meta.sets = [old, target]
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#quorum.setSets(this.#meta.sets)
+    this.#broadcastMembers()
+    for (const id of target.members) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
+    const done = this.#beginTransition(target, this.#quorum.vdl)
+    this.#checkTransition()
+    await done
+  }
+
+  #beginTransition(target: QuorumSet, vdl: number): Promise<void> {
+    const need = new Map<number, number>()
+    for (const [pg, h] of this.#history) {
+      let last = 0
+      for (const lsn of h) if (lsn <= vdl && lsn > last) last = lsn
+      need.set(pg, last)
+    }
+    let resolve!: () => void
+    const done = new Promise<void>(r => { resolve = r })
+    this.#transition = { target, need, done, resolve }
+    return done
+  }
+
+  /**
+   * Ends the change once the new set alone holds, at its own write quorum,
+   * every record durable when it began, and each segment new to the set has
+   * caught up to it.
+   */
+  #checkTransition(): void {
+    const t = this.#transition
+    if (!t || this.#closed || this.#fenced) return
+    const old = this.#sets()[0]
+    const fresh = t.target.members.filter(m => !old.members.includes(m))
+    for (const [pg, lsn] of t.need) {
+      if (this.#quorum.setScl(t.target, pg) < lsn) return
+      for (const m of fresh) if (this.#quorum.segmentScl(m, pg) < lsn) return
+    }
+    this.#transition = null
+    this.#meta.sets = [t.target]
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#quorum.setSets(this.#meta.sets)
+    this.#broadcastMembers()
+    t.resolve()
+  }
+
+  #broadcastMembers(): void {
+    const members = this.#slots()
+    for (const id of members) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'members', epoch: this.epoch, members } satisfies ClientRequest)
+  }
+
+  /** replaceAfterMs: a member that stays down that long is replaced (one change at a time). */
+  #armReplace(id: number): void {
+    if (!this.#o.replaceAfterMs || this.#replaceTimers.has(id) || !this.#slots().includes(id)) return
+    this.#replaceTimers.set(id, this.#clock.setTimeout(() => {
+      this.#replaceTimers.delete(id)
+      if (this.#closed || this.#fenced || this.#storage.isUp(id) || !this.#slots().includes(id)) return
+      if (this.#transition || this.#sets().length !== 1) { this.#armReplace(id); return }
+      this.replaceSegment(id).catch(() => this.#armReplace(id))
+    }, this.#o.replaceAfterMs))
   }
 
   // ------------------------------------------------------------------ writes
@@ -425,7 +598,7 @@ export class Volume {
       this.#counters.framesShipped++
       this.#counters.bytesShipped += frame.length
       const horizon = this.#advanceHorizon()
-      for (let id = 0; id < SEGMENTS; id++) this.#sendFrame(id, s, horizon)
+      for (const id of this.#slots()) this.#sendFrame(id, s, horizon)
     }
     if (this.#shipments.length && !this.#resendTimer && !this.#closed) this.#resendTimer = this.#clock.setTimeout(() => this.#resendStale(), RESEND_AFTER_MS)
   }
@@ -450,7 +623,7 @@ export class Volume {
       waiting = true
       if (now - s.sentAt < RESEND_AFTER_MS) continue
       s.sentAt = now
-      for (let id = 0; id < SEGMENTS; id++) {
+      for (const id of this.#slots()) {
         if (!this.#ready[id]) continue
         if (this.#sentBytes[id].has(s.seq)) this.#ports[id]!.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame } satisfies ClientRequest)
         else this.#sendFrame(id, s)
@@ -526,7 +699,7 @@ export class Volume {
   #sendHorizon(): void {
     const h = this.#advanceHorizon()
     if (h === undefined) return
-    for (let id = 0; id < SEGMENTS; id++) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: h } satisfies ClientRequest)
+    for (const id of this.#slots()) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: h } satisfies ClientRequest)
   }
 
   #horizonTimer: TimerHandle | null = null
@@ -539,6 +712,7 @@ export class Volume {
   /** Called whenever SCLs arrive: moves VDL, resolves commits, frees slots. */
   #onScl(id: number, scl: SclList): void {
     const moved = this.#quorum.report(id, scl)
+    if (this.#transition) this.#checkTransition()
     if (this.#readWaiters.size) for (const r of [...this.#readWaiters]) { this.#readWaiters.delete(r); this.#route(r) }
     if (!moved) { this.#pump(); return }
     const vdl = this.#quorum.vdl
@@ -626,7 +800,7 @@ export class Volume {
     if (this.#fenced) return this.#finishRead(req, this.#fenced)
     if (this.#closed) return this.#finishRead(req, closedError())
     const candidates: number[] = []
-    for (let id = 0; id < SEGMENTS; id++) {
+    for (const id of this.#slots()) {
       if (this.#ready[id] && !req.tried.has(id) && this.#quorum.segmentScl(id, req.pg) >= req.need) candidates.push(id)
     }
     // Expected wait = smoothed latency x (reads already queued there + 1).
@@ -725,7 +899,7 @@ export class Volume {
     if (!port) return
     this.#ports[id]?.close()
     this.#attach(id, port)
-    const r = await this.#request(id, { t: 'hello', id: 0, epoch: this.epoch, truncations: this.#meta.truncations }, this.#o.readTimeoutMs)
+    const r = await this.#request(id, { t: 'hello', id: 0, epoch: this.epoch, truncations: this.#meta.truncations, members: this.#slots() }, this.#o.readTimeoutMs)
     if (r === null && this.#ports[id] === port && !this.#closed && !this.#fenced && this.#storage.isUp(id)) {
       // No answer (a lost message): say hello again on a fresh port.
       this.#clock.setTimeout(() => { if (this.#ports[id] === port && !this.#ready[id]) void this.#connect(id) }, HELLO_RETRY_MS)
@@ -818,9 +992,12 @@ export class Volume {
 
   stats(): VolumeStats {
     const segments: SegmentView[] = []
-    for (let id = 0; id < SEGMENTS; id++) {
+    const slots = this.#slots()
+    // Indexed by slot id: the first six always, replacements after them.
+    for (let id = 0; id < Math.max(SEGMENTS, slots[slots.length - 1] + 1); id++) {
+      const member = slots.includes(id)
       segments.push({
-        id, az: azOf(id), up: this.#ready[id], scl: this.#volumeScl(id), pgScl: [...this.#quorum.scl[id]],
+        id, az: this.#azOfSlot(id), up: member && this.#ready[id], member, scl: this.#volumeScl(id), pgScl: [...this.#quorum.scl[id]],
         bytesWritten: this.#ackedBytes[id], readLatencyMs: round(this.#latency[id]), readErrors: this.#readErrors[id],
       })
     }
@@ -833,8 +1010,9 @@ export class Volume {
   /** Each segment worker's own counters (files, fsyncs, corruption found, gap fill), null for a segment that is down. */
   async segmentStats(): Promise<Array<SegmentStats | null>> {
     this.#checkOpen()
-    return Promise.all(Array.from({ length: SEGMENTS }, async (_, id) => {
-      if (!this.#ports[id]) return null
+    const slots = this.#slots()
+    return Promise.all(Array.from({ length: Math.max(SEGMENTS, slots[slots.length - 1] + 1) }, async (_, id) => {
+      if (!this.#ports[id] || !slots.includes(id)) return null
       const r = await this.#request(id, { t: 'stats', id: 0 }, 5000)
       return r?.t === 'stats-ok' ? r.stats : null
     }))
@@ -878,7 +1056,9 @@ export class Volume {
       if (this.#resendTimer) this.#clock.clearTimeout(this.#resendTimer)
       this.#storage.off('up', this.#onUp)
       this.#storage.off('down', this.#onDown)
-      for (let id = 0; id < SEGMENTS; id++) { this.#ports[id]?.close(); this.#ports[id] = null; this.#ready[id] = false }
+      for (let id = 0; id < SLOTS_MAX; id++) { this.#ports[id]?.close(); this.#ports[id] = null; this.#ready[id] = false }
+      for (const t of this.#replaceTimers.values()) this.#clock.clearTimeout(t)
+      this.#replaceTimers.clear()
       for (const r of this.#requests.values()) r.resolve({ t: 'error', message: 'closed' })
       this.#requests.clear()
       await this.#storage.release()
