@@ -241,20 +241,26 @@ export async function dropIndex(host: DdlHost, ast: any): Promise<'dropped' | 'm
   return 'dropped'
 }
 
-/** TRUNCATE: every row and index entry of each table goes, in one transaction. */
-export async function truncateTables(host: DdlHost, ast: any): Promise<void> {
-  const defs = (ast.name ?? []).map((ref: any) => {
+/**
+ * TRUNCATE: every row and index entry of each table goes, in one
+ * transaction: the session's own when inside BEGIN ... COMMIT (TRUNCATE
+ * changes no definition, so it is transactional here, as in PostgreSQL;
+ * pgbench -i truncates and loads in one transaction), else its own.
+ */
+export async function truncateTables(host: DdlHost, ast: any, inTx?: TxLike): Promise<void> {
+  const defs: TableDef[] = (ast.name ?? []).map((ref: any) => {
     const t = host.tables.get(String(ref.table).toLowerCase())
     if (!t) throw new SqlError(SQLSTATE.undefinedTable, `relation "${ref.table}" does not exist`)
     return t
   })
-  await host.transaction(async tx => {
+  const run = async (tx: TxLike) => {
     for (const t of defs) {
       await emptyKeyspace(tx, tableKeyspace(t))
       for (const ix of t.indexes) await emptyKeyspace(tx, indexKeyspace(ix))
     }
-  })
-  for (const t of defs) host.publish(t.name, t) // (the definitions are unchanged)
+  }
+  if (inTx) await run(inTx)
+  else await host.transaction(run)
 }
 
 /**

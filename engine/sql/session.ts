@@ -548,6 +548,10 @@ export class SqlSession {
     const { body, explain, lock } = statementBody(text, dialect, words)
     const { e, slots } = eng.entry(body, dialect, body === text ? allToks : undefined)
     const kind = e.kind
+    if (kind === 'truncate' && this.#tx && dialect !== 'mysql') {
+      await truncateTables(eng, e.ast, this.#tx)
+      return { command: 'TRUNCATE TABLE', rowCount: 0, rows: [], fields: [] }
+    }
     if (kind === 'create' || kind === 'drop' || kind === 'alter' || kind === 'truncate') {
       if (explain) throw unsupported('EXPLAIN of DDL')
       if (this.#tx) {
