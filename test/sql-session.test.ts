@@ -2,8 +2,8 @@
  * SQL sessions, transactions, errors, the statement cache and fault
  * injection:
  * - BEGIN ... COMMIT / ROLLBACK map to one engine transaction: own writes
- *   visible inside, invisible to other sessions until COMMIT, gone after
- *   ROLLBACK; status I / T / E.
+ *   (DDL and TRUNCATE too) visible inside, invisible to other sessions until
+ *   COMMIT, gone after ROLLBACK; status I / T / E; MySQL's implicit commit.
  * - A failed statement aborts the transaction block: later statements get
  *   25P02 until ROLLBACK; COMMIT then rolls back.
  * - Write skew between two sessions: one COMMIT fails with 40001 and the
@@ -64,9 +64,26 @@ test('BEGIN / COMMIT / ROLLBACK: isolation between sessions, status, own writes'
     assert.equal((await db.sql('SELECT id FROM t ORDER BY id')).rows, [{ id: 1 }, { id: 2 }])
     // db.sql() is autocommit only
     await fails(db.sql('BEGIN'), '0A000', 'BEGIN through db.sql()', /session/)
-    // DDL inside a block is refused and aborts it
+    // transactional DDL (PostgreSQL): visible inside the block, to others at COMMIT, gone with ROLLBACK
     await s1.sql('BEGIN')
-    await fails(s1.sql('CREATE TABLE u (a INT)'), '0A000', 'DDL in a transaction block', /DDL/)
+    await s1.sql('CREATE TABLE u (a INT PRIMARY KEY, b TEXT)')
+    await s1.sql("INSERT INTO u VALUES (1, 'x')")
+    await s1.sql('CREATE INDEX u_b ON u (b)')
+    assert.equal((await s1.sql("SELECT a FROM u WHERE b = 'x'")).rows, [{ a: 1 }])
+    await fails(s2.sql('SELECT * FROM u'), '42P01', 'an uncommitted table is invisible to other sessions')
+    await s1.sql('COMMIT')
+    assert.equal((await s2.sql("SELECT a FROM u WHERE b = 'x'")).rows, [{ a: 1 }])
+    assert.match((await db.sql("EXPLAIN SELECT a FROM u WHERE b = 'x'")).rows.map(r => r['QUERY PLAN']).join('\n'), /index u_b/)
+    await s1.sql('BEGIN')
+    await s1.sql('CREATE TABLE v (a INT)')
+    await s1.sql('DROP TABLE u')
+    await fails(s1.sql('SELECT * FROM u'), '42P01', 'dropped inside the block')
+    await s1.sql('ROLLBACK')
+    assert.equal((await db.sql('SELECT a, b FROM u')).rows, [{ a: 1, b: 'x' }], 'the DROP was rolled back')
+    await fails(db.sql('SELECT * FROM v'), '42P01', 'the CREATE was rolled back')
+    await db.sql('CREATE TABLE v (a INT)')
+    await s1.sql('BEGIN')
+    await fails(s1.sql('CREATE TABLE v (a INT)'), '42P07', 'a failing DDL aborts the block')
     assert.is(s1.status, 'E')
     await s1.sql('ROLLBACK')
     // TRUNCATE is transactional (PostgreSQL): rolled back with its block
@@ -87,7 +104,7 @@ test('BEGIN / COMMIT / ROLLBACK: isolation between sessions, status, own writes'
     const m = db.session({ dialect: 'mysql' })
     await m.sql('START TRANSACTION')
     await m.sql("INSERT INTO t VALUES (5, 'before ddl')")
-    await m.sql('CREATE TABLE u (a INT)')
+    await m.sql('CREATE TABLE w (a INT)')
     assert.is(m.status, 'I')
     assert.equal((await db.sql('SELECT v FROM t WHERE id = 5')).rows, [{ v: 'before ddl' }])
     await m.close()

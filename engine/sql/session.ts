@@ -309,14 +309,15 @@ export class SqlEngine implements DdlHost, CatalogView {
     this.#cache.set(key, e)
   }
 
-  prepare(e: Entry, dialect: Dialect): Prepared {
-    if (e.prepared && e.version === this.version) return e.prepared
+  /** The plan of a cached statement; with `view` (a session's uncommitted DDL) it is planned against that view and not cached. */
+  prepare(e: Entry, dialect: Dialect, view?: CatalogView): Prepared {
+    if (!view && e.prepared && e.version === this.version) return e.prepared
     this.stats.plans++
     const cx = new CompileCtx(dialect, e.slotTypes, (ast, scope) => {
       const plan = compileSelect(ast, scope, pc, null)
       return { plan, correlated: false, type: plan.fields[0]?.type ?? T.unknown }
     })
-    const pc: PlanCtx = { cat: this, cx }
+    const pc: PlanCtx = { cat: view ?? this, cx }
     let p: Prepared
     switch (e.kind) {
       case 'select': cx.planSubs = []; p = { kind: 'select', plan: compileSelect(e.ast, null, pc, null) }; break
@@ -328,8 +329,10 @@ export class SqlEngine implements DdlHost, CatalogView {
       case 'delete': p = compileDelete(e.ast, pc); break
       default: throw unsupported(`${e.kind.toUpperCase()} statements`)
     }
-    e.prepared = p
-    e.version = this.version
+    if (!view) {
+      e.prepared = p
+      e.version = this.version
+    }
     return p
   }
 
@@ -467,6 +470,8 @@ export class SqlSession {
   readonly #engine: SqlEngine
   readonly dialect: Dialect
   #tx: Transaction | null = null
+  /** DDL of the open transaction block, not yet published: table name -> definition (null: dropped) */
+  #overlay: Map<string, TableDef | null> | null = null
   #failed = false
   #closed = false
   #queue: Promise<unknown> = Promise.resolve()
@@ -499,6 +504,7 @@ export class SqlSession {
     this.#closed = true
     this.#tx?.rollback()
     this.#tx = null
+    this.#overlay = null
     this.#failed = false
   }
 
@@ -507,7 +513,7 @@ export class SqlSession {
       return await this.#statement(text, params, options)
     } catch (err) {
       const e = toSqlError(err)
-      if (this.#tx) { this.#tx.rollback(); this.#tx = null; this.#failed = true }
+      if (this.#tx) { this.#tx.rollback(); this.#tx = null; this.#overlay = null; this.#failed = true }
       throw e
     }
   }
@@ -555,17 +561,21 @@ export class SqlSession {
     if (kind === 'create' || kind === 'drop' || kind === 'alter' || kind === 'truncate') {
       if (explain) throw unsupported('EXPLAIN of DDL')
       if (this.#tx) {
-        // MySQL commits the open transaction before a DDL statement (an implicit commit); PostgreSQL's transactional DDL is not supported
-        if (dialect !== 'mysql') throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: DDL inside a transaction block (run CREATE / DROP / ALTER outside BEGIN ... COMMIT)')
-        const tx = this.#tx
-        this.#tx = null
-        await tx.commit()
+        if (dialect === 'mysql') {
+          // MySQL commits the open transaction before a DDL statement (an implicit commit)
+          const tx = this.#tx
+          this.#tx = null
+          await this.#commit(tx)
+        } else {
+          // PostgreSQL: transactional DDL, in the session's transaction; other sessions see it at COMMIT
+          return this.#ddl(e.ast, new TxDdlHost(eng, this.#tx, this.#overlay ??= new Map(), dialect))
+        }
       }
-      return this.#ddl(e.ast)
+      return this.#ddl(e.ast, eng)
     }
     if (kind === 'transaction') return this.#txControl(String(e.ast.expr?.action?.value ?? '').toLowerCase())
     if (!['select', 'insert', 'update', 'delete', 'replace'].includes(kind)) throw unsupported(`${kind.toUpperCase()} statements`)
-    const p = eng.prepare(e, dialect)
+    const p = this.#overlay ? eng.prepare(e, dialect, overlayView(eng, this.#overlay)) : eng.prepare(e, dialect)
     if (explain) {
       const lines = p.kind === 'select' ? p.plan.explain : p.explain
       return { command: 'EXPLAIN', rowCount: lines.length, rows: lines.map(l => mode === 'array' ? [l] : { 'QUERY PLAN': l }), fields: [{ name: 'QUERY PLAN', type: 'text', oid: 25 }] }
@@ -602,18 +612,26 @@ export class SqlSession {
       if (this.#failed) { this.#failed = false; return done('ROLLBACK') }
       const tx = this.#tx
       this.#tx = null
-      if (tx) await tx.commit()
+      if (tx) await this.#commit(tx)
       return done('COMMIT')
     }
     // rollback / abort
     this.#tx?.rollback()
     this.#tx = null
+    this.#overlay = null
     this.#failed = false
     return done('ROLLBACK')
   }
 
-  async #ddl(ast: any): Promise<SqlResult<any>> {
-    const eng = this.#engine
+  /** Commits; the block's DDL becomes visible to everyone once durable. */
+  async #commit(tx: Transaction): Promise<void> {
+    const overlay = this.#overlay
+    this.#overlay = null
+    await tx.commit()
+    if (overlay) for (const [name, def] of overlay) this.#engine.publish(name, def)
+  }
+
+  async #ddl(ast: any, eng: DdlHost): Promise<SqlResult<any>> {
     const done = (command: string) => ({ command, rowCount: 0, rows: [], fields: [] })
     const kw = String(ast.keyword ?? '').toLowerCase()
     if (ast.type === 'create' && kw === 'table') { await createTable(eng, ast); return done('CREATE TABLE') }
@@ -624,6 +642,27 @@ export class SqlSession {
     if (ast.type === 'truncate') { await truncateTables(eng, ast); return done('TRUNCATE TABLE') }
     throw unsupported(`${String(ast.type).toUpperCase()} ${kw.toUpperCase()}`)
   }
+}
+
+/** The catalog as a session with uncommitted DDL sees it. */
+function overlayView(eng: SqlEngine, overlay: Map<string, TableDef | null>): CatalogView {
+  const maybeTable = (name: string) => { const k = name.toLowerCase(); return overlay.has(k) ? overlay.get(k) ?? undefined : eng.tables.get(k) }
+  return {
+    maybeTable,
+    table: (name: string) => { const t = maybeTable(name); if (!t) throw new SqlError(SQLSTATE.undefinedTable, `relation "${name}" does not exist`); return t },
+  }
+}
+
+/** DDL inside a transaction block: catalog writes go to the session's transaction, definitions to its overlay. */
+class TxDdlHost implements DdlHost {
+  constructor(readonly eng: SqlEngine, readonly tx: Transaction, readonly overlay: Map<string, TableDef | null>, readonly dialect: Dialect) {}
+  get tables(): Map<string, TableDef> {
+    const m = new Map(this.eng.tables)
+    for (const [k, v] of this.overlay) { if (v) m.set(k, v); else m.delete(k) }
+    return m
+  }
+  transaction<T>(fn: (tx: TxLike) => Promise<T>): Promise<T> { return fn(this.tx) }
+  publish(name: string, def: TableDef | null): void { this.overlay.set(name.toLowerCase(), def) }
 }
 
 /** What is planned of a statement: without EXPLAIN [ANALYZE] [VERBOSE], a trailing FOR UPDATE / FOR SHARE [NOWAIT], or CREATE TABLE storage parameters. */
