@@ -38,6 +38,10 @@ const NORMALISED_FIRST = new Set(['select', 'insert', 'update', 'delete', 'with'
 
 interface Tok { t: 'id' | 'qid' | 'num' | 'str' | 'op' | 'ws' | 'param' | 'bytes'; s: string; v?: unknown }
 
+function isSpace(c: number): boolean { return c === 32 || (c >= 9 && c <= 13) }
+function isIdentStart(c: number): boolean { return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 0x80 }
+function isIdentPart(c: number): boolean { return isIdentStart(c) || (c >= 48 && c <= 57) || c === 36 }
+
 /** Splits SQL into tokens; comments become whitespace. */
 export function tokenize(sql: string, dialect: Dialect): Tok[] {
   const out: Tok[] = []
@@ -46,8 +50,9 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
   while (i < n) {
     const c = sql[i]
     const start = i
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f') {
-      while (i < n && /\s/.test(sql[i])) i++
+    const code = sql.charCodeAt(i)
+    if (isSpace(code)) {
+      while (i < n && isSpace(sql.charCodeAt(i))) i++
       out.push({ t: 'ws', s: ' ' })
     } else if (c === '-' && sql[i + 1] === '-' || (c === '#' && dialect === 'mysql')) {
       while (i < n && sql[i] !== '\n') i++
@@ -100,8 +105,8 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
         if (sql[i] === '+' || sql[i] === '-') i++
         while (i < n && sql[i] >= '0' && sql[i] <= '9') i++
       }
-      if (i < n && /[A-Za-z_]/.test(sql[i])) { // part of an identifier such as 1a? keep as-is
-        while (i < n && /[A-Za-z0-9_$]/.test(sql[i])) i++
+      if (i < n && isIdentStart(sql.charCodeAt(i))) { // part of an identifier such as 1a? keep as-is
+        while (i < n && isIdentPart(sql.charCodeAt(i))) i++
         out.push({ t: 'id', s: sql.slice(start, i) })
       } else out.push({ t: 'num', s: sql.slice(start, i) })
     } else if (c === '$' && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
@@ -111,8 +116,8 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
     } else if (c === '?' && dialect === 'mysql') {
       i++
       out.push({ t: 'param', s: '?', v: -1 })
-    } else if (/[A-Za-z_\u0080-\uffff]/.test(c)) {
-      while (i < n && /[A-Za-z0-9_$\u0080-\uffff]/.test(sql[i])) i++
+    } else if (isIdentStart(code)) {
+      while (i < n && isIdentPart(sql.charCodeAt(i))) i++
       out.push({ t: 'id', s: sql.slice(start, i) })
     } else {
       // operators: keep multi-char ones together
@@ -180,7 +185,7 @@ export function normalize(sql: string, dialect: Dialect, toks = tokenize(sql, di
           const signed = prev && prev.t === 'op' && prev.s === '-' && (!prev2 || (prev2.t === 'op' && prev2.s !== ')') || (prev2.t === 'id' && SIGN_AFTER.has(prev2.s.toLowerCase())))
           const src = signed ? '-' + tk.s : tk.s
           if (signed) { while (parts.length && parts[parts.length - 1] === ' ') parts.pop(); parts.pop() }
-          if (/^-?\d+$/.test(src)) { const v = normInt(BigInt(src)); text = slot({ lit: v, kind: 'int' }, typeof v === 'number' && v >= -2147483648 && v <= 2147483647 ? 'i' : 'I') }
+          if (/^-?\d+$/.test(src)) { const v = src.length <= 15 ? Number(src) : normInt(BigInt(src)); text = slot({ lit: v, kind: 'int' }, typeof v === 'number' && v >= -2147483648 && v <= 2147483647 ? 'i' : 'I') }
           else text = slot({ lit: Decimal.parse(src)!, kind: 'num' }, 'n')
         } else if (tk.t === 'bytes') text = slot({ lit: tk.v, kind: 'bytes' }, 'b')
         else {
