@@ -13,6 +13,7 @@ import type { Cluster } from './cluster.js'
 import type { Database } from './database.js'
 import type { BatchOp, Key, ScanOptions, TransactionOptions, TxKeyspace, Value } from './kv.js'
 import type { Reader } from './reader.js'
+import { sqlEngine, type Dialect, type SqlOptions, type SqlResult, type SqlSession } from '../sql/index.js'
 
 export type EndpointSpec =
   | { name: string; type: 'READER' | 'ANY'; members: string[] }
@@ -33,6 +34,9 @@ export class Endpoints {
   constructor(cluster: Cluster) { this.#cluster = cluster }
 
   names(): string[] { return [WRITER, 'reader', ...this.#custom.keys()] }
+
+  /** @internal the current writer's database (SQL on replicas uses its catalog) */
+  writer(): Database { return this.#cluster.writer }
 
   create(spec: EndpointSpec): void {
     if (!spec || typeof spec !== 'object') throw badInput('createEndpoint needs { name, type, members } or { name, type, excluded }')
@@ -128,7 +132,23 @@ export class Connection {
   del(key: Key): Promise<void> { return this.#db('del').del(key) }
   batch(ops: BatchOp[]): Promise<void> { return this.#db('batch').batch(ops) }
   transaction<T>(fn: (tx: TxKeyspace & { keyspace(name: string): TxKeyspace }) => Promise<T>, options?: TransactionOptions): Promise<T> { return this.#db('transaction').transaction(fn, options) }
-  sql(text: string, params?: unknown[]) { return this.#db('sql').sql(text, params) }
+  /** One SQL statement: on the writer as its own transaction; on a replica read-only, at one snapshot. */
+  sql<R = Record<string, unknown>>(text: string, params?: unknown[], options?: SqlOptions): Promise<SqlResult<R>> {
+    try {
+      const t = this.#target()
+      return t.db ? t.db.sql<R>(text, params, options) : sqlEngine(this.#eps.writer()).sql(text, params, { ...options, replica: t.reader! })
+    } catch (err) { return Promise.reject(err) }
+  }
+
+  /**
+   * A SQL session on the instance this connection is on now (one per client
+   * connection): on a replica it is read-only (25006 for writes) and a
+   * BEGIN ... COMMIT block reads one snapshot. It stays on that instance.
+   */
+  session(options: { dialect?: Dialect } = {}): SqlSession {
+    const t = this.#target()
+    return t.db ? t.db.session(options) : sqlEngine(this.#eps.writer()).session({ ...options, replica: t.reader! })
+  }
 
   /** Reads of another keyspace through this connection (null: the default one). */
   keyspace(name: string | null) {

@@ -1,18 +1,23 @@
 /**
  * Wire endpoints: `serve(cluster, { pg, mysql })` starts a PostgreSQL and/or
- * a MySQL listener on the cluster's writer, each connection with its own
- * SQL session. `close()` stops listening, ends every connection and waits.
+ * a MySQL listener, each connection with its own SQL session on an instance
+ * the cluster's endpoint picks: 'writer' by default (a connection made after
+ * a failover reaches the new writer), or `endpoint: 'reader'` (read-only
+ * sessions spread over the replicas), a custom endpoint, or `{ instance }`.
+ * Call serve() once per endpoint to give each its own port. `close()` stops
+ * listening, ends every connection and waits.
  */
 import type { Cluster } from '../compute/cluster.js'
 import { startPgServer, type PgServer, type PgServerOptions } from './pg/server.js'
 import { startMysqlServer, type MysqlServer, type MysqlServerOptions } from './mysql/server.js'
+import { endpointSource, type EndpointName } from './source.js'
 
 export type { PgServerOptions, PgUser, PgServer } from './pg/server.js'
 export type { MysqlServerOptions, MysqlUser, MysqlServer } from './mysql/server.js'
 
 export interface ServeOptions {
-  pg?: PgServerOptions
-  mysql?: MysqlServerOptions
+  pg?: PgServerOptions & { endpoint?: EndpointName }
+  mysql?: MysqlServerOptions & { endpoint?: EndpointName }
 }
 
 export interface Endpoints {
@@ -23,10 +28,10 @@ export interface Endpoints {
 
 export async function serve(cluster: Cluster, options: ServeOptions): Promise<Endpoints> {
   if (!options || (!options.pg && !options.mysql)) throw new TypeError('serve() needs at least one endpoint: { pg: { port } } and/or { mysql: { port } }')
-  const pg = options.pg ? await startPgServer(cluster.writer, options.pg) : null
+  const pg = options.pg ? await startPgServer(endpointSource(cluster, options.pg.endpoint ?? 'writer'), options.pg) : null
   let mysql: MysqlServer | null = null
   try {
-    mysql = options.mysql ? await startMysqlServer(cluster.writer, options.mysql) : null
+    mysql = options.mysql ? await startMysqlServer(endpointSource(cluster, options.mysql.endpoint ?? 'writer'), options.mysql) : null
   } catch (err) {
     await pg?.close()
     throw err

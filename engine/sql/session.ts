@@ -14,7 +14,8 @@
  * older one are compiled again from the cached AST.
  */
 import type { Database } from '../compute/database.js'
-import type { Transaction } from '../compute/kv.js'
+import type { Transaction, TxKeyspace } from '../compute/kv.js'
+import type { Reader, ReaderSnapshot } from '../compute/reader.js'
 import type { Volume } from '../volume/volume.js'
 import { createRequire } from 'node:module'
 import { CATALOG_KEYSPACE, decodeDef, tableKeyspace, type TableDef } from './catalog.js'
@@ -363,13 +364,14 @@ export class SqlEngine implements DdlHost, CatalogView {
     return { command, fields: fields.map((f, i) => fieldOf(f, [], i)), params }
   }
 
-  session(options: { dialect?: Dialect } = {}): SqlSession {
-    return new SqlSession(this, options.dialect ?? this.dialect)
+  /** A session on the writer, or (with `replica`) a read-only one on a read replica, sharing this catalog. */
+  session(options: { dialect?: Dialect; replica?: Reader } = {}): SqlSession {
+    return new SqlSession(this, options.dialect ?? this.dialect, false, options.replica ?? null)
   }
 
   /** One statement in autocommit. */
-  sql(text: string, params: unknown[] = [], options: SqlOptions = {}): Promise<SqlResult<any>> {
-    return new SqlSession(this, options.dialect ?? this.dialect, true).sql(text, params, options)
+  sql(text: string, params: unknown[] = [], options: SqlOptions & { replica?: Reader } = {}): Promise<SqlResult<any>> {
+    return new SqlSession(this, options.dialect ?? this.dialect, true, options.replica ?? null).sql(text, params, options)
   }
 
   checkAlive(): void {
@@ -476,20 +478,28 @@ export class SqlSession {
   #closed = false
   #queue: Promise<unknown> = Promise.resolve()
   readonly #autocommitOnly: boolean
+  /** a read replica this session reads from (read-only), or null for the writer */
+  readonly #replica: Reader | null
+  /** on a replica, the snapshot of an open BEGIN ... COMMIT block */
+  #snap: ReplicaTx | null = null
 
   /** @internal */
-  constructor(engine: SqlEngine, dialect: Dialect, autocommitOnly = false) {
+  constructor(engine: SqlEngine, dialect: Dialect, autocommitOnly = false, replica: Reader | null = null) {
     if (dialect !== 'postgres' && dialect !== 'mysql') throw new SqlError(SQLSTATE.invalidParameter, `dialect must be 'postgres' or 'mysql', got ${JSON.stringify(dialect)}`)
     this.#engine = engine
     this.dialect = dialect
     this.#autocommitOnly = autocommitOnly
+    this.#replica = replica
   }
 
+  /** Whether this session reads from a read replica (and refuses writes). */
+  get readOnly(): boolean { return this.#replica !== null }
+
   /** Whether a transaction block is open (also when it failed and awaits ROLLBACK). */
-  get inTransaction(): boolean { return this.#tx !== null || this.#failed }
+  get inTransaction(): boolean { return this.#tx !== null || this.#snap !== null || this.#failed }
 
   /** PostgreSQL's ReadyForQuery status: 'I' idle, 'T' in a transaction, 'E' in a failed transaction. */
-  get status(): 'I' | 'T' | 'E' { return this.#failed ? 'E' : this.#tx ? 'T' : 'I' }
+  get status(): 'I' | 'T' | 'E' { return this.#failed ? 'E' : this.#tx || this.#snap ? 'T' : 'I' }
 
   /** Runs one statement; statements of a session run in call order, one at a time. */
   sql<R = Record<string, unknown>>(text: string, params: unknown[] = [], options: SqlOptions = {}): Promise<SqlResult<R>> {
@@ -504,6 +514,8 @@ export class SqlSession {
     this.#closed = true
     this.#tx?.rollback()
     this.#tx = null
+    this.#snap?.rollback()
+    this.#snap = null
     this.#overlay = null
     this.#failed = false
   }
@@ -514,6 +526,7 @@ export class SqlSession {
     } catch (err) {
       const e = toSqlError(err)
       if (this.#tx) { this.#tx.rollback(); this.#tx = null; this.#overlay = null; this.#failed = true }
+      if (this.#snap) { this.#snap.rollback(); this.#snap = null; this.#failed = true }
       throw e
     }
   }
@@ -541,6 +554,9 @@ export class SqlSession {
     }
     if (['savepoint', 'release'].includes(w0) || (w0 === 'rollback' && words.includes('to'))) throw unsupported('SAVEPOINT')
     if (this.#failed) throw new SqlError(SQLSTATE.inFailedTx, 'current transaction is aborted, commands ignored until end of transaction block')
+    if (this.#replica && !['select', 'with', 'explain', 'values', '('].includes((toks[0]?.s ?? '').toLowerCase())) {
+      throw readOnly(toks.slice(0, w0 === 'alter' || w0 === 'create' || w0 === 'drop' ? 2 : 1).map(t => t.s.toUpperCase()).join(' '))
+    }
     if (w0 === 'alter' && words[1] === 'system') {
       if (this.#tx) throw new SqlError(SQLSTATE.activeTx, 'ALTER SYSTEM cannot run inside a transaction block')
       return eng.alterSystem(toks.slice(2).map(t => t.s))
@@ -575,6 +591,7 @@ export class SqlSession {
     }
     if (kind === 'transaction') return this.#txControl(String(e.ast.expr?.action?.value ?? '').toLowerCase())
     if (!['select', 'insert', 'update', 'delete', 'replace'].includes(kind)) throw unsupported(`${kind.toUpperCase()} statements`)
+    if (this.#replica && (kind !== 'select' || lock)) throw readOnly(lock ? 'SELECT ... FOR UPDATE' : kind.toUpperCase())
     const p = this.#overlay ? eng.prepare(e, dialect, overlayView(eng, this.#overlay)) : eng.prepare(e, dialect)
     if (explain) {
       const lines = p.kind === 'select' ? p.plan.explain : p.explain
@@ -595,13 +612,34 @@ export class SqlSession {
         case 'delete': { const r = await runDelete(p, ex); return { command: 'DELETE', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields } }
       }
     }
-    const r = this.#tx ? await exec(this.#tx) : await eng.transaction(exec)
+    let r: Awaited<ReturnType<typeof exec>>
+    if (this.#replica) {
+      // A replica statement reads one snapshot of the replica (the block's, inside BEGIN ... COMMIT).
+      const tx = this.#snap ?? new ReplicaTx(await this.#replica.snapshot())
+      try { r = await exec(tx) } finally { if (tx !== this.#snap) tx.rollback() }
+    } else {
+      r = this.#tx ? await exec(this.#tx) : await eng.transaction(exec)
+    }
     const s = shape(r.fields, r.rows, mode)
     return { command: r.command, rowCount: r.rowCount, rows: s.rows, fields: s.fields }
   }
 
   async #txControl(word: string): Promise<SqlResult<any>> {
     const done = (command: string) => ({ command, rowCount: 0, rows: [], fields: [] })
+    if (this.#replica) {
+      // On a replica a transaction block is a read-only snapshot: BEGIN takes it, COMMIT / ROLLBACK release it.
+      if (word === 'begin' || word === 'start') {
+        if (this.#autocommitOnly) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: BEGIN through sql(); explicit transactions need a session')
+        if (this.#failed) throw new SqlError(SQLSTATE.inFailedTx, 'current transaction is aborted, commands ignored until end of transaction block')
+        this.#snap ??= new ReplicaTx(await this.#replica.snapshot())
+        return done('BEGIN')
+      }
+      const wasFailed = this.#failed
+      this.#snap?.rollback()
+      this.#snap = null
+      this.#failed = false
+      return done(word === 'commit' || word === 'end' ? (wasFailed ? 'ROLLBACK' : 'COMMIT') : 'ROLLBACK')
+    }
     if (word === 'begin' || word === 'start') {
       if (this.#autocommitOnly) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: BEGIN through db.sql(); explicit transactions need a session: db.session()')
       if (this.#failed) throw new SqlError(SQLSTATE.inFailedTx, 'current transaction is aborted, commands ignored until end of transaction block')
@@ -721,3 +759,31 @@ function cutTail(text: string, dialect: Dialect, words: number): string {
   return toks.slice(0, i).map(t => t.s).join('')
 }
 
+/** 25006: a write (or a locking read) on a read replica. */
+function readOnly(what: string): SqlError {
+  return new SqlError('25006', `cannot execute ${what} on a read replica: it is read-only (write through the writer)`)
+}
+
+/**
+ * A replica snapshot seen as the session's transaction: reads go to the
+ * replica at one read point; commit and rollback release it.
+ */
+class ReplicaTx implements TxLike {
+  readonly #snap: ReaderSnapshot
+  constructor(snap: ReaderSnapshot) { this.#snap = snap }
+  keyspace(name: string): TxKeyspace {
+    const ks = this.#snap.keyspace(name)
+    const refuse = (): never => { throw readOnly('a write') }
+    return {
+      name,
+      get: (key: Uint8Array | string) => ks.get(key),
+      getForUpdate: () => refuse(),
+      getString: async (key: Uint8Array | string) => { const v = await ks.get(key); return v && new TextDecoder().decode(v) },
+      put: () => refuse(),
+      del: () => refuse(),
+      scan: (opts = {}) => ks.scan(opts),
+    } as unknown as TxKeyspace
+  }
+  async commit(): Promise<void> { this.#snap.close() }
+  rollback(): void { this.#snap.close() }
+}

@@ -15,7 +15,7 @@
  */
 import net from 'node:net'
 import type { Database } from '../../compute/database.js'
-import { sqlEngine } from '../../sql/index.js'
+import { toSource, type SessionSource } from '../source.js'
 import { MysqlConnection, nativeStage2, type Credentials } from './connection.js'
 import { errPacket } from './packets.js'
 
@@ -43,7 +43,8 @@ export interface MysqlServer {
   close(): Promise<void>
 }
 
-export async function startMysqlServer(db: Database, options: MysqlServerOptions = {}): Promise<MysqlServer> {
+export async function startMysqlServer(target: Database | SessionSource, options: MysqlServerOptions = {}): Promise<MysqlServer> {
+  const source = toSource(target)
   const {
     port = 3306, host = '127.0.0.1', users,
     maxConnections = 100, idleTimeoutMs = 0, authTimeoutMs = 10_000, packetBytesMax = 64 << 20, statementsMax = 1000,
@@ -59,7 +60,6 @@ export async function startMysqlServer(db: Database, options: MysqlServerOptions
       credentials.set(u.name, u.password === undefined ? null : nativeStage2(u.password))
     }
   }
-  const engine = sqlEngine(db)
   const live = new Set<MysqlConnection>()
   const sockets = new Set<net.Socket>()
   let nextId = 0
@@ -78,10 +78,12 @@ export async function startMysqlServer(db: Database, options: MysqlServerOptions
     }
     sockets.add(socket)
     nextId = (nextId % 0x7fffffff) + 1
-    const c = new MysqlConnection(socket, db.session({ dialect: 'mysql' }), engine, nextId, credentials,
+    let opened: ReturnType<SessionSource['open']>
+    try { opened = source.open('mysql') } catch (err) { log(`mysql: cannot open a session: ${(err as Error).message}`); socket.destroy(); sockets.delete(socket); return }
+    const c = new MysqlConnection(socket, opened.session, opened.engine, nextId, credentials,
       { packetBytesMax, idleTimeoutMs, statementsMax, authTimeoutMs }, log)
     live.add(c)
-    socket.once('close', () => { sockets.delete(socket); live.delete(c); c.close() })
+    socket.once('close', () => { sockets.delete(socket); live.delete(c); c.close(); opened.release() })
     c.run().catch(err => { log(`mysql: connection error: ${(err as Error).message}`); socket.destroy() })
   })
 

@@ -16,7 +16,7 @@ import net from 'node:net'
 import { createScramSha256Data, type ScramSha256Data } from 'pg-gateway'
 import { fromNodeSocket } from 'pg-gateway/node'
 import type { Database } from '../../compute/database.js'
-import { sqlEngine } from '../../sql/index.js'
+import { toSource, type SessionSource } from '../source.js'
 import { PgConnection, type Transport } from './connection.js'
 import { SERVER_VERSION } from './catalog.js'
 import { MessageWriter } from './wire.js'
@@ -77,7 +77,8 @@ function webTransport(duplex: { readable: ReadableStream<Uint8Array>; writable: 
   }
 }
 
-export async function startPgServer(db: Database, options: PgServerOptions = {}): Promise<PgServer> {
+export async function startPgServer(target: Database | SessionSource, options: PgServerOptions = {}): Promise<PgServer> {
+  const source = toSource(target)
   const {
     port = 5432, host = '127.0.0.1', users, tls,
     maxConnections = 100, idleTimeoutMs = 0, authTimeoutMs = 10_000, messageBytesMax = 64 << 20, statementsMax = 1000,
@@ -95,7 +96,6 @@ export async function startPgServer(db: Database, options: PgServerOptions = {})
   }
   // an unknown user is asked for a password all the same, checked against a secret nobody knows
   const nobody = await createScramSha256Data(randomInt(2 ** 47).toString(36) + Date.now())
-  const engine = sqlEngine(db)
   const live = new Map<number, PgConnection>()
   const sockets = new Set<net.Socket>()
 
@@ -129,11 +129,13 @@ export async function startPgServer(db: Database, options: PgServerOptions = {})
       let pid: number
       do pid = randomInt(1, 2 ** 31 - 1); while (live.has(pid))
       const io = webTransport(duplex, socket)
-      const c = new PgConnection(io, db.session({ dialect: 'postgres' }), engine, user, params.database || user, pid, randomInt(0, 2 ** 31 - 1),
+      let opened: ReturnType<SessionSource['open']>
+      try { opened = source.open('postgres') } catch (err) { socket.end(fatal('57P03', `cannot open a session: ${(err as Error).message}`)); return }
+      const c = new PgConnection(io, opened.session, opened.engine, user, params.database || user, pid, randomInt(0, 2 ** 31 - 1),
         { messageBytesMax, idleTimeoutMs, statementsMax }, params.application_name ?? '')
       live.set(pid, c)
       started = true
-      socket.once('close', () => { live.delete(pid); c.close() })
+      socket.once('close', () => { live.delete(pid); c.close(); opened.release() })
       await c.run()
       live.delete(pid)
     }
