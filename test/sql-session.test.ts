@@ -13,7 +13,8 @@
  *   (pgbench-style inlined literals); DDL invalidates plans.
  * - ALTER SYSTEM SIMULATE AZ / DISK FAILURE stops segments and restarts
  *   them after the interval, while writes keep committing; ALTER SYSTEM
- *   CRASH closes the writer (57P01 after), and a reopen recovers every
+ *   CRASH crashes the writer (57P01 after) and fails the cluster over to a
+ *   new writer that has every committed row; a reopen recovers every
  *   committed row and none of the open transaction's.
  */
 import { test } from 'uvu'
@@ -353,6 +354,9 @@ test('ALTER SYSTEM CRASH: the writer stops; a reopen recovers committed rows and
     await db.sql('ALTER SYSTEM CRASH')
     await fails(db.sql('SELECT * FROM c'), '57P01', 'a statement after the crash', /ALTER SYSTEM CRASH/)
     await fails(s.sql('COMMIT'), '57P01', 'the open transaction after the crash')
+    // The cluster failed over: its new writer has the committed row, not the open transaction's.
+    assert.ok(cluster.writer !== db && cluster.failovers === 1, 'ALTER SYSTEM CRASH failed the cluster over to a new writer')
+    assert.equal((await cluster.writer.sql('SELECT id, v FROM c ORDER BY id')).rows, [{ id: 1, v: 'committed' }])
     await cluster.close().catch(() => {})
     const again = await openCluster(kvOptions(dir))
     try {

@@ -291,7 +291,7 @@ export class Cluster extends EventEmitter {
 
   #makeWriter(engine: Engine, volume: Volume): Database {
     const db = new Database(engine)
-    configureSql(db, { volume })
+    configureSql(db, { volume, crash: () => this.faults.crashWriter() })
     if (this.#dialect) configureSql(db, { dialect: this.#dialect })
     return db
   }

@@ -56,6 +56,8 @@ export interface SqlResult<R = Record<string, unknown>> {
 export interface SqlConfig {
   dialect?: Dialect
   volume?: Volume
+  /** what ALTER SYSTEM CRASH does when the database belongs to a cluster: its failover (a replica, or a new writer instance, takes over) */
+  crash?: () => Promise<unknown>
 }
 
 type Prepared =
@@ -161,7 +163,10 @@ export class SqlEngine implements DdlHost, CatalogView {
   configure(config: SqlConfig): void {
     if (config.dialect) this.dialect = config.dialect
     if (config.volume) this.volume = config.volume
+    if (config.crash) this.#crash = config.crash
   }
+
+  #crash: (() => Promise<unknown>) | null = null
 
   // ---------------------------------------------------------------- catalog
 
@@ -375,7 +380,7 @@ export class SqlEngine implements DdlHost, CatalogView {
   }
 
   checkAlive(): void {
-    if (this.crashed) throw new SqlError(SQLSTATE.adminShutdown, 'the writer was crashed by ALTER SYSTEM CRASH: close the cluster and open it again (recovery brings back every committed transaction)')
+    if (this.crashed) throw new SqlError(SQLSTATE.adminShutdown, this.#crash ? 'the writer was crashed by ALTER SYSTEM CRASH and the cluster failed over: reconnect (through the writer endpoint) to reach the new writer' : 'the writer was crashed by ALTER SYSTEM CRASH: close the cluster and open it again (recovery brings back every committed transaction)')
   }
 
   // ---------------------------------------------------------------- fault injection
@@ -389,7 +394,8 @@ export class SqlEngine implements DdlHost, CatalogView {
       if (w.length > 2 || (w[1] && !['instance', 'writer', 'node', 'dispatcher'].includes(w[1]))) throw bad()
       this.crashed = true
       for (const t of this.#timers) clearTimeout(t)
-      await vol.close().catch(() => {})
+      if (this.#crash) await this.#crash() // the cluster fails over: new connections reach the new writer
+      else await vol.close().catch(() => {})
       return { command: 'ALTER SYSTEM', rowCount: 0, rows: [], fields: [] }
     }
     if (w[0] !== 'simulate') throw bad()
