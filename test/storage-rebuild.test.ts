@@ -101,7 +101,8 @@ test('a segment whose directory was deleted is rebuilt from its peers while writ
       await writeUntilFolded(vol, rng, history)
       const x = rng.int(0, 5)
       const s = await rebuildUnderLoad(vol, rng, history, x, dir, () => fs.rmSync(segmentDir(dir, x), { recursive: true, force: true }))
-      assert.ok(s.rebuildPagesCopied > 0 && s.gapFillRecords > 0, `segment ${x} copied pages (${s.rebuildPagesCopied}) and filled records above them (${s.gapFillRecords})`)
+      // Records above the copied point come from the writer or by gap fill, depending on timing.
+      assert.ok(s.rebuildPagesCopied > 0, `segment ${x} copied pages from a peer (${s.rebuildPagesCopied}; ${s.gapFillRecords} records filled)`)
       assert.is(s.filesSetAside, null, 'a deleted directory is not "unreadable": nothing set aside')
       await aloneServes(vol, x, history, `segment ${x} alone after its rebuild`)
       // The rebuilt state is durable: after a reopen the segment alone still serves everything.

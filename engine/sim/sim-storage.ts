@@ -83,6 +83,7 @@ export class SimStorage extends EventEmitter {
       this.#wirePeer(id, node, peer, mine)
       this.#wirePeer(peer, other, id, theirs)
     }
+    if (process.env.SIM_TRACE) console.log(`${this.#clock.now.toFixed(1)} start ${id}`)
     this.emit('up', id)
     return true
   }
@@ -111,6 +112,7 @@ export class SimStorage extends EventEmitter {
     }
     this.#peerPorts[id].clear()
     this.#disk.crash(this.segDir(id))
+    if (process.env.SIM_TRACE) console.log(`${this.#clock.now.toFixed(1)} crash ${id}`)
     this.emit('down', id)
   }
 
@@ -131,6 +133,7 @@ export class SimStorage extends EventEmitter {
     const node = this.nodes[id]
     if (!node) return null
     const [mine, theirs] = SimPort.pair(this.#net, writer, clock, `s${id}`, this.clocks[id]!)
+    if (process.env.SIM_TRACE) console.log(`${this.#clock.now.toFixed(1)} connect ${writer} -> ${id}`)
     this.#clientPorts[id].add(theirs)
     node.clients.add(theirs)
     theirs.on('message', (req: ClientRequest) => node.onClient(theirs, req))

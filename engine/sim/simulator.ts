@@ -9,11 +9,16 @@
  * the schedule injects faults (segment and AZ crashes that lose unsynced
  * writes and tear some, AZ partitions, flipped bits on disk and in transit,
  * a full disk, a second writer that takes over while the first one keeps
- * sending); then heal everything, let writes settle, wait (bounded) for the
+ * sending, a segment down long enough to be replaced through two quorum
+ * sets, an AZ lost until healing with the volume moved to 3-of-4 and back);
+ * then heal everything, let writes settle, wait (bounded) for the
  * segments to converge, and check:
  *
  *  1. no acknowledged write is lost: every acked MTR's CPL is at or below
- *     the VDL a fresh writer recovers, outside every truncation;
+ *     the VDL a fresh writer recovers, outside every truncation; and when a
+ *     write is acked, each of its records is on the write quorum of every
+ *     set of a configuration the writer had (4 of 6, both sets during a
+ *     change, 3 of 4 when degraded);
  *  2. every read returned exactly the model at its read point (never data
  *     above it, never half an MTR);
  *  3. each writer's VDL never went backward, and a new writer starts at or
@@ -36,7 +41,8 @@ import { decodeFrame, decodeMeta, R_FLAGS, R_LSN, R_OPS, R_PAGE, RECORD_FLAG_CPL
 import { setPlantedBugs, type PlantedBugs } from '../storage/planted-bugs.js'
 import type { CorruptionReport } from '../storage/disk.js'
 import type { Truncation } from '../storage/protocol.js'
-import { SEGMENTS } from '../storage/storage.js'
+import { SEGMENTS, SLOTS_MAX } from '../storage/storage.js'
+import type { QuorumSet } from '../volume/quorum.js'
 import { openVolumeOn, type PageWrite, type Volume, type VolumeOptions } from '../volume/volume.js'
 import { Rng } from './rng.js'
 import { NodeClock, SimClock } from './sim-clock.js'
@@ -61,6 +67,8 @@ const OPTIONS: VolumeOptions = {
   dir: DIR, pageSize: PAGE_SIZE, pagesPerGroup: PAGES_PER_GROUP, logFileBytes: 16 * 1024, checkpointLogBytes: 40 * 1024,
   coalesceThreshold: 4, gossipIntervalMs: 20, quorumTimeoutMs: 1000, readTimeoutMs: 1000, segmentCacheBytes: 16 * 1024,
   scrubBytesPerSecond: 1 << 20, lalLsns: 100_000, segmentLagBytesMax: 1 << 20,
+  // A segment down this long is replaced through two quorum sets (some crashes of the schedule last longer).
+  replaceAfterMs: 700,
 }
 
 export interface SimRunOptions {
@@ -81,7 +89,11 @@ export interface SimResult {
 }
 
 interface MtrModel { id: number; writer: string; mtr: PageWrite[]; cpl: number; acked: boolean; error: string | null; issuedAt: number }
-interface Writer { name: string; clock: NodeClock; vol: Volume | null; fenced: boolean; opening: boolean; lastVdl: number; inflight: number; openedAt: number; retired: boolean }
+interface Writer {
+  name: string; clock: NodeClock; vol: Volume | null; fenced: boolean; opening: boolean; lastVdl: number; inflight: number; openedAt: number; retired: boolean
+  /** every quorum-set configuration this writer was seen with (a record may have become durable under any of them) */
+  configs: Map<string, QuorumSet[]>
+}
 interface ReadSeen { writer: string; pageId: number; at: number; image: Uint8Array }
 interface Flip { segment: number; path: string; off: number; kind: string; at: number; detected: boolean }
 
@@ -117,8 +129,10 @@ class Simulation {
   readonly mtrTarget: number
   readonly #framesSeen = new Set<string>()
   /** per segment, per PG: the highest SCL it ever reported to a writer (reported only after a sync: durable) */
-  readonly #reportedScl = Array.from({ length: SEGMENTS }, () => new Map<number, number>())
-  readonly #sclSeen = Array.from({ length: SEGMENTS }, () => ({ scl: new Map<number, number>(), truncs: 0, reports: 0 }))
+  readonly #reportedScl = Array.from({ length: SLOTS_MAX }, () => new Map<number, number>())
+  readonly #sclSeen = Array.from({ length: SLOTS_MAX }, () => ({ scl: new Map<number, number>(), truncs: 0, reports: 0 }))
+  /** AZs left out by degradeAZ, to restore at healing */
+  readonly #degraded = new Set<number>()
   #mtrSeq = 0
   #healed = false
   #ended = false
@@ -183,7 +197,7 @@ class Simulation {
       // Let outstanding writes settle (each resolves or fails within its quorum timeout).
       await this.#runUntil(WORK_MS + 4000, () => this.writers.every(w => w.inflight === 0 || w.fenced || !w.vol))
       const settledAt = this.clock.now
-      const scrubsAtHeal = this.storage.nodes.map(n => n?.stats().scrubPasses ?? 0)
+      const scrubsAtHeal = Array.from({ length: SLOTS_MAX }, (_, id) => this.storage.nodes[id]?.stats().scrubPasses ?? 0)
       const converged = await this.#runUntil(settledAt + CONVERGE_MS, () => this.#converged(scrubsAtHeal) === null)
       if (!converged) this.fail(`segments did not converge within ${CONVERGE_MS} ms after the writes settled: ${this.#converged(scrubsAtHeal)}`)
       else this.#checkConvergedState()
@@ -242,10 +256,13 @@ class Simulation {
         const s = r.int(0, 5)
         const bits = r.int(1, 3)
         plan.push({ at, text: `flip ${bits} bit(s) on segment ${s}'s disk`, run: () => this.#flipDisk(s, bits) })
-      } else if (k < 0.85) {
+      } else if (k < 0.8) {
         const s = r.int(0, 5)
         const dur = r.int(50, 800)
         plan.push({ at, text: `disk of segment ${s} full for ${dur} ms`, run: () => this.#diskFull(s, dur) })
+      } else if (k < 0.9) {
+        const az = r.int(0, 2)
+        plan.push({ at, text: `AZ ${az} lost until healing; the volume moves to 3/4 (and back to 4/6 at healing)`, run: () => this.#loseAZ(az) })
       } else if (!staleDone) {
         staleDone = true
         plan.push({ at, text: 'a new writer opens; the old one keeps writing (stale writer)', run: () => this.#takeOver() })
@@ -291,19 +308,40 @@ class Simulation {
 
   #takeOver(): void {
     const old = this.#currentWriter()
-    if (!old || !old.vol) return
+    if (!old) return
+    // The writer may still be opening (a lost recovery message waits out its timeout): take over once it is open.
+    if (!old.vol || old.fenced) { if (!this.#healed && !old.fenced) this.driver.setTimeout(() => this.#takeOver(), 50); return }
     this.#staleName = old.name
     this.#staleTakeoverAt = this.clock.now
     this.#openWriter()
+  }
+
+  #loseAZ(az: number): void {
+    for (const id of [az * 2, az * 2 + 1]) if (this.storage.isUp(id)) { this.storage.crash(id); this.counts.crashes++ }
+    const w = this.#currentWriter()
+    // Refused while another change is under way: then the AZ simply stays down until healing.
+    w?.vol?.degradeAZ(az).then(() => { this.#degraded.add(az); this.counts.degraded = (this.counts.degraded ?? 0) + 1 }, () => {})
   }
 
   #heal(): void {
     this.#healed = true
     this.net.faults = { ...CALM, delay: this.netFaults.delay, delayMaxMs: Math.min(this.netFaults.delayMaxMs, 5) }
     this.net.heal()
-    for (let id = 0; id < SEGMENTS; id++) { this.disk.limit(this.storage.segDir(id), null); this.storage.start(id) }
+    for (let id = 0; id < this.storage.nodes.length; id++) { this.disk.limit(this.storage.segDir(id), null); this.storage.start(id) }
     // From here on, a segment that dies (it should not) is restarted at once.
-    this.driver.setInterval(() => { if (!this.#ended) for (let id = 0; id < SEGMENTS; id++) if (!this.storage.isUp(id)) this.storage.start(id) }, 100)
+    this.driver.setInterval(() => { if (!this.#ended) for (let id = 0; id < this.storage.nodes.length; id++) if (!this.storage.isUp(id)) this.storage.start(id) }, 100)
+    // AZs left out come back into the quorum sets (retried while another change is under way).
+    const restore = () => {
+      const w = this.#currentWriter()
+      for (const az of this.#degraded) {
+        const sets = w?.vol?.membership().sets
+        if (!w?.vol || !sets || sets.length !== 1 || sets[0].members.length !== 4 || w.vol.membership().changing) continue
+        this.#degraded.delete(az)
+        w.vol.restoreAZ(az).then(() => { this.counts.restored = (this.counts.restored ?? 0) + 1 }, () => { this.#degraded.add(az) })
+      }
+      if (!this.#ended) this.driver.setTimeout(restore, 50)
+    }
+    restore()
   }
 
   // ------------------------------------------------------------------ writers and workload
@@ -315,7 +353,7 @@ class Simulation {
 
   #openWriter(name = `w${this.writers.length + 1}`): Writer {
     const clock = new NodeClock(this.clock, name, (_n, err) => this.fail(`writer ${name} threw: ${(err as Error).stack ?? err}`))
-    const w: Writer = { name, clock, vol: null, fenced: false, opening: true, lastVdl: 0, inflight: 0, openedAt: 0, retired: false }
+    const w: Writer = { name, clock, vol: null, fenced: false, opening: true, lastVdl: 0, inflight: 0, openedAt: 0, retired: false, configs: new Map() }
     this.writers.push(w)
     this.counts.writers++
     const attempt = () => {
@@ -327,6 +365,7 @@ class Simulation {
         // Recovery finds every acknowledged write (4 + 3 > 6).
         if (vol.vdl < this.#maxAckedCpl) this.fail(`writer ${name} recovered VDL ${vol.vdl}, below CPL ${this.#maxAckedCpl} acknowledged earlier`)
       }, err => {
+        if (process.env.SIM_TRACE) console.log(`${this.clock.now.toFixed(1)} open ${name} failed: ${(err as Error).message}`)
         if (this.#ended && name !== 'final') return
         if (this.clock.now > WORK_MS + CONVERGE_MS + 8000) { this.fail(`writer ${name} could not open: ${(err as Error).message}`); return }
         clock.setTimeout(attempt, 200)
@@ -342,6 +381,7 @@ class Simulation {
     for (const w of this.writers) {
       if (!w.vol || w.fenced || w.retired) continue
       if (w.vol.vdl < w.lastVdl) this.fail(`writer ${w.name}: VDL went back from ${w.lastVdl} to ${w.vol.vdl}`)
+      this.#noteConfig(w)
       w.lastVdl = w.vol.vdl
       if (this.#mtrSeq < this.mtrTarget && w.inflight < 4 && r.bool(0.6)) this.#write(w)
       if (r.bool(0.4)) this.#read(w)
@@ -447,19 +487,36 @@ class Simulation {
    * of the MTR is covered by the reported (synced) SCL of at least 4 of the
    * 6 segments of its PG.
    */
+  #noteConfig(w: Writer): void {
+    const sets = w.vol?.membership().sets
+    if (sets) w.configs.set(JSON.stringify(sets), sets)
+  }
+
   #checkQuorum(m: MtrModel, cpl: number): void {
+    // Each record must meet the write quorum of every set of one configuration the writer had
+    // (both sets during a change; a record durable before a change began stays durable).
+    const writer = this.writers.find(w => w.name === m.writer)!
+    this.#noteConfig(writer)
+    const holds = (set: QuorumSet, pg: number, lsn: number) => set.members.filter(id => (this.#reportedScl[id].get(pg) ?? 0) >= lsn).length
     for (let lsn = cpl - m.mtr.length + 1; lsn <= cpl; lsn++) {
       const pg = this.recordPg.get(lsn)
       if (pg === undefined) { this.fail(`MTR ${m.id} acked at ${cpl}, but record ${lsn} was never seen on the wire`); return }
-      let n = 0
-      for (const rep of this.#reportedScl) if ((rep.get(pg) ?? 0) >= lsn) n++
-      if (n < 4) { this.fail(`MTR ${m.id} acknowledged at ${cpl} while record ${lsn} (PG ${pg}) was on only ${n} of 6 segments`); return }
+      if ([...writer.configs.values()].some(sets => sets.every(set => holds(set, pg, lsn) >= set.write))) continue
+      for (const set of writer.vol!.membership().sets) {
+        const n = holds(set, pg, lsn)
+        if (n < set.write) {
+          const w = this.writers.find(x => x.name === m.writer)?.vol
+          const why = process.env.SIM_TRACE ? ` [writer's view at ${this.clock.now.toFixed(1)} ms: ${w?.stats().segments.map(s => `${s.id}:${s.member ? 'm' : '-'}:${s.pgScl.find(([p]) => p === pg)?.[1]}`).join(' ')}; wire: ${this.#reportedScl.map((r, i) => `${i}:${r.get(pg)}`).join(' ')}; sets ${JSON.stringify(w?.membership())}]` : ''
+          this.fail(`MTR ${m.id} acknowledged at ${cpl} while record ${lsn} (PG ${pg}) was on only ${n} of ${set.members.length} segments (needs ${set.write})${why}`)
+          return
+        }
+      }
     }
   }
 
   /** Each segment's SCL per PG never goes back, except when it took a new truncation. */
   #watchScl(): void {
-    for (let id = 0; id < SEGMENTS; id++) {
+    for (let id = 0; id < this.storage.nodes.length; id++) {
       const node = this.storage.nodes[id]
       if (!node) continue
       const seen = this.#sclSeen[id]
@@ -486,7 +543,14 @@ class Simulation {
     const vdl = w.vol.vdl
     const lastOfPg = new Map<number, number>()
     for (const [lsn, pg] of this.recordPg) if (lsn <= vdl && lsn > (lastOfPg.get(pg) ?? 0) && this.#survives(lsn, vdl, this.#truncations())) lastOfPg.set(pg, lsn)
-    for (let id = 0; id < SEGMENTS; id++) {
+    if (w.vol.membership().changing) {
+      const sets = w.vol.membership().sets
+      const view = w.vol.stats().segments.filter(s => s.member).map(s => `${s.id}:${s.up ? 'up' : 'down'}:${JSON.stringify(s.pgScl)}`).join(' ')
+      const own = this.#members().map(id => { const n = this.storage.nodes[id]; return n ? `${id}: peers ${[...n.peers.keys()]} clients ${n.clients.size} epoch ${n.epoch} pgs ${JSON.stringify(n.stats().pgScl)}` : `${id}: down` }).join('; ')
+      return `a membership change is under way (${JSON.stringify(sets)}; writer's view ${view}; segments' own: ${own})`
+    }
+    if (this.#degraded.size) return `AZ ${[...this.#degraded]} not yet back in the quorum sets`
+    for (const id of this.#members()) {
       const node = this.storage.nodes[id]
       if (!node) return `segment ${id} is down`
       for (const [pg, last] of lastOfPg) {
@@ -500,6 +564,12 @@ class Simulation {
       if (node.stats().scrubPasses < scrubsAtHeal[id] + 2) return `segment ${id} has not finished a scrub pass since healing`
     }
     return null
+  }
+
+  /** The segments of the current writer's quorum sets. */
+  #members(): number[] {
+    const sets = this.#currentWriter()?.vol?.membership().sets ?? [{ members: [0, 1, 2, 3, 4, 5] }]
+    return [...new Set(sets.flatMap(s => s.members))].sort((a, b) => a - b)
   }
 
   #truncations(): Truncation[] {
@@ -527,15 +597,16 @@ class Simulation {
     const model = this.#model(vdl, vdl, truncs)
     for (let pg = 0; pg < PAGES / PAGES_PER_GROUP; pg++) {
       let from = 0
-      for (const node of this.storage.nodes) from = Math.max(from, node!.pgs.get(pg)?.base ?? 0)
-      const hashes = this.storage.nodes.map(node => {
+      const members = this.#members().map(id => this.storage.nodes[id])
+      for (const node of members) from = Math.max(from, node!.pgs.get(pg)?.base ?? 0)
+      const hashes = members.map(node => {
         const v = node!.inspectPg(pg, vdl)
         if (!v) return 'none'
         return createHash('sha256').update(pack(v.records.filter(r => r[R_LSN] > from))).digest('hex').slice(0, 12)
       })
       if (new Set(hashes).size > 1) this.fail(`PG ${pg}: segments hold different records in (${from}, ${vdl}]: ${hashes.join(' ')}`)
     }
-    for (let id = 0; id < SEGMENTS; id++) {
+    for (const id of this.#members()) {
       for (let p = 0; p < PAGES; p++) {
         const img = this.storage.nodes[id]!.inspectPage(p, vdl)
         if (!img) this.fail(`segment ${id} cannot build page ${p} at VDL ${vdl} after converging: ${JSON.stringify({ suspect: this.storage.nodes[id]!.pagesSuspect, base: this.storage.nodes[id]!.pgs.get(Math.floor(p / PAGES_PER_GROUP))?.base, horizon: this.storage.nodes[id]!.horizon, damaged: this.storage.nodes[id]!.damagedPages.get(p) })}`)

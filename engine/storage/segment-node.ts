@@ -58,6 +58,8 @@ const GAP_FILL_TIMEOUT_MS = 500
 const SCRUB_TICK_MS = 50
 /** pages per rebuild chunk (a chunk is one message and one synchronous build on the peer) */
 const REBUILD_CHUNK_PAGES = 64
+/** every this many gossip turns, each writer is sent every SCL again */
+const SCL_REFRESH_TURNS = 20
 
 export class SegmentNode {
   epoch = 0
@@ -575,8 +577,16 @@ export class SegmentNode {
 
   // ---------------------------------------------------------------- gossip
 
+  #gossipTurn = 0
+
   #gossip(): void {
     if (this.#closed) return
+    // Every SCL, to every writer, now and then: a report lost on the way (a lossy transport) is
+    // otherwise never repeated for a PG that nothing writes any more.
+    if (++this.#gossipTurn % SCL_REFRESH_TURNS === 0 && this.clients.size) {
+      const scl = this.#sclList()
+      for (const port of this.clients) port.postMessage({ t: 'scl', scl, epoch: this.epoch } satisfies ClientReply)
+    }
     const msg: GossipMessage = { t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList() }
     for (const port of this.peers.values()) port.postMessage(msg)
     if (this.rebuilds.size) {

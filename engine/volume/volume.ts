@@ -318,6 +318,28 @@ export class Volume {
     const epoch = this.#meta.epoch
     const replies: Array<{ id: number; report: RecoverReport }> = []
     this.#quorum.sets = this.#sets()
+    // A segment that goes down while recovery waits is forgotten at the end (its port is dead) and
+    // connected again if it is back; the volume's own up/down listeners start only after recovery.
+    const wentDown = new Set<number>()
+    const onDownEarly = (id: number) => { wentDown.add(id) }
+    this.#storage.on('down', onDownEarly)
+    try {
+      await this.#recoverFromQuorum(epoch, replies)
+    } finally {
+      this.#storage.off('down', onDownEarly)
+    }
+    for (const id of wentDown) this.#disconnect(id)
+    this.#storage.on('up', this.#onUp)
+    this.#storage.on('down', this.#onDown)
+    // Segments that were down during recovery learn the epoch and truncations when they say hello.
+    for (const id of this.#slots()) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
+    // A membership change that was under way goes on.
+    const sets = this.#sets()
+    if (sets.length === 2) this.#beginTransition(sets[1], this.#quorum.vdl)
+    for (const id of this.#slots()) if (!this.#storage.isUp(id)) this.#armReplace(id)
+  }
+
+  async #recoverFromQuorum(epoch: number, replies: Array<{ id: number; report: RecoverReport }>): Promise<void> {
     await Promise.all(this.#slots().map(async id => {
       const port = this.#storage.connect(id)
       if (!port) return
@@ -351,14 +373,6 @@ export class Volume {
       this.#groups = Math.max(this.#groups, pg + 1)
     }
     this.#retainedFrom = rec.vdl
-    this.#storage.on('up', this.#onUp)
-    this.#storage.on('down', this.#onDown)
-    // Segments that were down during recovery learn the epoch and truncations when they say hello.
-    for (const id of this.#slots()) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
-    // A membership change that was under way goes on.
-    const sets = this.#sets()
-    if (sets.length === 2) this.#beginTransition(sets[1], rec.vdl)
-    for (const id of this.#slots()) if (!this.#storage.isUp(id)) this.#armReplace(id)
   }
 
   // ------------------------------------------------------------------ membership (quorum sets, SIGMOD'18)
@@ -454,8 +468,11 @@ export class Volume {
     this.#quorum.setSets(this.#meta.sets)
     this.#broadcastMembers()
     for (const id of target.members) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
-    const done = this.#beginTransition(target, this.#quorum.vdl)
+    const before = this.#quorum.vdl
+    const done = this.#beginTransition(target, before)
     this.#checkTransition()
+    // Commits the new sets made durable at once (a 3/4 set) resolve now, under the sets that made them so.
+    this.#afterQuorum(before)
     await done
   }
 
@@ -711,10 +728,16 @@ export class Volume {
 
   /** Called whenever SCLs arrive: moves VDL, resolves commits, frees slots. */
   #onScl(id: number, scl: SclList): void {
-    const moved = this.#quorum.report(id, scl)
+    const before = this.#quorum.vdl
+    this.#quorum.report(id, scl)
     if (this.#transition) this.#checkTransition()
+    this.#afterQuorum(before)
+  }
+
+  /** After the quorum state changed: moves reads, resolves commits the VDL now covers, frees slots. */
+  #afterQuorum(vdlBefore: number): void {
     if (this.#readWaiters.size) for (const r of [...this.#readWaiters]) { this.#readWaiters.delete(r); this.#route(r) }
-    if (!moved) { this.#pump(); return }
+    if (this.#quorum.vdl === vdlBefore) { this.#pump(); return }
     const vdl = this.#quorum.vdl
     while (this.#commitHead < this.#commits.length && this.#commits[this.#commitHead].cpl <= vdl) {
       const w = this.#commits[this.#commitHead++]
