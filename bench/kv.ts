@@ -68,6 +68,7 @@ import { Bench } from 'tinybench'
 import type { ClassicLevel } from 'classic-level'
 import type { RootDatabase } from 'lmdb'
 import { openCluster, type Cluster, type DatabaseStats, type SegmentStats, type VolumeStats } from '../engine/index.js'
+import { replicationFloor, type FloorResult } from './floor.js'
 import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, MiB, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 // ------------------------------------------------------------------ config
@@ -962,9 +963,20 @@ export async function run(args: string[]): Promise<unknown> {
     if (storeInfo.some(s => s.id === 'better-sqlite3')) notes.push(`better-sqlite3 is synchronous: in (b) its ${cfg.clients} "clients" are ${cfg.singlePuts.toLocaleString('en-US')} commits one after the other (one fsync each); the others overlap their commits (group commit)`)
     if (storeInfo.some(s => s.id.startsWith('lmdb'))) notes.push('lmdb "commit awaited until flushed": default overlappingSync, each write awaited and then `await db.flushed`; "lmdb ovs:false" = overlappingSync: false, the faster durable setting in ECOSYSTEM.md')
 
+    // The floor of a replicated commit here, with no engine code: six threads append + fdatasync, fourth ack.
+    const floorDir = makeTempDir('bench-kv-floor')
+    let floor: FloorResult[] = []
+    try { floor = await replicationFloor(floorDir, [400, 34_000], cfg.quick ? 100 : 300) } finally { removeTempDir(floorDir) }
+
     const perRound = rounds.map(r => r.results)
     const summary = summarize(perRound)
     const rs = ratios(perRound)
+    const sqliteA = summary.find(x => x.workload === 'a' && x.store === 'better-sqlite3')
+    if (floor.length) {
+      notes.push(`replication floor on this machine (six threads, append + fdatasync, durable at the 4th ack, one frame at a time, no engine code): ` +
+        floor.map(f => `${f.frameBytes.toLocaleString('en-US')} B frames p50 ${fmt(f.p50Ms)} ms (mean ${fmt(f.meanMs)} ms)`).join(', ') +
+        (sqliteA ? `; better-sqlite3's whole 100-row commit in (a): p50 ${fmt(sqliteA.latencyMs.p50)} ms` : ''))
+    }
     printReport(cfg, summary, rs, storeInfo, notes)
     const loadEnd = os.loadavg().map(x => Math.round(x * 100) / 100)
     console.log(`\nload average at start ${host.loadavg.join(' ')}, at end ${loadEnd.join(' ')} (${host.cpus} CPUs; hexad's six segment workers + the writer share them)`)
@@ -982,6 +994,7 @@ export async function run(args: string[]): Promise<unknown> {
         dataBytes: DATA.bytes, warmCacheBytes: cfg.cacheBytes, smallCacheBytes: smallCache, hexadTreeBytes: treeBytes,
       },
       stores: storeInfo,
+      replicationFloor: floor,
       summary,
       ratios: rs,
       rounds: perRound,
