@@ -27,6 +27,12 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
       'Options: --quick (or HEXAD_BENCH_QUICK=1), --duration=MS',
     load: () => import('./cluster.js'),
   },
+  wire: {
+    about: 'pgbench TPC-B (scale 1, 16 clients, 30 s, --max-tries 10) against hexad serve\'s PostgreSQL endpoint and a PostgreSQL 15 server ' +
+      'started from a temp dir (both durable): TPS, latency, failed/retried, hexad/PostgreSQL ratio (target >= 1x). ' +
+      'Options: --quick (or HEXAD_BENCH_QUICK=1: 5 s), --duration=S, --clients=N, --jobs=N, --rounds=N, --only=hexad|postgresql',
+    load: () => import('./wire.js'),
+  },
 }
 
 function usage(): string {
