@@ -5,13 +5,15 @@
 import { listFreePages } from './allocator.js'
 import { BTree } from './btree.js'
 import { checkKeyspaceName, DEFAULT_KEYSPACE, Engine, Keyspace, type DatabaseStats } from './kv.js'
-import { sqlEngine, type SqlOptions, type SqlResult, type SqlSession, type Dialect } from '../sql/index.js'
+import { sqlEngine, verifySql, type SqlOptions, type SqlResult, type SqlSession, type Dialect, type SqlVerifyReport } from '../sql/index.js'
 
 export interface VerifyReport {
   ok: boolean
   problems: string[]
   keyspaces: Array<{ name: string; root: number; keys: number }>
   freePages: number
+  /** the SQL layer's check (rows against their definitions, indexes against their tables): engine/sql/verify.ts */
+  sql?: SqlVerifyReport
 }
 
 export class Database extends Keyspace {
@@ -51,6 +53,7 @@ export class Database extends Keyspace {
    * Checks every B+tree invariant (order, fill, links, separators, overflow
    * chains, page checksums) of the catalog and every keyspace, and that no
    * free page is also in use. Runs between MTRs, so it sees one state.
+   * Then the SQL layer's check, at one snapshot (engine/sql/verify.ts).
    */
   async verify(): Promise<VerifyReport> {
     this.#e.checkOpen()
@@ -68,6 +71,8 @@ export class Database extends Keyspace {
       for (const root of [this.#e.catalog.rootPageId, ...this.#e.keyspaces.values()]) for (const id of await new BTree(root).pageIds(mtr)) used.add(id)
       for (const id of free) if (used.has(id)) report.problems.push(`page ${id} is on the free list and in use by a tree`)
     })
+    report.sql = await verifySql(this)
+    for (const p of report.sql.problems) report.problems.push(`sql: ${p}`)
     report.ok = report.problems.length === 0
     return report
   }

@@ -9,6 +9,8 @@ import { SqlEngine, type SqlConfig } from './session.js'
 export { SqlEngine, SqlSession, splitStatements } from './session.js'
 export type { SqlOptions, SqlResult, SqlField, SqlConfig, Dialect } from './session.js'
 export { SqlError } from './errors.js'
+export { verifySql } from './verify.js'
+export type { SqlVerifyReport } from './verify.js'
 
 const engines = new WeakMap<Database, SqlEngine>()
 

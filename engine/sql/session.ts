@@ -26,6 +26,7 @@ import { CompileCtx, type Env, type Row } from './expr.js'
 import { firstWord, normalize, tokenize, type Dialect, type Slot } from './lexer.js'
 import { compileSelect, runCorrelated, runSelect, type CatalogView, type Exec, type Field, type PlanCtx, type SelectPlan, type TxLike } from './select.js'
 import { fromParam, kindOf, PG_OID, T, toJs, type SqlType } from './values.js'
+import { verifySql, type SqlVerifyReport } from './verify.js'
 
 export type { Dialect }
 
@@ -377,6 +378,16 @@ export class SqlEngine implements DdlHost, CatalogView {
   /** One statement in autocommit. */
   sql(text: string, params: unknown[] = [], options: SqlOptions & { replica?: Reader } = {}): Promise<SqlResult<any>> {
     return new SqlSession(this, options.dialect ?? this.dialect, true, options.replica ?? null).sql(text, params, options)
+  }
+
+  /**
+   * Checks, at one snapshot, that every row decodes against its table's
+   * definition and keeps NOT NULL, that every index holds exactly the
+   * entries of the table's rows (none missing, none dangling, unique ones
+   * without duplicates) and that the catalog is sound (verify.ts).
+   */
+  verify(): Promise<SqlVerifyReport> {
+    return verifySql(this.db)
   }
 
   checkAlive(): void {
