@@ -60,8 +60,13 @@ async function lagAt(rate: number, durationMs: number): Promise<LagRow> {
         inflight.add(p)
         issued++
       }
+      // Wait for a slot or for the next commit's due time: never spin (a spinning loop takes the
+      // core the segment workers and the replica need).
       if (inflight.size >= 64) await Promise.race(inflight)
-      else await new Promise(r => setImmediate(r))
+      else {
+        const nextDue = start + ((issued + 1) / rate) * 1000
+        await new Promise(r => setTimeout(r, Math.max(0, nextDue - performance.now())))
+      }
     }
     await Promise.all(inflight)
     const elapsed = (performance.now() - start) / 1000

@@ -84,6 +84,8 @@ export class Cluster extends EventEmitter {
   readonly #dialect: Dialect | undefined
   #closing: Promise<void> | null = null
   #failing: Promise<FailoverReport> | null = null
+  /** closes of volume handles left behind by failovers */
+  readonly #retired: Array<Promise<void>> = []
   readonly #readers = new Map<string, Reader>()
   readonly #endpoints: Endpoints
   failovers = 0
@@ -279,8 +281,9 @@ export class Cluster extends EventEmitter {
         await r.close()
         this.#readers.set(r.name, new Reader(engine, volume, r._options))
       }
-      // The old handle is fenced; its close ends once its last writes are settled (bounded wait).
-      await Promise.race([oldVolume.close().catch(() => {}), new Promise<void>(r => setTimeout(r, 5000).unref())])
+      // The old handle is fenced; it closes in the background once its last writes are settled
+      // (the new writer does not wait for it; cluster.close() does).
+      this.#retired.push(oldVolume.close().catch(() => {}))
       return { promoted: best?.name ?? null, oldEpoch, newEpoch: volume.epoch, vdl: recovered, cacheKept, pagesKept, ms }
     })()
     let report: FailoverReport
@@ -309,6 +312,7 @@ export class Cluster extends EventEmitter {
       this.#readers.clear()
       await this.#engine.close()
       await this.#volume.close()
+      await Promise.all(this.#retired)
     })()
     return this.#closing
   }
