@@ -27,6 +27,12 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
       'Options: --quick (or HEXAD_BENCH_QUICK=1), --duration=MS',
     load: () => import('./cluster.js'),
   },
+  sql: {
+    about: 'SQL front vs better-sqlite3 on the same SQL: pgbench TPC-B-like transactions (scale 1, hexad 16 concurrent sessions), ' +
+      'point SELECT by primary key and by unique index, GROUP BY over 100k rows; ops/s, hexad/peer ratios, target TPC-B >= 1x. ' +
+      'Options: --quick (or HEXAD_BENCH_QUICK=1), --rounds=N, --duration=MS, --clients=N, --seed=N',
+    load: () => import('./sql.js'),
+  },
   wire: {
     about: 'pgbench TPC-B (scale 1, 16 clients, 30 s, --max-tries 10) against hexad serve\'s PostgreSQL endpoint and a PostgreSQL 15 server ' +
       'started from a temp dir (both durable): TPS, latency, failed/retried, hexad/PostgreSQL ratio (target >= 1x). ' +
