@@ -199,7 +199,10 @@ class Simulation {
       const settledAt = this.clock.now
       const scrubsAtHeal = Array.from({ length: SLOTS_MAX }, (_, id) => this.storage.nodes[id]?.stats().scrubPasses ?? 0)
       const converged = await this.#runUntil(settledAt + CONVERGE_MS, () => this.#converged(scrubsAtHeal) === null)
-      if (!converged) this.fail(`segments did not converge within ${CONVERGE_MS} ms after the writes settled: ${this.#converged(scrubsAtHeal)}`)
+      if (!converged) {
+        const own = this.#members().map(id => { const n = this.storage.nodes[id]; return n ? `${id}: suspect ${n.pagesSuspect} rebuilds ${JSON.stringify([...n.rebuilds])} restarts ${n.stats().rebuildRestarts} pgs ${JSON.stringify([...n.pgs.values()].map(st => [st.pg, st.base, st.scl, st.sclSynced]))}` : `${id}: down` }).join('; ')
+        this.fail(`segments did not converge within ${CONVERGE_MS} ms after the writes settled: ${this.#converged(scrubsAtHeal)} (members: ${JSON.stringify(this.#currentWriter()?.vol?.membership())}; ${own})`)
+      }
       else this.#checkConvergedState()
       this.#ended = true
       await this.#finalChecks()

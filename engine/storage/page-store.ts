@@ -42,6 +42,10 @@ export class PageStore {
   corruptVersions = 0
   /** entries found damaged at open whose page could not be told */
   damagedEntries = 0
+  /** entries past the synced length torn by a crash, dropped at open */
+  tornEntries = 0
+  /** per file, the length made durable by the last sync */
+  readonly #synced = new Map<number, number>()
   gcVersions = 0
   compactedFiles = 0
   readonly #disk: Disk
@@ -55,8 +59,19 @@ export class PageStore {
     disk.mkdirp(dir)
   }
 
-  /** Rebuilds the index from the version headers (bodies are checked when read). */
-  open(): void {
+  /**
+   * Rebuilds the index from the version headers (bodies are checked when read).
+   *
+   * `synced` is each file's synced length as the segment's meta last
+   * recorded it. Damage inside a synced prefix is corruption (a version that
+   * may hold folded records is gone: the segment serves no page until
+   * rebuilt); damage past it is an append a crash tore, possibly out of
+   * order (a later entry landed, an earlier one did not): every entry there
+   * was made after the last fold, from records the log still holds, so it is
+   * dropped and reported as a torn tail. Without `synced` (an older meta),
+   * all damage in the middle counts as corruption.
+   */
+  open(synced?: Map<number, number>): void {
     const disk = this.#disk
     const names = disk.readdir(this.dir).filter(n => n.endsWith('.hxp')).sort()
     const header = Buffer.alloc(VERSION_HEADER_BYTES)
@@ -88,9 +103,14 @@ export class PageStore {
         buf ??= disk.readFile(path.join(this.dir, name))
         const next = findNextVersion(buf, off + 1)
         if (next < 0) break
-        this.#onCorrupt({ path: path.join(this.dir, name), off, len: next - off, kind: 'version' })
-        this.damagedEntries++
-        this.corruptVersions++
+        if (synced && off >= (synced.get(seq) ?? 0)) {
+          this.#onCorrupt({ path: path.join(this.dir, name), off, len: next - off, kind: 'torn-tail' })
+          this.tornEntries++
+        } else {
+          this.#onCorrupt({ path: path.join(this.dir, name), off, len: next - off, kind: 'version' })
+          this.damagedEntries++
+          this.corruptVersions++
+        }
         off = next
       }
       if (end < size && this.damagedEntries === 0) { // torn tail of an unsynced append
@@ -191,7 +211,7 @@ export class PageStore {
 
   sync(): void {
     if (!this.#dirty) return
-    for (const f of this.#files.values()) this.#disk.fdatasync(f.fd)
+    for (const f of this.#files.values()) { this.#disk.fdatasync(f.fd); this.#synced.set(f.seq, f.size) }
     this.#dirty = false
   }
 
@@ -326,6 +346,11 @@ export class PageStore {
     this.#files.set(seq, f)
     this.#active = f
     this.#disk.fsyncDir(this.dir)
+  }
+
+  /** Each file's durable length as of the last sync, as [seq, bytes] (recorded in the segment's meta). */
+  syncedExtents(): Array<[number, number]> {
+    return [...this.#files.keys()].map(seq => [seq, this.#synced.get(seq) ?? 0])
   }
 
   /** Where a version lies on disk (the simulator flips bits there). */

@@ -50,7 +50,7 @@ export interface SegmentEnv {
   onCorrupt?: (segment: number, r: CorruptionReport) => void
 }
 
-interface Meta { epoch: number; truncations: Truncation[]; vdlKnown: number; base: Array<[number, number]> }
+interface Meta { epoch: number; truncations: Truncation[]; vdlKnown: number; base: Array<[number, number]>; pagesSynced?: Array<[number, number]> }
 
 const GAP_FILL_RECORDS_MAX = 4096
 const GAP_FILL_TIMEOUT_MS = 500
@@ -156,7 +156,7 @@ export class SegmentNode {
       this.vdlKnown = meta.vdlKnown
       for (const [pg, base] of meta.base) this.pgs.set(pg, new PgSegment(pg, base))
     }
-    this.pages.open()
+    this.pages.open(meta?.pagesSynced ? new Map(meta.pagesSynced) : undefined)
     if (this.pages.damagedEntries > 0) this.pagesSuspect = true
     const scan = this.log.open((p, file) => {
       if (p.vdl > this.vdlKnown) this.vdlKnown = p.vdl
@@ -545,11 +545,12 @@ export class SegmentNode {
     }
     this.pages.collect(Math.min(this.horizon, this.vdlKnown))
     const emptied = this.pages.compact()
-    if (emptied.length) { this.pages.sync(); this.pages.removeFiles(emptied) }
+    // The copies are synced and recorded as durable before the files they came from go.
+    if (emptied.length) { this.pages.sync(); this.#writeMeta(); this.pages.removeFiles(emptied) }
   }
 
   #metaValue(): Meta {
-    return { epoch: this.epoch, truncations: this.truncations, vdlKnown: this.vdlKnown, base: [...this.pgs.values()].map(st => [st.pg, st.base]) }
+    return { epoch: this.epoch, truncations: this.truncations, vdlKnown: this.vdlKnown, base: [...this.pgs.values()].map(st => [st.pg, st.base]), pagesSynced: this.pages.syncedExtents() }
   }
 
   /**
@@ -666,6 +667,7 @@ export class SegmentNode {
       this.s.repairedPages++
       // The intact image is durable: the damaged entries can go for good.
       this.s.buriedVersions += this.pages.buryDamaged(m.pageId, this.cfg.pageSize)
+      this.#writeMeta() // its file length is recorded as synced: damage there later is corruption, not a torn append
       return
     }
     if (m.t === 'g-fix-req') {
@@ -831,9 +833,9 @@ export class SegmentNode {
       st.fold(rb.base)
       st.rebuildChain()
       for (const pageId of [...this.damagedPages.keys()]) if (Math.floor(pageId / this.cfg.pagesPerGroup) === m.pg) this.damagedPages.delete(pageId)
-      this.#writeMeta()
       for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
     }
+    this.#writeMeta() // the new base, and the copied images' file lengths as synced
     this.rebuilds.delete(m.pg)
     this.s.rebuildPgsDone++
     this.#touched.add(m.pg)
