@@ -372,6 +372,7 @@ test('(c) 64 clients x 10 increments of one counter with getForUpdate, no retrie
     const db = cluster.writer
     await db.put('counter', '0')
     const before = db.stats()
+    const framesBefore = cluster.volume.stats().framesShipped
     const CLIENTS = 64, EACH = 10
     const rs = await settlesWithin(Promise.allSettled(Array.from({ length: CLIENTS }, async () => {
       for (let i = 0; i < EACH; i++) {
@@ -388,6 +389,34 @@ test('(c) 64 clients x 10 increments of one counter with getForUpdate, no retrie
     assert.is(st.conflicts - before.conflicts, 0, 'no conflicts')
     assert.is(st.deadlocks - before.deadlocks, 0, 'no deadlocks')
     assert.ok(st.lockWaits > before.lockWaits, 'clients queued on the lock')
+    // Early lock release: a holder lets go once its commit is published, so the next increment
+    // does not wait for an fsync: several increments of the hot key share each shipped frame.
+    const frames = cluster.volume.stats().framesShipped - framesBefore
+    assert.ok(frames < CLIENTS * EACH, `${CLIENTS * EACH} increments took ${frames} shipped frames`)
+  })
+})
+
+test('(i) early lock release: a locking reader of a published but not yet durable commit is acknowledged only once that commit is durable', async () => {
+  await withTempCluster('kv-elr', {}, async cluster => {
+    const db = cluster.writer
+    await db.put('k', 'old')
+    // Three of six segments down: no write can reach 4 of 6, so commits are published but not durable.
+    for (const id of [0, 1, 2]) await cluster.volume.faults.stopWorker(id)
+    const writer = db.put('k', 'new')
+    const writerDone = writer.then(() => 'ok', err => codeOf(err))
+    await new Promise(r => setTimeout(r, 50))
+    assert.not.ok(await isSettled(writerDone), 'the write is not acknowledged while the quorum is lost')
+    // The lock was released at publication: a locking reader gets it at once and sees the new value...
+    const reader = db.transaction(async tx => utf8((await tx.getForUpdate('k'))!))
+    const readerDone = reader.then(v => v, err => codeOf(err))
+    await new Promise(r => setTimeout(r, 50))
+    // ...but its (read-only) commit waits for the write it depends on to become durable.
+    assert.not.ok(await isSettled(readerDone), 'a reader of a non-durable commit is not acknowledged before it')
+    assert.is(await db.getString('k'), 'old', 'a plain read at the durable point does not see the non-durable commit')
+    for (const id of [0, 1, 2]) await cluster.volume.faults.restartWorker(id)
+    assert.is(await settlesWithin(writerDone, GUARD_MS, 'the write once the segments are back'), 'ok')
+    assert.is(await settlesWithin(readerDone, GUARD_MS, 'the locking reader'), 'new')
+    assert.is(await db.getString('k'), 'new')
   })
 })
 

@@ -281,6 +281,19 @@ export class Engine {
     }
   }
 
+  /**
+   * Resolves once commit `seq` is durable; rejects with HEXAD_QUORUM_LOST if
+   * it is not within `ms` (its own writer then got that error too), or when
+   * the engine stops.
+   */
+  whenDurable(seq: number, ms = 60_000): Promise<void> {
+    if (seq <= this.store.durableSeq) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new HexadError('HEXAD_QUORUM_LOST', `this transaction read a commit (seq ${seq}) that did not become durable within ${ms} ms; it is not acknowledged`)), ms)
+      this.store.whenDurable(seq).then(() => { clearTimeout(timer); resolve() })
+    })
+  }
+
   // ---------------------------------------------------------------- group commit
 
   readonly #commitQueue: PendingCommit[] = []
@@ -403,6 +416,8 @@ export class Transaction implements LockOwner {
   #state: 'active' | 'committing' | 'done' = 'active'
   /** whether a locking read (latest value) was mixed with snapshot reads */
   #lockedRead = false
+  /** the newest commit (seq) a locking read saw, maybe published but not yet durable */
+  #dependsOn = 0
 
   /** @internal */
   constructor(e: Engine) {
@@ -450,9 +465,16 @@ export class Transaction implements LockOwner {
     if (own) return own.value ?? undefined
     await this.#lock(id, k, ks)
     this.#lockedRead = true
-    // The previous holder released the lock only once durable, so the durable point now includes it.
-    const snap = this.#e.store.acquire()
-    try { return (await this.#e.readAt(ks, k, snap)) ?? undefined } finally { this.#e.store.release(snap) }
+    // The newest published value: while we hold the lock nobody else can commit this key. The
+    // previous holder released it when its commit was published, maybe before it was durable:
+    // note that commit, so that this transaction is acknowledged only after it.
+    const e = this.#e
+    const root = e.keyspaces.get(ks)
+    if (root !== undefined) {
+      const newest = e.store.newestChange(root, k)
+      if (newest > this.#dependsOn) this.#dependsOn = newest
+    }
+    return (await e.readAt(ks, k, Number.MAX_SAFE_INTEGER)) ?? undefined
   }
 
   async #lock(id: string, k: Uint8Array, ks: string): Promise<void> {
@@ -523,7 +545,16 @@ export class Transaction implements LockOwner {
       if (this.#lockedRead) {
         try { this.#validate() } catch (err) { e.counters.conflicts++; this.#finish(); throw err }
       }
-      return this.#finish()
+      // It may have read a commit that is published but not yet durable (locks are released
+      // early): it is acknowledged only once that commit is durable, as a writer would be.
+      const dep = this.#dependsOn
+      this.#releaseLocks()
+      try {
+        if (dep > e.store.durableSeq) await e.whenDurable(dep)
+      } finally {
+        this.#finish()
+      }
+      return
     }
     let seq = 0
     let durable: Promise<number>
@@ -537,6 +568,11 @@ export class Transaction implements LockOwner {
       this.#finish()
       throw err
     }
+    // Early lock release: the writes are published (in the tree and the version store), so the
+    // next transaction on these keys may go on now. Whatever it commits has a higher LSN and
+    // becomes durable only after this commit (VDL is a prefix), so nothing acknowledged ever
+    // depends on a commit that is not durable; a hot key is no longer held for a whole fsync.
+    this.#releaseLocks()
     try {
       await durable
       e.counters.commits++
@@ -596,8 +632,14 @@ export class Transaction implements LockOwner {
   #finish(): void {
     if (this.#state === 'done') return
     this.#state = 'done'
-    this.#e.locks.releaseAll(this.#lockKeys, this)
+    this.#releaseLocks()
     this.#e.store.release(this.snapshot)
+  }
+
+  #releaseLocks(): void {
+    if (this.#lockKeys.size === 0) return
+    this.#e.locks.releaseAll(this.#lockKeys, this)
+    this.#lockKeys.clear()
   }
 
   #check(): void {
