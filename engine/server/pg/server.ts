@@ -43,6 +43,8 @@ export interface PgServerOptions {
 
 const CANCEL_CODE = 80877102
 const GSSENC_CODE = 80877104
+const SSL_CODE = 80877103
+const PROTOCOL_3_0 = 196608
 
 export interface PgServer {
   readonly port: number
@@ -111,7 +113,24 @@ export async function startPgServer(target: Database | SessionSource, options: P
     socket.once('close', () => sockets.delete(socket))
     let started = false
     let received = 0
+    let refused = false
+    let conn: Awaited<ReturnType<typeof fromNodeSocket>> | undefined
+    /** A FATAL error for bad start-up bytes, then the socket closes (the listener goes on). */
+    const refuse = (code: string, message: string): undefined => {
+      if (refused) return undefined
+      refused = true
+      log(`pg: start-up from ${socket.remoteAddress} refused: ${message}`)
+      void conn?.detach()
+      socket.end(fatal(code, message))
+      setTimeout(() => socket.destroy(), 1000).unref()
+      return undefined
+    }
     const countStartup = (b: Buffer) => {
+      // the first packet's length, as PostgreSQL checks it (an HTTP request, say, would claim ~1.2 GB)
+      if (received === 0 && b.length >= 4) {
+        const len = b.readInt32BE(0)
+        if (len < 8 || len > 10_000) { received += b.length; refuse('08P01', 'invalid length of startup packet'); return }
+      }
       received += b.length
       if (received > 64 * 1024) { log(`pg: start-up larger than 64 KiB from ${socket.remoteAddress}: closed`); socket.destroy() }
     }
@@ -119,9 +138,8 @@ export async function startPgServer(target: Database | SessionSource, options: P
     const authTimer = setTimeout(() => { if (!started) socket.destroy() }, authTimeoutMs)
     authTimer.unref()
 
-    let conn: Awaited<ReturnType<typeof fromNodeSocket>>
     const handOver = async (user: string, params: Record<string, string>) => {
-      const duplex = await conn.detach()
+      const duplex = await conn!.detach()
       // pg-gateway lets go of the streams after its current step
       for (let i = 0; i < 1000 && (duplex.readable.locked || duplex.writable.locked); i++) await new Promise(r => setImmediate(r))
       clearTimeout(authTimer)
@@ -146,21 +164,30 @@ export async function startPgServer(target: Database | SessionSource, options: P
       tls: tls ? { key: toArrayBuffer(tls.key), cert: toArrayBuffer(tls.cert), ...(tls.ca ? { ca: toArrayBuffer(tls.ca) } : {}) } : undefined,
       serverVersion: SERVER_VERSION,
       onMessage(data, state) {
-        if (state.hasStarted || data.length < 8) return undefined
+        if (state.hasStarted) return undefined
+        // bad bytes before start-up are answered here, as PostgreSQL does (pg-gateway would only close the socket)
+        if (data.length < 8) return refuse('08P01', 'invalid length of startup packet')
         const v = new DataView(data.buffer, data.byteOffset, data.byteLength)
         const code = v.getInt32(4)
         if (code === GSSENC_CODE && data.length === 8) return new Uint8Array([0x4e]) // 'N': no GSSAPI encryption
         if (code === CANCEL_CODE && data.length === 16) {
-          void conn.detach()
+          void conn?.detach()
           live.get(v.getInt32(8))?.cancelIfSecret(v.getInt32(12))
           socket.destroy()
+          return undefined
         }
-        return undefined
+        if (code === SSL_CODE && data.length === 8) return undefined
+        if (code === PROTOCOL_3_0) {
+          if (v.getInt32(0) !== data.length) return refuse('08P01', 'invalid length of startup packet')
+          return undefined
+        }
+        if (code === CANCEL_CODE || code === SSL_CODE || code === GSSENC_CODE) return refuse('08P01', 'invalid length of startup packet')
+        return refuse('0A000', `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: server supports 3.0 to 3.0`)
       },
       async onStartup(state) {
         const user = state.clientParams?.user ?? ''
         if (auth === 'trust' && users && !users.some(u => u.name === user)) {
-          await conn.detach()
+          await conn!.detach()
           socket.end(fatal('28000', `role "${user}" is not permitted to log in`))
         }
       },
