@@ -138,7 +138,8 @@ class Simulation {
   #ended = false
   #maxAckedCpl = 0
   #staleName: string | null = null
-  #staleTakeoverAt = 0
+  /** the writer that took over from #staleName (it counts from when its recovery completed) */
+  #newWriter: Writer | null = null
 
   constructor(seed: number, opts: SimRunOptions) {
     this.seed = seed
@@ -315,8 +316,7 @@ class Simulation {
     // The writer may still be opening (a lost recovery message waits out its timeout): take over once it is open.
     if (!old.vol || old.fenced) { if (!this.#healed && !old.fenced) this.driver.setTimeout(() => this.#takeOver(), 50); return }
     this.#staleName = old.name
-    this.#staleTakeoverAt = this.clock.now
-    this.#openWriter()
+    this.#newWriter = this.#openWriter()
   }
 
   #loseAZ(az: number): void {
@@ -652,8 +652,14 @@ class Simulation {
     // The stale writer was fenced.
     if (this.#staleName) {
       const old = this.writers.find(w => w.name === this.#staleName)!
-      const after = [...this.mtrs.values()].filter(m => m.writer === old.name && m.issuedAt > this.#staleTakeoverAt + 500)
-      if (!old.fenced && after.length > 0) this.fail(`the stale writer ${old.name} kept writing after ${this.#staleName === old.name ? 'a newer writer opened' : ''} and was never fenced`)
+      // Only once the new writer's recovery completed is the old one stale (until then it may write on).
+      const since = this.#newWriter?.vol ? this.#newWriter.openedAt : Infinity
+      const after = [...this.mtrs.values()].filter(m => m.writer === old.name && m.issuedAt > since + 500)
+      if (!old.fenced && after.length > 0) {
+        const st = old.vol?.stats()
+        const view = st ? `epoch ${st.epoch}, VDL ${st.vdl}, in flight ${old.inflight}, frames shipped ${st.framesShipped}, segments ${st.segments.filter(s => s.member).map(s => `${s.id}:${s.up ? 'up' : 'down'}`).join(' ')}, sets ${JSON.stringify(old.vol?.membership().sets)}` : 'not open'
+        this.fail(`the stale writer ${old.name} kept writing after a newer writer opened and was never fenced (${after.length} MTRs issued after; its view: ${view})`)
+      }
     }
     await this.#settle(vol.close())
   }

@@ -937,6 +937,8 @@ export class Volume {
       this.#clock.setTimeout(() => { if (this.#ports[id] === port && !this.#ready[id]) void this.#connect(id) }, HELLO_RETRY_MS)
       return
     }
+    // A segment that already took a newer epoch: another handle opened the volume, this one is fenced.
+    if (r?.t === 'fenced') return this.#fence(id, r.epoch)
     if (r?.t !== 'hello-ok' || this.#ports[id] !== port) return
     this.#ready[id] = true
     this.#horizonSent = -1
