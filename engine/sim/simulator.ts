@@ -204,7 +204,10 @@ class Simulation {
         const own = this.#members().map(id => { const n = this.storage.nodes[id]; return n ? `${id}: suspect ${n.pagesSuspect} rebuilds ${JSON.stringify([...n.rebuilds])} restarts ${n.stats().rebuildRestarts} pgs ${JSON.stringify([...n.pgs.values()].map(st => [st.pg, st.base, st.scl, st.sclSynced]))}` : `${id}: down` }).join('; ')
         this.fail(`segments did not converge within ${CONVERGE_MS} ms after the writes settled: ${this.#converged(scrubsAtHeal)} (members: ${JSON.stringify(this.#currentWriter()?.vol?.membership())}; ${own})`)
       }
-      else this.#checkConvergedState()
+      else {
+        this.counts.convergeMs = this.clock.now - settledAt // virtual time from the writes settling to all segments equal
+        this.#checkConvergedState()
+      }
       this.#ended = true
       await this.#finalChecks()
     } catch (err) {

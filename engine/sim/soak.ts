@@ -29,11 +29,14 @@ async function main(): Promise<void> {
   const started = Date.now()
   const failed: number[] = []
   const totals: Record<string, number> = {}
+  let convergeMax = 0
+  let converged = 0
   const tty = process.stdout.isTTY
   for (let i = 0; i < seeds; i++) {
     const seed = from + i
     const r = await runSeed(seed, { bugs })
     for (const [k, v] of Object.entries(r.counts)) totals[k] = (totals[k] ?? 0) + v
+    if (r.counts.convergeMs !== undefined) { convergeMax = Math.max(convergeMax, r.counts.convergeMs); converged++ }
     if (!r.ok) {
       failed.push(seed)
       if (tty) process.stdout.write('\n')
@@ -54,6 +57,7 @@ async function main(): Promise<void> {
   console.log(`soak: ${seeds} seeds from ${from} in ${secs.toFixed(1)} s${bugName ? ` with planted bug ${bugName}` : ''}: ${seeds - failed.length} passed, ${failed.length} failed`)
   console.log(`  injected: ${totals.crashes ?? 0} crashes, ${totals.flips ?? 0} disk bit flips, ${totals.netCorrupt ?? 0} corrupted messages, ${totals.netDropped ?? 0} dropped messages, ${totals.tornWrites ?? 0} torn writes, ${totals.writers ?? 0} writer opens`)
   console.log(`  workload: ${totals.mtrs ?? 0} MTRs, ${totals.acked ?? 0} acknowledged, ${totals.failedWrites ?? 0} refused, ${totals.reads ?? 0} reads checked, ${totals.events ?? 0} events`)
+  if (converged) console.log(`  convergence after the faults healed and writes settled (virtual time): mean ${((totals.convergeMs ?? 0) / converged).toFixed(0)} ms, max ${convergeMax.toFixed(0)} ms over ${converged} seeds`)
   if (failed.length) console.log(`  failing seeds: ${failed.slice(0, 50).join(' ')}${failed.length > 50 ? ' ...' : ''}`)
   process.exit(failed.length ? 1 : 0)
 }
