@@ -233,6 +233,37 @@ export class Cluster extends EventEmitter {
     this.emit('scaling', { action, reader: name, metric: policy.target.metric, value, readers: this.#readers.size } satisfies ScalingEvent)
   }
 
+  // ---------------------------------------------------------------- snapshots
+
+  /**
+   * A named snapshot of the cluster as of now (the VDL: every commit
+   * acknowledged so far, whole transactions only). It is kept in the volume
+   * (across restarts and failovers) until deleteSnapshot; read it with
+   * openSnapshot. Returns its LSN.
+   */
+  snapshot(name: string): number {
+    this.#checkOpen()
+    return this.#volume.createSnapshot(name)
+  }
+
+  /** The snapshots, oldest first. */
+  snapshots(): Array<{ name: string; lsn: number }> { return this.#volume.snapshots() }
+
+  /** Deletes a snapshot (its pages may then be collected). */
+  deleteSnapshot(name: string): void { this.#volume.deleteSnapshot(name) }
+
+  /**
+   * Reads a snapshot: a read-only instance (its own worker thread, like a
+   * replica) fixed at the snapshot's LSN. Close it when done.
+   */
+  openSnapshot(name: string, options: { cacheBytes?: number } = {}): Reader {
+    this.#checkOpen()
+    const snap = this.#volume.snapshots().find(s => s.name === name)
+    if (!snap) throw badInput(`no snapshot named ${JSON.stringify(name)}`)
+    const o = readerOptions({ name: `snapshot:${name}`, tier: 15, cacheBytes: options.cacheBytes }, [], 0)
+    return new Reader(this.#engine, this.#volume, o, snap.lsn)
+  }
+
   /** Planned switchover: commits in flight finish, then the best replica (or `target`) becomes the writer. */
   switchover(target?: string): Promise<FailoverReport> { return this.#failover('planned', target) }
 

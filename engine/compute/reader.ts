@@ -52,19 +52,23 @@ export class Reader {
   #closed: HexadError | null = null
   #closing: Promise<void> | null = null
 
-  /** @internal use cluster.addReader */
-  constructor(engine: Engine, vol: Volume, options: Required<ReaderOptions>) {
+  /**
+   * @internal use cluster.addReader (or cluster.openSnapshot: `frozenAt`
+   * starts it at that LSN and feeds it no redo, so it reads one fixed state)
+   */
+  constructor(engine: Engine, vol: Volume, options: Required<ReaderOptions>, frozenAt?: number) {
     this.name = options.name
     this.tier = options.tier
     this._options = options
     this.#engine = engine
     this.#vol = vol
-    this.#pin = vol.pinReadPoint()
+    this.#pin = vol.pinReadPoint(frozenAt)
     const init: ReaderInit = { name: options.name, pageSize: vol.pageSize, start: this.#pin.lsn, cacheBytes: options.cacheBytes }
     this.#worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: init, name: `hexad-reader-${options.name}` })
     this.#worker.unref()
     this.#listener = m => this.#send({ t: 'mtr', mtr: m })
-    engine.runner.durableListeners.add(this.#listener)
+    this.frozen = frozenAt !== undefined
+    if (!this.frozen) engine.runner.durableListeners.add(this.#listener)
     this.#worker.on('message', (m: ReaderReply) => this.#onMessage(m))
     this.#worker.on('error', err => this.#fail(new HexadError('HEXAD_IO', `read replica ${this.name} failed: ${err.message}`)))
     this.#worker.on('exit', code => this.#fail(new HexadError('HEXAD_CLOSED', `read replica ${this.name} stopped (exit code ${code})`)))
@@ -135,8 +139,12 @@ export class Reader {
     return { name: this.name, tier: this.tier, lagLsn: Math.max(0, this.#vol.vdl - r.stats.appliedLsn), ...r.stats }
   }
 
-  /** Resolves once this replica has applied everything durable at the writer when called. */
+  /** Whether this instance reads one fixed state (a snapshot) and follows no redo. */
+  readonly frozen: boolean
+
+  /** Resolves once this replica has applied everything durable at the writer when called (at once for a snapshot). */
   async caughtUp(): Promise<void> {
+    if (this.frozen) return
     const target = this.#vol.vdl
     for (;;) {
       const s = await this.stats()

@@ -129,6 +129,8 @@ interface VolumeMeta {
   slots?: Array<[number, number]>
   /** the slots an AZ had when the volume moved to 3/4 without it, as [az, slots] */
   degraded?: Array<[number, number[]]>
+  /** named snapshots: read points kept (their versions never collected) until deleted, as [name, lsn] */
+  snapshots?: Array<[string, number]>
 }
 
 interface Shipment { seq: number; frame: Uint8Array; lastLsn: number; sentAt: number }
@@ -373,6 +375,44 @@ export class Volume {
       this.#groups = Math.max(this.#groups, pg + 1)
     }
     this.#retainedFrom = rec.vdl
+    // Snapshots pin their read points across restarts: the horizon sent before held at or
+    // below them, and segments collect nothing until they hear a horizon from this handle.
+    for (const [, lsn] of this.#meta.snapshots ?? []) if (lsn < this.#retainedFrom) this.#retainedFrom = lsn
+  }
+
+  // ------------------------------------------------------------------ snapshots
+
+  /**
+   * Marks a named snapshot at `at` (default: the VDL): its read point is kept
+   * (recorded in volume.meta, so across restarts and by later writers) until
+   * deleteSnapshot. Returns its LSN.
+   */
+  createSnapshot(name: string, at: number = this.#quorum.vdl): number {
+    this.#checkOpen()
+    if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,50}$/.test(name)) throw badInput(`snapshot name must be 1-50 letters, digits or _ . : -, got ${JSON.stringify(name)}`)
+    const list = this.#meta.snapshots ?? []
+    if (list.some(([n]) => n === name)) throw badInput(`a snapshot named ${JSON.stringify(name)} already exists`)
+    if (!Number.isInteger(at) || at < this.#retainedFrom || at > this.#quorum.vdl) {
+      throw badInput(`snapshot LSN ${String(at)} must be between the oldest retained ${this.#retainedFrom} and the VDL ${this.#quorum.vdl}`)
+    }
+    this.#meta.snapshots = [...list, [name, at]]
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    return at
+  }
+
+  /** The named snapshots, oldest first. */
+  snapshots(): Array<{ name: string; lsn: number }> {
+    return (this.#meta.snapshots ?? []).map(([name, lsn]) => ({ name, lsn })).sort((a, b) => a.lsn - b.lsn || (a.name < b.name ? -1 : 1))
+  }
+
+  /** Deletes a snapshot: what only it needed may now be collected. */
+  deleteSnapshot(name: string): void {
+    this.#checkOpen()
+    const list = this.#meta.snapshots ?? []
+    if (!list.some(([n]) => n === name)) throw badInput(`no snapshot named ${JSON.stringify(name)}`)
+    this.#meta.snapshots = list.filter(([n]) => n !== name)
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#scheduleHorizon()
   }
 
   // ------------------------------------------------------------------ membership (quorum sets, SIGMOD'18)
@@ -716,6 +756,7 @@ export class Volume {
   #advanceHorizon(): number | undefined {
     let h = this.#quorum.vdl
     for (const lsn of this.#pins.values()) if (lsn < h) h = lsn
+    for (const [, lsn] of this.#meta.snapshots ?? []) if (lsn < h) h = lsn
     if (h > this.#retainedFrom) this.#retainedFrom = h
     if (this.#retainedFrom === this.#horizonSent) return undefined
     this.#horizonSent = this.#retainedFrom
