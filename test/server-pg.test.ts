@@ -217,6 +217,29 @@ test('postgres: tagged queries, describe-first prepared statements, every type, 
   } finally { await sql.end() }
 })
 
+test('several statements in one simple query run as one implicit transaction, as in PostgreSQL', async () => {
+  const c = pgClient()
+  await c.connect()
+  try {
+    await c.query('CREATE TABLE multi (id int PRIMARY KEY, v text)')
+    // An error in the third statement rolls back the first two.
+    assert.is(await codeOf(c.query("INSERT INTO multi VALUES (1, 'a'); INSERT INTO multi VALUES (2, 'b'); INSERT INTO multi VALUES (1, 'dup')")), '23505')
+    assert.equal((await c.query('SELECT count(*)::int AS n FROM multi')).rows, [{ n: 0 }], 'nothing of the failed query is left')
+    // Without an error all of them commit, and the session is idle again.
+    await c.query("INSERT INTO multi VALUES (1, 'a'); UPDATE multi SET v = 'b' WHERE id = 1; INSERT INTO multi VALUES (2, 'c')")
+    assert.equal((await c.query('SELECT id, v FROM multi ORDER BY id')).rows, [{ id: 1, v: 'b' }, { id: 2, v: 'c' }])
+    // Explicit transaction control inside the string is left to the statements themselves.
+    await c.query("BEGIN; INSERT INTO multi VALUES (3, 'd'); ROLLBACK")
+    assert.equal((await c.query('SELECT count(*)::int AS n FROM multi')).rows, [{ n: 2 }])
+    await c.query("BEGIN; INSERT INTO multi VALUES (3, 'd')")
+    await c.query('COMMIT')
+    assert.equal((await c.query('SELECT count(*)::int AS n FROM multi')).rows, [{ n: 3 }])
+    await c.query('DROP TABLE multi')
+  } finally {
+    await c.end()
+  }
+})
+
 test('auth: wrong password and unknown user get 28P01/28000; trust with a user list refuses others', async () => {
   const wrong = pgClient({ password: 'nope' })
   assert.ok(['28P01', '28000'].includes(await codeOf(wrong.connect())))

@@ -18,6 +18,10 @@ import { describe } from './describe.js'
 import { decodeBinaryParam, decodeTextParam, encodeBinary, encodeText, OID, textOf } from './types.js'
 import { MessageReader, MessageWriter, ProtocolError } from './wire.js'
 
+/** statements that manage transactions themselves, or that PostgreSQL refuses inside a transaction block */
+const TX_CONTROL = /^\s*(begin|start|commit|end|rollback|abort|savepoint|release|prepare\s+transaction)\b/i
+const NO_TX_BLOCK = /^\s*(vacuum|alter\s+system|create\s+database|drop\s+database)\b/i
+
 export interface ConnectionLimits {
   /** largest frontend message accepted (bytes) */
   messageBytesMax: number
@@ -296,6 +300,12 @@ export class PgConnection implements SessionInfo {
       return this.#flush()
     }
     if (statements.length === 0) this.#out.emptyQueryResponse()
+    // As PostgreSQL does, several statements in one simple query outside a transaction block
+    // run as one implicit transaction: an error rolls back the ones before it too.
+    const implicit = statements.length > 1 && this.session.status === 'I' &&
+      !statements.some(st => TX_CONTROL.test(st) || NO_TX_BLOCK.test(st) || parseCopy(st))
+    let failed = false
+    if (implicit) await this.session.sql('BEGIN')
     for (const s of statements) {
       try {
         const copy = parseCopy(s)
@@ -309,9 +319,16 @@ export class PgConnection implements SessionInfo {
         }
         this.#out.commandComplete(commandTag(r))
       } catch (err) {
-        if (err instanceof ProtocolError) throw err
+        if (err instanceof ProtocolError) { if (implicit) await this.session.sql('ROLLBACK').catch(() => {}); throw err }
         this.#out.error({ severity: 'ERROR', ...sqlErrorOf(err) })
+        failed = true
         break
+      }
+    }
+    if (implicit) {
+      if (failed) await this.session.sql('ROLLBACK').catch(() => {})
+      else {
+        try { await this.session.sql('COMMIT') } catch (err) { this.#out.error({ severity: 'ERROR', ...sqlErrorOf(err) }) }
       }
     }
     this.#cancelled = false
