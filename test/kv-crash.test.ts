@@ -44,7 +44,6 @@
  * the same kill schedule (the exact moment a kill lands still depends on
  * the machine's timing).
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -52,6 +51,7 @@ import { fileURLToPath } from 'node:url'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openCluster } from '../engine/index.js'
+import { describeKill, runCrashChild, type ChildRun, type Kill } from './helpers/crash-harness.js'
 import {
   ACCOUNTS, KV_CRASH_OPTIONS, SIDE_KEYSPACE, TOTAL, acctKey, applyPlan, balanceOf, emptyState, mix, mulberry32, plan, planKeys,
   presentTxs, readState, txKey, type Plan, type State,
@@ -66,17 +66,6 @@ const CACHE_BYTES = [64 << 10, 256 << 10, 64 << 20]
 
 console.log(`# kv-crash: seed ${SEED} (replay with HEXAD_SEED=${SEED} node test/run.mjs kv-crash)`)
 
-type Kill = { mode: 'acks'; minAcks: number; extraMs: number } | { mode: 'early'; afterMs: number }
-
-interface ChildRun {
-  acks: number
-  maxAck: number
-  acked: number[]
-  /** the highest transaction the child found when it opened, or null if it died before saying */
-  start: number | null
-  stderr: string
-}
-
 interface Model {
   seed: number
   /** the state after applying `present` in order */
@@ -87,51 +76,9 @@ interface Model {
   max: number
 }
 
-function describeKill(k: Kill): string {
-  return k.mode === 'acks' ? `after >=${k.minAcks} acks +${k.extraMs} ms` : `${k.afterMs} ms after spawn`
-}
-
 /** Spawns the writer, kills it as `kill` says, and returns what it printed. */
 function runChild(dir: string, seed: number, window: number, cacheBytes: number, kill: Kill): Promise<ChildRun> {
-  const child = spawn(process.execPath, [CHILD, dir, String(seed), String(window), String(cacheBytes)], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const run: ChildRun = { acks: 0, maxAck: 0, acked: [], start: null, stderr: '' }
-  let killed = false
-  let timedOut = false
-  let killTimer: NodeJS.Timeout | undefined
-  const doKill = () => { if (!killed) { killed = true; child.kill('SIGKILL') } }
-  const deadline = setTimeout(() => { timedOut = true; doKill() }, CHILD_ACK_TIMEOUT_MS)
-  if (kill.mode === 'early') killTimer = setTimeout(doKill, kill.afterMs)
-  let buf = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk: string) => {
-    buf += chunk
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      const [word, a] = line.split(' ')
-      if (word === 'ack') {
-        // Only whole lines count: an ack line is printed after its commit resolved.
-        run.acks++
-        run.acked.push(Number(a))
-        run.maxAck = Math.max(run.maxAck, Number(a))
-        if (kill.mode === 'acks' && run.acks >= kill.minAcks && !killTimer) killTimer = setTimeout(doKill, kill.extraMs)
-      } else if (word === 'start') {
-        run.start = Number(a)
-      }
-    }
-  })
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (chunk: string) => { run.stderr += chunk })
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(deadline)
-      clearTimeout(killTimer)
-      if (!killed) return reject(new Error(`the writer child exited on its own (code ${code}, signal ${signal}) after ${run.acks} acks; stderr:\n${run.stderr}`))
-      if (timedOut) return reject(new Error(`the writer child was not killed within ${CHILD_ACK_TIMEOUT_MS} ms (${run.acks} acks, kill ${describeKill(kill)}); stderr:\n${run.stderr}`))
-      resolve(run)
-    })
-  })
+  return runCrashChild([CHILD, dir, String(seed), String(window), String(cacheBytes)], kill, CHILD_ACK_TIMEOUT_MS)
 }
 
 function show(v: Buffer | undefined): string {

@@ -30,7 +30,6 @@
  * depends on the machine's timing). HEXAD_SQL_CRASH_CYCLES overrides the
  * number of cycles (default 12).
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -38,6 +37,7 @@ import { fileURLToPath } from 'node:url'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openCluster, type Database } from '../engine/index.js'
+import { describeKill, runCrashChild, type ChildRun, type Kill } from './helpers/crash-harness.js'
 import { ITEMS, SQL_CRASH_OPTIONS, itemRow, mix, mulberry32, type Write } from './helpers/sql-crash-child.js'
 
 const CHILD = fileURLToPath(new URL('./helpers/sql-crash-child.js', import.meta.url))
@@ -48,44 +48,8 @@ const CHILD_TIMEOUT_MS = 30_000
 
 console.log(`# sql-crash: seed ${SEED} (replay with HEXAD_SEED=${SEED} node test/run.mjs sql-crash)`)
 
-type Kill = { mode: 'acks'; minAcks: number; extraMs: number } | { mode: 'early'; afterMs: number }
-const describeKill = (k: Kill) => k.mode === 'acks' ? `after >=${k.minAcks} acks +${k.extraMs} ms` : `${k.afterMs} ms after spawn`
-
-interface ChildRun { acked: number[]; start: number | null; stderr: string }
-
 function runChild(dir: string, seed: number, kill: Kill): Promise<ChildRun> {
-  const child = spawn(process.execPath, [CHILD, dir, String(seed), String(CLIENTS)], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const run: ChildRun = { acked: [], start: null, stderr: '' }
-  let killed = false, timedOut = false
-  let killTimer: NodeJS.Timeout | undefined
-  const doKill = () => { if (!killed) { killed = true; child.kill('SIGKILL') } }
-  const deadline = setTimeout(() => { timedOut = true; doKill() }, CHILD_TIMEOUT_MS)
-  if (kill.mode === 'early') killTimer = setTimeout(doKill, kill.afterMs)
-  let buf = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk: string) => {
-    buf += chunk
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const [word, a] = buf.slice(0, nl).split(' ')
-      buf = buf.slice(nl + 1)
-      if (word === 'ack') {
-        run.acked.push(Number(a))
-        if (kill.mode === 'acks' && run.acked.length >= kill.minAcks && !killTimer) killTimer = setTimeout(doKill, kill.extraMs)
-      } else if (word === 'start') run.start = Number(a)
-    }
-  })
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (c: string) => { run.stderr += c })
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(deadline)
-      clearTimeout(killTimer)
-      if (!killed) return reject(new Error(`the SQL child exited on its own (code ${code}, signal ${signal}) after ${run.acked.length} acks; stderr:\n${run.stderr}`))
-      if (timedOut) return reject(new Error(`the SQL child was not killed within ${CHILD_TIMEOUT_MS} ms (${run.acked.length} acks, kill ${describeKill(kill)}); stderr:\n${run.stderr}`))
-      resolve(run)
-    })
-  })
+  return runCrashChild([CHILD, dir, String(seed), String(CLIENTS)], kill, CHILD_TIMEOUT_MS, 'the SQL child')
 }
 
 interface Model { present: Set<number>; max: number }

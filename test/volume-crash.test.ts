@@ -42,7 +42,6 @@
  * the same kill schedule (the exact moment a kill lands still depends on
  * the machine's timing).
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -50,6 +49,7 @@ import { fileURLToPath } from 'node:url'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openVolume } from '../engine/index.js'
+import { runCrashChild, type ChildRun } from './helpers/crash-harness.js'
 import { FRAME_HEADER_BYTES, FRAME_MAGIC } from '../engine/storage/format.js'
 import {
   applyMtr, CRASH_VOLUME_OPTIONS, mix, mtr, mulberry32, PAGE_SIZE, PAGES, readStamp, STAMP_PAGE, type Profile,
@@ -78,14 +78,6 @@ interface Variant {
   frameBytesMax: number[]
 }
 
-interface ChildRun {
-  acks: number
-  maxAck: number
-  /** the stamp the child recovered when it opened, or null if it died before saying */
-  start: number | null
-  stderr: string
-}
-
 interface Model {
   seed: number
   profile: Profile
@@ -98,43 +90,7 @@ interface Model {
 function runChild(dir: string, seed: number, v: Variant, minAcks: number, extraMs: number, frameBytesMax: number): Promise<ChildRun> {
   const args = [CHILD, dir, String(seed), String(v.inflight), v.profile]
   if (frameBytesMax > 0) args.push(String(frameBytesMax))
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  const run: ChildRun = { acks: 0, maxAck: 0, start: null, stderr: '' }
-  let killed = false
-  let timedOut = false
-  let killTimer: NodeJS.Timeout | undefined
-  const kill = () => { if (!killed) { killed = true; child.kill('SIGKILL') } }
-  const deadline = setTimeout(() => { timedOut = true; kill() }, CHILD_ACK_TIMEOUT_MS)
-  let buf = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk: string) => {
-    buf += chunk
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      const [word, a] = line.split(' ')
-      if (word === 'ack') {
-        // Only whole lines count: an ack line is printed after its write resolved.
-        run.acks++
-        run.maxAck = Math.max(run.maxAck, Number(a))
-        if (run.acks >= minAcks && !killTimer) killTimer = setTimeout(kill, extraMs)
-      } else if (word === 'start') {
-        run.start = Number(a)
-      }
-    }
-  })
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (chunk: string) => { run.stderr += chunk })
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(deadline)
-      clearTimeout(killTimer)
-      if (!killed) return reject(new Error(`the writer child exited on its own (code ${code}, signal ${signal}) after ${run.acks} acks; stderr:\n${run.stderr}`))
-      if (timedOut) return reject(new Error(`the writer child printed ${run.acks} of ${minAcks} acks within ${CHILD_ACK_TIMEOUT_MS} ms; stderr:\n${run.stderr}`))
-      resolve(run)
-    })
-  })
+  return runCrashChild(args, { mode: 'acks', minAcks, extraMs }, CHILD_ACK_TIMEOUT_MS)
 }
 
 function freshModel(seed: number, profile: Profile): Model {
