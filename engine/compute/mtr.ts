@@ -195,11 +195,13 @@ export class MtrRunner {
       // The feed: in shipping order, which is LSN order. An MTR whose write timed out may
       // still become durable later; the ones after it wait for it (or for its loss).
       const seq = ++this.#feedSeq
+      // With no replica listening (checked when durable, so one attached meanwhile still gets it) only the order is kept.
+      const entry = (cpl: number) => this.durableListeners.size ? { cpl, writes, durableAt: nowMs() } : null
       durable.then(
-        cpl => this.#feed(seq, { cpl, writes, durableAt: nowMs() }),
+        cpl => this.#feed(seq, entry(cpl)),
         (err: { lsn?: number }) => {
           if (err.lsn === undefined) return this.#feed(seq, null)
-          this.#vol.whenDurable(err.lsn).then(() => this.#feed(seq, { cpl: err.lsn!, writes, durableAt: nowMs() }), () => this.#feed(seq, null))
+          this.#vol.whenDurable(err.lsn).then(() => this.#feed(seq, entry(err.lsn!)), () => this.#feed(seq, null))
         })
       return { value, durable }
     } finally {
@@ -207,6 +209,12 @@ export class MtrRunner {
     }
   }
   #feed(seq: number, m: DurableMtr | null): void {
+    if (seq === this.#feedNext && this.#feedReady.size === 0) {
+      // the usual case: durable in shipping order, nothing waiting before it
+      this.#feedNext++
+      if (m) for (const l of this.durableListeners) l(m)
+      return
+    }
     this.#feedReady.set(seq, m)
     while (this.#feedReady.has(this.#feedNext)) {
       const next = this.#feedReady.get(this.#feedNext)!
