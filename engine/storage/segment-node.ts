@@ -829,6 +829,8 @@ export class SegmentNode {
     this.pages.sync()
     const st = this.#pg(m.pg)
     if (this.pagesSuspect) this.#suspectRebuilt.add(m.pg)
+    // The peer served images at rb.base only if rb.base was at or below the VDL it knew: so is ours now.
+    if (rb.base > this.vdlKnown) this.vdlKnown = rb.base
     if (rb.base > st.base) {
       st.fold(rb.base)
       st.rebuildChain()
