@@ -21,7 +21,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { badInput, HexadError } from '../common/errors.js'
-import { openVolume, type Volume, type VolumeOptions } from '../volume/volume.js'
+import { destroyVolume, openVolume, type Volume, type VolumeOptions } from '../volume/volume.js'
 import { Database } from './database.js'
 import { Endpoints, type Connection, type EndpointSpec } from './endpoints.js'
 import { Engine } from './kv.js'
@@ -73,6 +73,28 @@ export interface FailoverReport {
   pagesKept: number
   /** from the start of failover to the new writer accepting writes */
   ms: number
+}
+
+export interface BacktrackReport {
+  /** the VDL before and the LSN rewound to */
+  from: number
+  to: number
+  /** pages written again with their image at `to` */
+  pages: number
+  /** the LSN of the rewound state (new redo on top of the history) */
+  lsn: number
+  /** from the pause to the new writer accepting writes */
+  ms: number
+}
+
+export interface CloneOptions {
+  /** directory of the clone (must not exist, or be empty) */
+  dir: string
+  /** the clone writer's buffer cache (default: the parent's) */
+  cacheBytes?: number
+  dialect?: Dialect
+  /** the clone's own backtrack window (default: the parent's) */
+  backtrackWindowMs?: number
 }
 
 export class Cluster extends EventEmitter {
@@ -264,6 +286,96 @@ export class Cluster extends EventEmitter {
     return new Reader(this.#engine, this.#volume, o, snap.lsn)
   }
 
+  // ---------------------------------------------------------------- clones, backtrack
+
+  /**
+   * A copy-on-write clone of the cluster as of now (everything acknowledged
+   * so far), opened: a new cluster in `options.dir` whose volume shares
+   * every page with this one until one side writes it. Creation copies
+   * nothing (two small metadata files). Writes on either side are invisible
+   * to the other. The clone reads through this volume, so this directory
+   * stays (even after `destroy()`) until the clone is destroyed.
+   */
+  async clone(options: CloneOptions): Promise<Cluster> {
+    this.#checkOpen()
+    if (!options || typeof options !== 'object' || typeof options.dir !== 'string') throw badInput('clone() needs { dir }')
+    const { dir, cacheBytes = this.#cacheBytes, dialect = this.#dialect, backtrackWindowMs } = options
+    this.#volume.createClone(dir)
+    const { dir: _ignored, ...inherited } = this.#volumeOptions
+    return openCluster({ ...inherited, ...(backtrackWindowMs !== undefined ? { backtrackWindowMs } : {}), dir, cacheBytes, dialect })
+  }
+
+  /** The clones reading through this cluster's volume. */
+  clones(): Array<{ dir: string; lsn: number }> { return this.#volume.clones() }
+
+  /**
+   * Closes the cluster and deletes its files; while clones still read
+   * through it, it is only marked destroyed (it cannot be opened again) and
+   * its files go with its last clone.
+   */
+  async destroy(): Promise<{ removed: string[]; kept: string[] }> {
+    const dir = this.#volume.dir
+    await this.close()
+    return destroyVolume(dir)
+  }
+
+  /** How far back `backtrack()` can go now; null when backtrack is off (`backtrackWindowMs`). */
+  backtrackWindow(): { earliest: Date; earliestLsn: number; latest: Date; latestLsn: number } | null {
+    this.#checkOpen()
+    return this.#volume.backtrackWindow()
+  }
+
+  /**
+   * Rewinds the cluster in place to its state at moment `to` (a Date) or
+   * LSN `to` (a VDL or a commit's LSN), within the backtrack window. It
+   * pauses: wire connections are closed ('backtrack-start' event),
+   * transactions not yet committed fail with HEXAD_CLOSED, commits in flight
+   * settle; then every page changed since is written again as it was, and a
+   * new writer starts (replicas restart). Later moments stay in the window,
+   * so a backtrack can be undone by backtracking forward. Emits 'backtrack'.
+   */
+  async backtrack(to: Date | number, options: { onProgress?: (done: number, total: number) => void } = {}): Promise<BacktrackReport> {
+    this.#checkOpen()
+    if (this.#failing) throw new HexadError('HEXAD_CONFLICT', 'a failover or backtrack is already in progress')
+    const vol = this.#volume
+    const w = vol.backtrackWindow()
+    if (!w) throw badInput('backtrack is off for this cluster: open it with backtrackWindowMs (how far back it may rewind)')
+    let lsn: number
+    if (to instanceof Date) {
+      const t = to.getTime()
+      if (Number.isNaN(t)) throw badInput('backtrack: invalid Date')
+      if (t < w.earliest.getTime() || t > w.latest.getTime()) {
+        throw badInput(`backtrack: ${to.toISOString()} is outside the window ${w.earliest.toISOString()} .. ${w.latest.toISOString()} (LSN ${w.earliestLsn} .. ${w.latestLsn})`)
+      }
+      lsn = Math.max(vol.lsnAt(to) ?? w.earliestLsn, w.earliestLsn)
+    } else if (typeof to === 'number') {
+      if (!Number.isInteger(to) || to < w.earliestLsn || to > w.latestLsn) {
+        throw badInput(`backtrack: LSN ${String(to)} is outside the window: LSN ${w.earliestLsn} (${w.earliest.toISOString()}) .. ${w.latestLsn} (now)`)
+      }
+      lsn = to
+    } else throw badInput('backtrack(to) takes a Date or an LSN')
+    const run = (async (): Promise<BacktrackReport> => {
+      const t0 = performance.now()
+      this.emit('backtrack-start', { to: lsn })
+      this.#engine.crash(new HexadError('HEXAD_CLOSED', `the cluster is backtracking to LSN ${lsn}; work not committed before it was dropped: retry on cluster.writer`))
+      // Commits already shipped settle first (they are part of the history the rewind covers).
+      await vol.whenDurable(vol.stats().nextLsn - 1).catch(() => {})
+      const readers = [...this.#readers.values()]
+      await Promise.all(readers.map(r => r.close()))
+      const r = await vol.backtrack(lsn, options)
+      const engine = await Engine.open(vol, this.#cacheBytes)
+      this.#engine = engine
+      this.#writer = this.#makeWriter(engine, vol)
+      for (const old of readers) this.#readers.set(old.name, new Reader(engine, vol, old._options))
+      return { ...r, ms: performance.now() - t0 }
+    })()
+    this.#failing = run.then(() => null as unknown as FailoverReport, () => null as unknown as FailoverReport)
+    let report: BacktrackReport
+    try { report = await run } finally { this.#failing = null }
+    this.emit('backtrack', report)
+    return report
+  }
+
   /** Planned switchover: commits in flight finish, then the best replica (or `target`) becomes the writer. */
   switchover(target?: string): Promise<FailoverReport> { return this.#failover('planned', target) }
 
@@ -351,6 +463,11 @@ export class Cluster extends EventEmitter {
   async [Symbol.asyncDispose](): Promise<void> { await this.close() }
 }
 
+/** Destroys a closed cluster's files (kept, marked destroyed, while clones read through it). */
+export function destroyCluster(dir: string): Promise<{ removed: string[]; kept: string[] }> {
+  return destroyVolume(dir)
+}
+
 /** Opens (or creates) the cluster in `options.dir`: the volume, recovered, and its writer. */
 export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   if (!options || typeof options !== 'object') throw badInput('openCluster needs an options object with a dir')
@@ -359,6 +476,8 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   if (!Number.isInteger(cacheBytes) || cacheBytes < 64 * 1024) throw badInput(`cacheBytes must be an integer of at least 65536, got ${String(cacheBytes)}`)
   const volume = await openVolume(volumeOptions)
   try {
+    // A backtrack cut short by a crash is finished before anything reads the pages.
+    if (volume.pendingBacktrack !== null) await volume.backtrack(volume.pendingBacktrack)
     const engine = await Engine.open(volume, cacheBytes)
     return new Cluster(volume, engine, volumeOptions, cacheBytes, dialect)
   } catch (err) {

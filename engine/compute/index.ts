@@ -1,5 +1,5 @@
-export { openCluster, Cluster } from './cluster.js'
-export type { ClusterOptions } from './cluster.js'
+export { openCluster, Cluster, destroyCluster } from './cluster.js'
+export type { ClusterOptions, CloneOptions, BacktrackReport } from './cluster.js'
 export { Database } from './database.js'
 export type { VerifyReport } from './database.js'
 export { Keyspace, Transaction, TxKeyspace } from './kv.js'

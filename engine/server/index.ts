@@ -36,9 +36,12 @@ export async function serve(cluster: Cluster, options: ServeOptions): Promise<En
     await pg?.close()
     throw err
   }
+  // A backtrack closes every connection before it rewinds (their sessions' work is dropped).
+  const onBacktrack = () => { pg?.dropConnections(); mysql?.dropConnections() }
+  cluster.on('backtrack-start', onBacktrack)
   return {
     pg,
     mysql,
-    async close() { await Promise.all([pg?.close(), mysql?.close()]) },
+    async close() { cluster.off('backtrack-start', onBacktrack); await Promise.all([pg?.close(), mysql?.close()]) },
   }
 }

@@ -24,6 +24,14 @@ export interface SegmentConfig {
   pageCacheBytes: number
   /** bytes of log frames and page versions the scrubber re-reads and verifies per second */
   scrubBytesPerSecond: number
+  /**
+   * A clone's segment: the LSN its volume was cloned at (0: not a clone). A
+   * page this segment holds no version and no record of is 'absent' (the
+   * volume reads it from the parent at this LSN); a page whose first record
+   * here is not an init needs the parent's image as its base version at this
+   * LSN, which the segment asks its writer for ('need-base').
+   */
+  cloneLsn?: number
 }
 
 // ---- writer -> segment
@@ -37,6 +45,16 @@ export type ClientRequest =
   | { t: 'horizon'; epoch: number; lsn: number }
   | { t: 'read'; id: number; epoch: number; pageId: number; at: number; need: number }
   | { t: 'stats'; id: number }
+  /** a clone's base: the parent's image of `pageId` at the clone LSN `lsn`, kept as a page version */
+  | { t: 'base'; epoch: number; pageId: number; lsn: number; image: Uint8Array }
+  /** the pages this segment holds a version or a record of with an LSN above `since` (-1: every page) */
+  | { t: 'page-ids'; id: number; since: number }
+  /**
+   * Every record with from < lsn <= to (all PGs), ascending, as one frame, at
+   * most `maxRecords` of them (then `upto` says where the frame ends).
+   * Refused when this segment folded records above `from` away.
+   */
+  | { t: 'log-range'; id: number; from: number; to: number; maxRecords: number }
 
 /** Per-PG SCLs as [pg, scl] pairs. */
 export type SclList = Array<[number, number]>
@@ -131,7 +149,16 @@ export type ClientReply =
   | { t: 'ack'; seqs: number[]; scl: SclList; epoch: number }
   | { t: 'scl'; scl: SclList; epoch: number }
   | { t: 'page'; id: number; image: Uint8Array }
-  | { t: 'read-fail'; id: number; reason: 'not-ready' | 'corrupt' | 'below-horizon'; detail: string }
+  /**
+   * 'absent': a clone's segment holds nothing of the page at that read point
+   * (read it from the parent); 'need-base': it holds records of the page but
+   * not yet the parent's image under them.
+   */
+  | { t: 'read-fail'; id: number; reason: 'not-ready' | 'corrupt' | 'below-horizon' | 'absent' | 'need-base'; detail: string }
+  /** a clone's segment asks for the parent's images of these pages (see 'base') */
+  | { t: 'need-base'; pageIds: number[] }
+  | { t: 'page-ids-ok'; id: number; pageIds: number[] }
+  | { t: 'log-range-ok'; id: number; frame: Uint8Array | null; upto: number; records: number; detail?: string }
   | { t: 'stats-ok'; id: number; stats: SegmentStats }
   | { t: 'error'; id?: number; message: string }
 

@@ -54,6 +54,8 @@ interface Meta { epoch: number; truncations: Truncation[]; vdlKnown: number; bas
 
 const GAP_FILL_RECORDS_MAX = 4096
 const GAP_FILL_TIMEOUT_MS = 500
+/** a clone's base asked of the writers and not received is asked again after this long */
+const BASE_ASK_AGAIN_MS = 1000
 /** the scrubber wakes this often and verifies scrubBytesPerSecond * SCRUB_TICK_MS / 1000 bytes */
 const SCRUB_TICK_MS = 50
 /** pages per rebuild chunk (a chunk is one message and one synchronous build on the peer) */
@@ -120,6 +122,13 @@ export class SegmentNode {
   /** damaged frames waiting for a peer to send their records again, by "file:offset" */
   readonly #frameRepairs = new Map<string, { file: LogFileInfo; ext: FrameExtent; askedAt: number; turn: number }>()
   #closed = false
+  /**
+   * A clone's pages whose records here start with no base under them (no
+   * version, first record not an init): the parent's image at the clone LSN
+   * is asked of the writer; until it comes they are neither built nor folded.
+   * Value: when it was last asked (0: not yet).
+   */
+  readonly #needBase = new Map<number, number>()
   readonly #cache = new Map<number, { lsn: number; image: Uint8Array }>()
   #cacheBytes = 0
   #repairTurn = 0
@@ -174,6 +183,7 @@ export class SegmentNode {
       if (st && st.base > 0) this.pages.collectPage(pageId, st.base)
     }
     for (const st of this.pgs.values()) for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
+    if (this.cfg.cloneLsn) for (const st of this.pgs.values()) for (const page of st.chains.keys()) this.#checkBase(page, st)
     this.#gossipTimer = this.#clock.setInterval(() => this.#gossip(), this.cfg.gossipIntervalMs)
     this.#checkpointTimer = this.#clock.setInterval(() => this.#checkpoint(), Math.max(20, this.cfg.gossipIntervalMs * 2))
     this.#scrubTimer = this.#clock.setInterval(() => this.#scrubTick(), SCRUB_TICK_MS)
@@ -196,9 +206,28 @@ export class SegmentNode {
     if (file) noteRecord(file, pg, lsn)
     if (!st.insert(r)) return false
     this.#touched.add(pg)
+    if (this.cfg.cloneLsn) this.#checkBase(r[R_PAGE], st)
     const newest = this.pages.newest(r[R_PAGE])
     if (!newest || newest.lsn < lsn) this.#setDirty(r[R_PAGE], (this.dirtyPages.get(r[R_PAGE]) ?? 0) + 1)
     return true
+  }
+
+  /** A clone's page: whether its records here lack the parent's image under them (see #needBase). */
+  #checkBase(page: number, st: PgSegment): void {
+    const chain = st.chains.get(page)
+    const first = chain?.length ? st.records.get(chain[0]) : undefined
+    if (first && !this.pages.newest(page) && first[R_OPS][0]?.[0] !== 0) {
+      if (!this.#needBase.has(page)) this.#needBase.set(page, 0)
+    } else this.#needBase.delete(page)
+  }
+
+  /** Asks every writer for the bases still missing (again after a while: a writer may have gone). */
+  #askBases(): void {
+    if (this.#needBase.size === 0 || this.clients.size === 0) return
+    const now = this.#clock.now()
+    const ask: number[] = []
+    for (const [page, at] of this.#needBase) if (at === 0 || now - at > BASE_ASK_AGAIN_MS) { ask.push(page); this.#needBase.set(page, now) }
+    if (ask.length) for (const port of this.clients) port.postMessage({ t: 'need-base', pageIds: ask } satisfies ClientReply)
   }
 
   /** Recounts the records of `page` above its newest version. */
@@ -279,6 +308,33 @@ export class SegmentNode {
       }
       case 'stats':
         return reply({ t: 'stats-ok', id: m.id, stats: this.stats() })
+      case 'base': {
+        if (m.epoch < this.epoch || !this.cfg.cloneLsn || m.lsn !== this.cfg.cloneLsn || m.image.length !== this.cfg.pageSize) return
+        if (!this.#needBase.has(m.pageId) || this.pages.versionAtOrBelow(m.pageId, m.lsn)) return
+        this.pages.append(m.pageId, m.lsn, m.image)
+        this.#needBase.delete(m.pageId)
+        const st = this.pgs.get(Math.floor(m.pageId / this.cfg.pagesPerGroup))
+        if (st) this.#noteDirty(m.pageId, st.chains.get(m.pageId) ?? [])
+        return
+      }
+      case 'page-ids': {
+        const ids = new Set<number>()
+        for (const [pageId, vs] of this.pages.index) if (vs.length && vs[vs.length - 1].lsn > m.since) ids.add(pageId)
+        for (const st of this.pgs.values()) for (const [pageId, chain] of st.chains) if (chain.length && chain[chain.length - 1] > m.since) ids.add(pageId)
+        return reply({ t: 'page-ids-ok', id: m.id, pageIds: [...ids].sort((a, b) => a - b) })
+      }
+      case 'log-range': {
+        const folded = [...this.pgs.values()].find(st => st.base > m.from)
+        if (folded) return reply({ t: 'log-range-ok', id: m.id, frame: null, upto: m.from, records: 0, detail: `segment ${this.cfg.id}: protection group ${folded.pg} is folded to ${folded.base}, above ${m.from}` })
+        let records: RecordTuple[] = []
+        for (const st of this.pgs.values()) for (const r of st.range(m.from, m.to, Infinity)) records.push(r)
+        records.sort((a, b) => a[R_LSN] - b[R_LSN])
+        let upto = m.to
+        if (records.length > m.maxRecords) { records = records.slice(0, m.maxRecords); upto = records[records.length - 1][R_LSN] }
+        const frame = encodeFrame({ epoch: this.epoch, vdl: upto, records })
+        const ab = new Uint8Array(frame).buffer as ArrayBuffer
+        return reply({ t: 'log-range-ok', id: m.id, frame: new Uint8Array(ab), upto, records: records.length }, [ab])
+      }
     }
   }
 
@@ -315,7 +371,7 @@ export class SegmentNode {
    * page's "not modified since" LSN: holding every record of the PG up to it
    * is enough, whatever else is still in flight.
    */
-  #read(pageId: number, at: number, need: number): Uint8Array | 'not-ready' | 'corrupt' | 'below-horizon' {
+  #read(pageId: number, at: number, need: number): Uint8Array | 'not-ready' | 'corrupt' | 'below-horizon' | 'absent' | 'need-base' {
     const pg = Math.floor(pageId / this.cfg.pagesPerGroup)
     const st = this.pgs.get(pg)
     if ((st ? st.scl : 0) < need) return 'not-ready'
@@ -325,6 +381,12 @@ export class SegmentNode {
     if (st && at < st.base) {
       if (at < this.horizon && !this.pages.versionAtOrBelow(pageId, at) && this.pages.index.has(pageId)) return 'below-horizon'
       if (at >= this.horizon) return 'not-ready'
+    }
+    if (this.cfg.cloneLsn && !this.pagesSuspect && !this.damagedPages.has(pageId) && !this.pages.versionAtOrBelow(pageId, at)) {
+      const chain = st?.chains.get(pageId)
+      const cached = this.#cache.get(pageId)
+      if ((!chain || !chain.length || chain[0] > at) && !(cached && cached.lsn <= at)) return 'absent'
+      if (this.#needBase.has(pageId)) return 'need-base'
     }
     const built = this.#build(pageId, at, st)
     if (built === null) return 'corrupt'
@@ -338,6 +400,8 @@ export class SegmentNode {
 
   #build(pageId: number, at: number, st: PgSegment | undefined): { image: Uint8Array; applied: number; last: number } | null {
     if (this.pagesSuspect || at < (this.damagedPages.get(pageId) ?? -1)) return null
+    // A clone's page without the parent's image under its records cannot be built yet.
+    if (this.#needBase.has(pageId)) return null
     const v = this.pages.versionAtOrBelow(pageId, at)
     const cached = this.#cache.get(pageId)
     let image: Uint8Array
@@ -497,6 +561,7 @@ export class SegmentNode {
       seqs.push(a.seq)
     }
     for (const [port, seqs] of byPort) port.postMessage({ t: 'ack', seqs, scl, epoch: this.epoch } satisfies ClientReply)
+    if (this.#needBase.size) this.#askBases()
     // SCLs that moved without a frame (gap fill) are pushed to every writer.
     if (scl.length) for (const port of this.clients) if (!byPort.has(port)) port.postMessage({ t: 'scl', scl, epoch: this.epoch } satisfies ClientReply)
     if (this.#coalesceReady.size) this.#scheduleCoalesce()
@@ -511,6 +576,8 @@ export class SegmentNode {
    */
   #checkpoint(): void {
     if (this.#closed || this.log.files.length < 2) return
+    // A clone's records with no base under them cannot be folded yet.
+    if (this.#needBase.size) return
     if (this.log.liveBytes < this.cfg.checkpointLogBytes) return
     // Every other member must have spoken at least once: a record one of them still lacks is never folded away.
     const others = [...this.members].filter(id => id !== this.cfg.id)
@@ -581,6 +648,7 @@ export class SegmentNode {
   #gossipTurn = 0
 
   #gossip(): void {
+    this.#askBases()
     if (this.#closed) return
     // Every SCL, to every writer, now and then: a report lost on the way (a lossy transport) is
     // otherwise never repeated for a PG that nothing writes any more.

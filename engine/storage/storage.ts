@@ -32,6 +32,8 @@ export interface StorageOptions {
   gossipIntervalMs: number
   pageCacheBytes: number
   scrubBytesPerSecond: number
+  /** the LSN a clone volume was cloned at (0 or absent: not a clone); see SegmentConfig */
+  cloneLsn?: number
   /** slots beyond the first six that the volume's membership uses, as [id, az] */
   extraSlots?: Array<[number, number]>
 }
@@ -195,6 +197,7 @@ export class Storage extends EventEmitter implements StorageLike {
       pageSize: this.options.pageSize, pagesPerGroup: this.options.pagesPerGroup, logFileBytes: this.options.logFileBytes,
       coalesceThreshold: this.options.coalesceThreshold, checkpointLogBytes: this.options.checkpointLogBytes,
       gossipIntervalMs: this.options.gossipIntervalMs, pageCacheBytes: this.options.pageCacheBytes, scrubBytesPerSecond: this.options.scrubBytesPerSecond,
+      cloneLsn: this.options.cloneLsn ?? 0,
     }
     const worker = new Worker(new URL('./segment-worker.js', import.meta.url), { workerData: cfg })
     slot.worker = worker
@@ -254,16 +257,26 @@ export class Storage extends EventEmitter implements StorageLike {
 
 function takeLock(dir: string): void {
   fs.mkdirSync(dir, { recursive: true })
-  const lock = path.join(dir, 'LOCK')
+  assertNoOtherProcess(dir)
+  fs.writeFileSync(path.join(dir, 'LOCK'), String(process.pid))
+}
+
+/** Throws HEXAD_LOCKED when another living process has `dir` open, or its storage runs in this one. */
+export function assertNotLocked(dir: string): void {
+  const key = path.resolve(dir)
+  if (registry.has(key)) throw new HexadError('HEXAD_LOCKED', `${key} is open in this process; close it first`)
+  assertNoOtherProcess(key)
+}
+
+function assertNoOtherProcess(key: string): void {
   try {
-    const pid = Number.parseInt(fs.readFileSync(lock, 'utf8'), 10)
+    const pid = Number.parseInt(fs.readFileSync(path.join(key, 'LOCK'), 'utf8'), 10)
     if (pid && pid !== process.pid && alive(pid)) {
-      throw new HexadError('HEXAD_LOCKED', `${dir} is in use by process ${pid}; close it there first`)
+      throw new HexadError('HEXAD_LOCKED', `${key} is in use by process ${pid}; close it there first`)
     }
   } catch (err) {
     if ((err as HexadError).code === 'HEXAD_LOCKED') throw err
   }
-  fs.writeFileSync(lock, String(process.pid))
 }
 
 function releaseLock(dir: string): void {

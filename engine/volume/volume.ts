@@ -24,13 +24,15 @@
 import path from 'node:path'
 import { badInput, HexadError } from '../common/errors.js'
 import { validateOp, type EncodedOp, type PageOp } from '../common/page-ops.js'
-import { decodeMeta, encodeFrame, encodeMeta, RECORD_FLAG_CPL, type RecordTuple } from '../storage/format.js'
+import { decodeFrame, decodeMeta, encodeFrame, encodeMeta, R_FLAGS, R_LSN, RECORD_FLAG_CPL, type RecordTuple } from '../storage/format.js'
 import type { ClientReply, ClientRequest, RecoverReport, SegmentStats, SclList, Truncation } from '../storage/protocol.js'
 import { realClock, type Clock, type TimerHandle } from '../storage/clock.js'
 import { realDisk, writeFileDurable, type Disk } from '../storage/disk.js'
-import { azOf, SEGMENTS, Storage, type ClientPort, type StorageLike, type StorageOptions } from '../storage/storage.js'
+import { assertNotLocked, azOf, SEGMENTS, Storage, type ClientPort, type StorageLike, type StorageOptions } from '../storage/storage.js'
 import { DEFAULT_SETS, QuorumTracker, SLOTS_MAX, type QuorumSet } from './quorum.js'
 import { computeRecovery } from './recovery.js'
+import { liveVolume, ParentLink, registerLive, unregisterLive } from './lineage.js'
+import { Timeline, TIMELINE_SAMPLE_MS } from './timeline.js'
 
 export interface VolumeOptions {
   /** directory holding the volume (created if missing) */
@@ -69,6 +71,12 @@ export interface VolumeOptions {
   scrubBytesPerSecond?: number
   /** a member segment down this long is replaced by a new one in its AZ (membership change; default: never) */
   replaceAfterMs?: number
+  /**
+   * how far back `backtrack()` may rewind, in ms (default 0: backtrack off).
+   * The volume keeps a timeline (moment -> LSN) and every page version and
+   * log record the window needs.
+   */
+  backtrackWindowMs?: number
 }
 
 export interface PageWrite {
@@ -131,6 +139,16 @@ interface VolumeMeta {
   degraded?: Array<[number, number[]]>
   /** named snapshots: read points kept (their versions never collected) until deleted, as [name, lsn] */
   snapshots?: Array<[string, number]>
+  /** this volume is a clone: pages it never wrote are the parent's at `lsn` */
+  parent?: { dir: string; lsn: number }
+  /** the clones reading through this volume, as [clone dir, clone LSN]: read points kept until they are destroyed */
+  clones?: Array<[string, number]>
+  /** destroyed, kept only because clones still read through it */
+  retired?: boolean
+  /** a backtrack under way (redone at the next open if it was cut short) */
+  backtrack?: { to: number }
+  /** named read points kept by features (the backup's next log start), as [name, lsn] */
+  kept?: Array<[string, number]>
 }
 
 interface Shipment { seq: number; frame: Uint8Array; lastLsn: number; sentAt: number }
@@ -148,7 +166,7 @@ const DEFAULTS = {
   inflightBytesMax: 64 << 20, shipmentsInflightMax: 4, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
-  scrubBytesPerSecond: 4 << 20, replaceAfterMs: 0,
+  scrubBytesPerSecond: 4 << 20, replaceAfterMs: 0, backtrackWindowMs: 0,
 }
 type Resolved = typeof DEFAULTS
 
@@ -170,6 +188,11 @@ export async function openVolume(options: VolumeOptions): Promise<Volume> {
   return openVolumeOn(options, { disk: realDisk, clock: realClock, acquire: (dir, so) => Storage.acquire(dir, so) })
 }
 
+/** Opens a destroyed volume that is kept for its clones (only clones read it). */
+function openRetained(dir: string): Promise<Volume> {
+  return openVolumeOn({ dir }, { disk: realDisk, clock: realClock, acquire: (d, so) => Storage.acquire(d, so), allowRetired: true })
+}
+
 /**
  * What a volume runs on: the disk its meta file lives on, the clock of its
  * timers, and how it reaches its six segments. openVolume uses node:fs, the
@@ -177,6 +200,8 @@ export async function openVolume(options: VolumeOptions): Promise<Volume> {
  * disk, virtual time and segments in the same thread behind a lossy network.
  */
 export interface VolumeEnv {
+  /** open a destroyed volume kept for its clones */
+  allowRetired?: boolean
   disk: Disk
   clock: Clock
   acquire(dir: string, options: StorageOptions): Promise<StorageLike>
@@ -197,12 +222,15 @@ export async function openVolumeOn(options: VolumeOptions, env: VolumeEnv): Prom
     if (options.pagesPerGroup !== undefined && options.pagesPerGroup !== meta.pagesPerGroup) throw badInput(`pagesPerGroup ${options.pagesPerGroup} does not match the volume's ${meta.pagesPerGroup} (${dir})`)
     o.pageSize = meta.pageSize
     o.pagesPerGroup = meta.pagesPerGroup
+    if (meta.retired && !env.allowRetired) {
+      throw badInput(`${dir} was destroyed; it is kept only because its clones read through it (${(meta.clones ?? []).map(([d]) => d).join(', ')})`)
+    }
   }
   const storageOptions: StorageOptions = {
     pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, logFileBytes: o.logFileBytes,
     coalesceThreshold: o.coalesceThreshold, checkpointLogBytes: o.checkpointLogBytes,
     gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: o.segmentCacheBytes, scrubBytesPerSecond: o.scrubBytesPerSecond,
-    extraSlots: meta?.slots ?? [],
+    extraSlots: meta?.slots ?? [], cloneLsn: meta?.parent?.lsn ?? 0,
   }
   const storage = await env.acquire(dir, storageOptions)
   try {
@@ -218,6 +246,43 @@ export async function openVolumeOn(options: VolumeOptions, env: VolumeEnv): Prom
   }
 }
 
+/**
+ * Destroys the volume in `dir`, which must be closed: its files are removed.
+ * A volume that clones still read through is only marked destroyed (it can
+ * no longer be opened) and goes when its last clone is destroyed. A
+ * destroyed clone lets go of its parent's read point. Returns the
+ * directories removed and the ones kept for clones.
+ */
+export async function destroyVolume(dir: string): Promise<{ removed: string[]; kept: string[] }> {
+  if (typeof dir !== 'string' || dir.length === 0) throw badInput('destroyVolume: dir must be a non-empty string')
+  const d = path.resolve(dir)
+  const metaPath = path.join(d, 'volume.meta')
+  if (!realDisk.exists(metaPath)) throw badInput(`destroyVolume: ${d} holds no volume (no volume.meta)`)
+  if (liveVolume(d)) throw badInput(`destroyVolume: ${d} is open in this process; close it first (cluster.destroy() closes and destroys)`)
+  assertNotLocked(d)
+  const meta = decodeMeta<VolumeMeta>(realDisk.readFile(metaPath))
+  if (!meta) throw new HexadError('HEXAD_CORRUPTION', `${metaPath} fails its checksum; not destroying what cannot be read (its clones are unknown)`)
+  if (meta.clones?.length) {
+    if (!meta.retired) writeMeta(realDisk, metaPath, { ...meta, retired: true })
+    return { removed: [], kept: [d] }
+  }
+  realDisk.rm(d, true)
+  const out = { removed: [d], kept: [] as string[] }
+  const parentDir = meta.parent?.dir
+  if (parentDir && realDisk.exists(path.join(parentDir, 'volume.meta'))) {
+    const open = liveVolume(parentDir)
+    const pv = open ?? await openRetained(parentDir)
+    let lastGone = false
+    try { lastGone = pv._dropClone(d) } finally { if (!open) await pv.close() }
+    if (lastGone) {
+      const r = await destroyVolume(parentDir)
+      out.removed.push(...r.removed)
+      out.kept.push(...r.kept)
+    }
+  }
+  return out
+}
+
 function resolveOptions(options: VolumeOptions): Resolved {
   if (!options || typeof options !== 'object') throw badInput('openVolume needs an options object with a dir')
   if (typeof options.dir !== 'string' || options.dir.length === 0) throw badInput('openVolume: dir must be a non-empty string')
@@ -225,6 +290,7 @@ function resolveOptions(options: VolumeOptions): Resolved {
   for (const [k, v] of Object.entries(options)) {
     if (k === 'dir' || v === undefined) continue
     if (!(k in DEFAULTS)) throw badInput(`openVolume: unknown option ${k}`)
+    if (k === 'backtrackWindowMs' && v === 0) { o.backtrackWindowMs = 0; continue }
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw badInput(`openVolume: ${k} must be a positive integer, got ${String(v)}`)
     ;(o as Record<string, number>)[k] = v
   }
@@ -285,6 +351,14 @@ export class Volume {
   #closed = false
   #closing: Promise<void> | null = null
   #groups = 0
+  /** a clone's way to its parent's pages at the clone LSN */
+  readonly #parent: ParentLink | null
+  /** parent images fetched for this clone's segments (shared by the six asking for the same page) */
+  readonly #basesInFlight = new Map<number, Promise<Uint8Array>>()
+  /** moment -> LSN samples, kept when backtrack is on */
+  readonly #timeline: Timeline | null
+  #sampleTimer: TimerHandle | null = null
+  #lastSampleAt = 0
   #counters = { writes: 0, reads: 0, readsReissued: 0, framesShipped: 0, bytesShipped: 0 }
   readonly #onUp = (id: number) => {
     const t = this.#replaceTimers.get(id)
@@ -305,7 +379,14 @@ export class Volume {
     this.pageSize = o.pageSize
     this.pagesPerGroup = o.pagesPerGroup
     this.faults = new VolumeFaults(storage, () => this.#checkOpen())
+    this.#parent = meta.parent ? new ParentLink(meta.parent.dir, meta.parent.lsn, openRetained) : null
+    this.#timeline = o.backtrackWindowMs > 0 ? new Timeline(this.#disk, dir) : null
   }
+
+  /** Open, not fenced. */
+  get usable(): boolean { return !this.#closed && !this.#fenced && !this.#closing }
+  /** For a clone: its parent's directory and the LSN it was cloned at. */
+  get parent(): { dir: string; lsn: number } | null { return this.#meta.parent ? { ...this.#meta.parent } : null }
 
   get epoch(): number { return this.#meta.epoch }
   /** volume durable LSN: every MTR at or below it is durable */
@@ -339,6 +420,8 @@ export class Volume {
     const sets = this.#sets()
     if (sets.length === 2) this.#beginTransition(sets[1], this.#quorum.vdl)
     for (const id of this.#slots()) if (!this.#storage.isUp(id)) this.#armReplace(id)
+    registerLive(this)
+    if (this.#timeline) this.#sampleTimeline()
   }
 
   async #recoverFromQuorum(epoch: number, replies: Array<{ id: number; report: RecoverReport }>): Promise<void> {
@@ -353,6 +436,10 @@ export class Volume {
     // A read quorum of the (old) set intersects every write quorum.
     if (!this.#readQuorum(replies.map(r => r.id))) throw new HexadError('HEXAD_QUORUM_LOST', `recovery needs 3 of 6 segments (${this.#describeSets()}), ${replies.length} answered in ${this.dir}`)
     const rec = computeRecovery(replies.map(r => r.report), this.#meta.truncations, this.#o.lalLsns)
+    // A clone's history starts at its clone LSN: the parent's state there is its first durable state.
+    const floor = this.#meta.parent?.lsn ?? 0
+    if (rec.vdl < floor) rec.vdl = floor
+    if (rec.nextLsn <= floor) rec.nextLsn = floor + 1
     if (rec.truncation) {
       this.#meta.truncations.push(rec.truncation)
       writeMeta(this.#disk, this.#metaPath, this.#meta)
@@ -378,6 +465,18 @@ export class Volume {
     // Snapshots pin their read points across restarts: the horizon sent before held at or
     // below them, and segments collect nothing until they hear a horizon from this handle.
     for (const [, lsn] of this.#meta.snapshots ?? []) if (lsn < this.#retainedFrom) this.#retainedFrom = lsn
+    for (const lsn of this.#keptLsns()) if (lsn < this.#retainedFrom) this.#retainedFrom = lsn
+  }
+
+  /** Read points kept in volume.meta and by the backtrack window: clones, a backtrack under way, the window's start. */
+  #keptLsns(): number[] {
+    const out: number[] = []
+    for (const [, lsn] of this.#meta.clones ?? []) out.push(lsn)
+    for (const [, lsn] of this.#meta.kept ?? []) out.push(lsn)
+    if (this.#meta.backtrack) out.push(this.#meta.backtrack.to)
+    const w = this.#windowStart()
+    if (w !== undefined) out.push(w.lsn)
+    return out
   }
 
   // ------------------------------------------------------------------ snapshots
@@ -413,6 +512,269 @@ export class Volume {
     this.#meta.snapshots = list.filter(([n]) => n !== name)
     writeMeta(this.#disk, this.#metaPath, this.#meta)
     this.#scheduleHorizon()
+  }
+
+  // ------------------------------------------------------------------ clones
+
+  /**
+   * Creates a clone of this volume in `dir` (which must not exist or be
+   * empty): a volume.meta naming this volume and the clone LSN (the VDL now),
+   * after this volume's own meta pins that read point. Nothing is copied, so
+   * the time does not grow with the volume. Open the clone with openVolume.
+   */
+  createClone(dir: string): { dir: string; lsn: number } {
+    this.#checkOpen()
+    if (typeof dir !== 'string' || dir.length === 0) throw badInput('clone: dir must be a non-empty string')
+    const target = path.resolve(dir)
+    if (target === this.dir || target.startsWith(this.dir + path.sep) || this.dir.startsWith(target + path.sep)) {
+      throw badInput(`clone: ${target} must lie outside the volume's own directory ${this.dir} (and not contain it)`)
+    }
+    if (this.#disk.exists(target) && this.#disk.readdir(target).length > 0) throw badInput(`clone: ${target} exists and is not empty`)
+    if ((this.#meta.clones ?? []).some(([d]) => d === target)) throw badInput(`clone: ${target} is already a clone of ${this.dir}`)
+    const lsn = this.#quorum.vdl
+    // The pin first: a crash in between leaves a pin without a clone (kept data), never a clone without its pin.
+    this.#meta.clones = [...(this.#meta.clones ?? []), [target, lsn]]
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#disk.mkdirp(target)
+    writeMeta(this.#disk, path.join(target, 'volume.meta'), { pageSize: this.pageSize, pagesPerGroup: this.pagesPerGroup, epoch: 0, truncations: [], parent: { dir: this.dir, lsn } })
+    return { dir: target, lsn }
+  }
+
+  /** The clones reading through this volume, with their clone LSNs. */
+  clones(): Array<{ dir: string; lsn: number }> {
+    return (this.#meta.clones ?? []).map(([dir, lsn]) => ({ dir, lsn }))
+  }
+
+  /** @internal a clone was destroyed: its read point is let go. Returns whether this volume is retired and has no clone left. */
+  _dropClone(dir: string): boolean {
+    this.#checkOpen()
+    const target = path.resolve(dir)
+    this.#meta.clones = (this.#meta.clones ?? []).filter(([d]) => d !== target)
+    if (this.#meta.clones.length === 0) delete this.#meta.clones
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#scheduleHorizon()
+    return !!this.#meta.retired && !this.#meta.clones
+  }
+
+  /** @internal marks this volume destroyed but kept for its clones */
+  _retire(): void {
+    this.#meta.retired = true
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+  }
+
+  /** A clone's segment lacks the parent's image under its records of these pages: fetch each once, send it. */
+  #supplyBases(id: number, port: ClientPort, pageIds: number[]): void {
+    const parent = this.#parent
+    if (!parent) return
+    for (const pageId of pageIds) {
+      let p = this.#basesInFlight.get(pageId)
+      if (!p) {
+        p = parent.read(pageId)
+        this.#basesInFlight.set(pageId, p)
+        // Kept a moment so the other segments asking for the same page share the read.
+        const drop = () => { this.#clock.setTimeout(() => this.#basesInFlight.delete(pageId), 200) }
+        p.then(drop, drop)
+      }
+      p.then(image => {
+        if (this.#ports[id] !== port || this.#closed) return
+        const copy = new Uint8Array(image)
+        port.postMessage({ t: 'base', epoch: this.epoch, pageId, lsn: parent.lsn, image: copy } satisfies ClientRequest, [copy.buffer as ArrayBuffer])
+      }, () => { /* asked again by the segment later */ })
+    }
+  }
+
+  // ------------------------------------------------------------------ timeline and backtrack
+
+  /** Samples (now, VDL) into the timeline, at most every TIMELINE_SAMPLE_MS, and once more after the VDL stops. */
+  #sampleTimeline(): void {
+    const tl = this.#timeline
+    if (!tl || this.#closed || this.#fenced || this.#meta.backtrack) return
+    const now = Date.now()
+    const wait = this.#lastSampleAt + TIMELINE_SAMPLE_MS - now
+    if (wait > 0) {
+      this.#sampleTimer ??= this.#clock.setTimeout(() => { this.#sampleTimer = null; this.#sampleTimeline() }, wait)
+      return
+    }
+    this.#lastSampleAt = now
+    try {
+      tl.append(now, this.#quorum.vdl)
+      if (tl.entries.length > 256) tl.trimBefore(now - this.#o.backtrackWindowMs)
+    } catch { /* a sample that cannot be written leaves the window a little coarser */ }
+  }
+
+  /** The oldest moment backtrack may go to: the window's start (or the first sample within it). */
+  #windowStart(): { ms: number; lsn: number } | undefined {
+    const tl = this.#timeline
+    if (!tl || tl.entries.length === 0) return undefined
+    const start = Date.now() - this.#o.backtrackWindowMs
+    let i = 0
+    while (i + 1 < tl.entries.length && tl.entries[i + 1][0] <= start) i++
+    const [ms, lsn] = tl.entries[i]
+    return { ms: Math.max(ms, start), lsn }
+  }
+
+  /**
+   * The backtrack window: the earliest and latest moments (and their LSNs)
+   * `backtrack()` can go to; null when backtrack is off.
+   */
+  backtrackWindow(): { earliest: Date; earliestLsn: number; latest: Date; latestLsn: number } | null {
+    this.#checkOpen()
+    const w = this.#windowStart()
+    if (!w) return null
+    let earliestLsn = Math.max(w.lsn, this.#retainedFrom)
+    let earliest = w.ms
+    const floor = this.#meta.parent?.lsn
+    if (floor !== undefined && earliestLsn < floor) earliestLsn = floor
+    if (earliestLsn !== w.lsn) earliest = Math.max(earliest, this.#timeline!.timeOf(earliestLsn) ?? earliest)
+    return { earliest: new Date(earliest), earliestLsn, latest: new Date(Date.now()), latestLsn: this.#quorum.vdl }
+  }
+
+  /** The LSN the volume was at at `when` (from the timeline), or undefined when backtrack is off or it is before the first sample. */
+  lsnAt(when: Date): number | undefined {
+    return this.#timeline?.lsnAt(when.getTime())
+  }
+
+  /**
+   * Rewinds the volume in place to its state at LSN `to` (a state it had
+   * within the backtrack window): every page that changed after `to` is
+   * written again, as new redo on top, with its image at `to`. Later moments
+   * stay in the LSN history, so a backtrack can go forward again within the
+   * window. Pages are rewritten in one MTR when they fit in half of
+   * inflightBytesMax (atomic), else in batches with the target recorded in
+   * volume.meta, so an open after a crash finishes it (`pendingBacktrack`).
+   * The caller stops writes first. Returns the pages written and the LSN
+   * of the new state.
+   */
+  async backtrack(to: number, options: { onProgress?: (done: number, total: number) => void } = {}): Promise<{ from: number; to: number; pages: number; lsn: number }> {
+    this.#checkOpen()
+    const from = this.#quorum.vdl
+    if (!Number.isInteger(to) || to < 0) throw badInput(`backtrack: target must be a non-negative integer LSN, got ${String(to)}`)
+    const pending = this.#meta.backtrack
+    if (!pending || pending.to !== to) {
+      const w = this.backtrackWindow()
+      if (!w) throw badInput('backtrack is off for this volume: open it with backtrackWindowMs > 0')
+      if (to < w.earliestLsn || to > w.latestLsn) {
+        throw badInput(`backtrack target LSN ${to} is outside the window: LSN ${w.earliestLsn} (${w.earliest.toISOString()}) to LSN ${w.latestLsn} (${w.latest.toISOString()})`)
+      }
+    }
+    if (to === from && !pending) return { from, to, pages: 0, lsn: from }
+    // Only a state the volume had: the end of an MTR (a CPL), or where a clone began.
+    if (!pending && to !== (this.#meta.parent?.lsn ?? 0)) {
+      const { frame } = await this.logRange(to - 1, to, 1)
+      const rec = decodeFrame(frame)?.records[0]
+      if (!rec || rec[R_LSN] !== to || !(rec[R_FLAGS] & RECORD_FLAG_CPL)) throw badInput(`backtrack target LSN ${to} is not the end of a mini-transaction (not a state the volume had); use a moment, a VDL or a commit's LSN`)
+    }
+    this.#meta.backtrack = { to }
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    const pin = this.pinReadPoint(to)
+    try {
+      const ids = await this.pageIds(to)
+      const perMtr = Math.max(1, Math.floor(this.#o.inflightBytesMax / 2 / this.pageSize))
+      let done = 0
+      options.onProgress?.(0, ids.length)
+      for (let i = 0; i < ids.length; i += perMtr) {
+        const chunk = ids.slice(i, i + perMtr)
+        const images: Uint8Array[] = []
+        // Reads in bounded parallel batches: a large rewind never holds every image at once.
+        for (let j = 0; j < chunk.length; j += 256) images.push(...await Promise.all(chunk.slice(j, j + 256).map(id => this.readPage(id, { at: to }))))
+        await this.write(chunk.map((pageId, k) => ({ pageId, ops: [{ op: 'init', image: images[k] }] })))
+        done += chunk.length
+        options.onProgress?.(done, ids.length)
+      }
+      delete this.#meta.backtrack
+      writeMeta(this.#disk, this.#metaPath, this.#meta)
+      this.#sampleTimeline()
+      return { from, to, pages: ids.length, lsn: this.#quorum.vdl }
+    } finally {
+      pin.release()
+    }
+  }
+
+  /**
+   * Keeps read point `lsn` under `name` in volume.meta (across restarts and
+   * failovers) so that what reading or listing the log from there needs is
+   * never collected; `null` lets it go. Used by the backup, which must go on
+   * from where it stopped. Returns the kept LSN (or null).
+   */
+  keep(name: string, lsn: number | null): number | null {
+    this.#checkOpen()
+    if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,50}$/.test(name)) throw badInput(`keep: name must be 1-50 letters, digits or _ . : -, got ${JSON.stringify(name)}`)
+    const rest = (this.#meta.kept ?? []).filter(([n]) => n !== name)
+    if (lsn !== null) {
+      const old = (this.#meta.kept ?? []).find(([n]) => n === name)?.[1]
+      const floor = Math.min(old ?? this.#retainedFrom, this.#retainedFrom)
+      if (!Number.isInteger(lsn) || lsn < floor || lsn > this.#quorum.vdl) throw badInput(`keep: LSN ${String(lsn)} must lie between the oldest retained ${floor} and the VDL ${this.#quorum.vdl}`)
+      rest.push([name, lsn])
+    }
+    this.#meta.kept = rest.length ? rest : undefined
+    if (!this.#meta.kept) delete this.#meta.kept
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#scheduleHorizon()
+    return lsn
+  }
+
+  /** The read point kept under `name`, or null. */
+  kept(name: string): number | null {
+    return (this.#meta.kept ?? []).find(([n]) => n === name)?.[1] ?? null
+  }
+
+  /**
+   * Every page of the volume as a reader sees it: the pages of its own
+   * segments and, for a clone, its parents' pages (pageIds(-1) through the
+   * lineage). Some may read as zeros (allocated later in a parent).
+   */
+  async allPageIds(): Promise<number[]> {
+    const own = await this.pageIds(-1)
+    if (!this.#parent) return own
+    const up = await (await this.#parent.volume()).allPageIds()
+    return [...new Set([...own, ...up])].sort((a, b) => a - b)
+  }
+
+  /** A backtrack that an earlier handle started and did not finish (its target LSN), or null. */
+  get pendingBacktrack(): number | null { return this.#meta.backtrack?.to ?? null }
+
+  /**
+   * The pages that have a record or a version above `since` on any segment
+   * (-1: every page), from a read quorum of segments, ascending: every
+   * durable change is on at least one of any read quorum.
+   */
+  async pageIds(since = -1): Promise<number[]> {
+    this.#checkOpen()
+    const ids = new Set<number>()
+    const answered: number[] = []
+    await Promise.all(this.#slots().filter(id => this.#ready[id]).map(async id => {
+      const r = await this.#request(id, { t: 'page-ids', id: 0, since }, this.#o.readTimeoutMs)
+      if (r?.t !== 'page-ids-ok') return
+      for (const p of r.pageIds) ids.add(p)
+      answered.push(id)
+    }))
+    if (!this.#readQuorum(answered)) throw new HexadError('HEXAD_QUORUM_LOST', `listing pages needs a read quorum (${this.#describeSets()}); ${answered.length} segments answered`)
+    return [...ids].sort((a, b) => a - b)
+  }
+
+  /**
+   * The redo records with from < lsn <= to (to <= VDL), as one checked frame
+   * (format.ts), from one segment that holds all of them; at most
+   * `maxRecords` (then `upto` is where it ends). Needs `from` at or above the
+   * oldest retained LSN (pin it to keep it).
+   */
+  async logRange(from: number, to: number, maxRecords = 65536): Promise<{ frame: Uint8Array; upto: number; records: number }> {
+    this.#checkOpen()
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from || to > this.#quorum.vdl) {
+      throw badInput(`logRange: need 0 <= from <= to <= VDL (${this.#quorum.vdl}), got (${String(from)}, ${String(to)}]`)
+    }
+    const complete = (id: number) => {
+      for (const pg of this.#history.keys()) if (this.#quorum.segmentScl(id, pg) < this.#needFor(-1, pg, to)) return false
+      return true
+    }
+    const reasons: string[] = []
+    for (const id of this.#slots()) {
+      if (!this.#ready[id] || !complete(id)) continue
+      const r = await this.#request(id, { t: 'log-range', id: 0, from, to, maxRecords }, this.#o.readTimeoutMs)
+      if (r?.t === 'log-range-ok' && r.frame) return { frame: r.frame, upto: r.upto, records: r.records }
+      reasons.push(r?.t === 'log-range-ok' ? r.detail ?? 'refused' : `segment ${id}: no answer`)
+    }
+    throw new HexadError('HEXAD_QUORUM_LOST', `no segment could send the log from ${from} to ${to}${reasons.length ? ': ' + reasons.join('; ') : ''}`)
   }
 
   // ------------------------------------------------------------------ membership (quorum sets, SIGMOD'18)
@@ -757,6 +1119,7 @@ export class Volume {
     let h = this.#quorum.vdl
     for (const lsn of this.#pins.values()) if (lsn < h) h = lsn
     for (const [, lsn] of this.#meta.snapshots ?? []) if (lsn < h) h = lsn
+    if (this.#meta.clones || this.#timeline || this.#meta.backtrack || this.#meta.kept) for (const lsn of this.#keptLsns()) if (lsn < h) h = lsn
     if (h > this.#retainedFrom) this.#retainedFrom = h
     if (this.#retainedFrom === this.#horizonSent) return undefined
     this.#horizonSent = this.#retainedFrom
@@ -813,6 +1176,7 @@ export class Volume {
     while (this.#allocWaiters.length && this.#canAllocate(this.#allocWaiters[0].n, this.#allocWaiters[0].bytes)) this.#allocWaiters.shift()!.resolve()
     this.#pump()
     this.#scheduleHorizon()
+    if (this.#timeline) this.#sampleTimeline()
   }
 
   #trimHistory(): void {
@@ -860,7 +1224,8 @@ export class Volume {
     if (!h || h.length === 0) return 0
     let lo = 0
     let hi = h.length - 1
-    if (h[0] > at) return 0
+    // Older than every write this handle knows of: a segment holding the PG up to the oldest one holds it up to `at`.
+    if (h[0] > at) return h[0]
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1
       if (h[mid] <= at) lo = mid; else hi = mid - 1
@@ -914,6 +1279,11 @@ export class Volume {
     }
     if (m.reason === 'corrupt') this.#readErrors[id]++
     if (m.reason === 'below-horizon') return this.#finishRead(req, badInput(m.detail))
+    // A clone's segment, complete for this page, holds nothing of it: the parent's image at the clone LSN is the page.
+    if (m.reason === 'absent' && this.#parent) {
+      this.#parent.read(req.pageId).then(image => { if (!req.done) this.#finishRead(req, null, new Uint8Array(image)) }, err => { if (!req.done) this.#finishRead(req, err as Error) })
+      return
+    }
     this.#route(req)
   }
 
@@ -1029,6 +1399,7 @@ export class Volume {
         return this.#onScl(id, m.scl)
       case 'page':
       case 'read-fail': return this.#onRead(id, m)
+      case 'need-base': return this.#supplyBases(id, port, m.pageIds)
       case 'fenced':
         if (m.id !== undefined && this.#requests.has(m.id)) break
         return this.#fence(id, m.epoch)
@@ -1056,6 +1427,7 @@ export class Volume {
     for (const w of this.#durableWaiters.splice(0)) w.reject(this.#fenced)
     for (const r of [...this.#reads.values()]) this.#finishRead(r, this.#fenced)
     this.#pending = []
+    unregisterLive(this)
   }
 
   #checkOpen(): void {
@@ -1123,6 +1495,9 @@ export class Volume {
         w.reject = e => { orig.rej(e); resolve() }
       })))
       this.#closed = true
+      unregisterLive(this)
+      if (this.#sampleTimer) this.#clock.clearTimeout(this.#sampleTimer)
+      this.#timeline?.close()
       for (const a of this.#allocWaiters.splice(0)) a.reject(closedError())
       for (const w of this.#durableWaiters.splice(0)) w.reject(closedError())
       for (const r of [...this.#reads.values()]) this.#finishRead(r, closedError())
@@ -1137,6 +1512,7 @@ export class Volume {
       for (const r of this.#requests.values()) r.resolve({ t: 'error', message: 'closed' })
       this.#requests.clear()
       await this.#storage.release()
+      await this.#parent?.close()
     })()
     return this.#closing
   }

@@ -40,6 +40,8 @@ export interface MysqlServer {
   readonly port: number
   readonly host: string
   readonly connections: number
+  /** Ends every open connection (the listener stays): a backtrack does this before it rewinds. */
+  dropConnections(): void
   close(): Promise<void>
 }
 
@@ -98,6 +100,10 @@ export async function startMysqlServer(target: Database | SessionSource, options
     port: addr.port,
     host,
     get connections() { return sockets.size },
+    dropConnections() {
+      for (const c of live) c.terminate()
+      for (const s of sockets) s.destroy()
+    },
     close() {
       closing ??= new Promise<void>(resolve => {
         server.close(() => resolve())

@@ -50,6 +50,8 @@ export interface PgServer {
   readonly port: number
   readonly host: string
   readonly connections: number
+  /** Ends every open connection (the listener stays): a backtrack does this before it rewinds. */
+  dropConnections(): void
   close(): Promise<void>
 }
 
@@ -209,6 +211,10 @@ export async function startPgServer(target: Database | SessionSource, options: P
     port: addr.port,
     host,
     get connections() { return sockets.size },
+    dropConnections() {
+      for (const c of live.values()) c.terminate()
+      for (const s of sockets) s.destroy()
+    },
     close() {
       closing ??= new Promise<void>(resolve => {
         server.close(() => resolve())
