@@ -359,7 +359,7 @@ export class Cluster extends EventEmitter {
       this.emit('backtrack-start', { to: lsn })
       this.#engine.crash(new HexadError('HEXAD_CLOSED', `the cluster is backtracking to LSN ${lsn}; work not committed before it was dropped: retry on cluster.writer`))
       // Commits already shipped settle first (they are part of the history the rewind covers).
-      await vol.whenDurable(vol.stats().nextLsn - 1).catch(() => {})
+      await vol.whenDurable(vol.lastLsn).catch(() => {})
       const readers = [...this.#readers.values()]
       await Promise.all(readers.map(r => r.close()))
       const r = await vol.backtrack(lsn, options)

@@ -95,6 +95,9 @@ export interface SegmentStats {
   gcVersions: number
   /** page-version files rewritten because most of their versions were collected */
   compactedPageFiles: number
+  /** a clone's pages waiting for the parent's image under their records, and the images received */
+  basesPending: number
+  basesReceived: number
   corruptFrames: number
   corruptVersions: number
   tornTailBytes: number

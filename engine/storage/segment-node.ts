@@ -136,7 +136,7 @@ export class SegmentNode {
   s = {
     framesAppended: 0, coalesced: 0, gapFillRecords: 0, gcLogFiles: 0, corruptFrames: 0, tornTailBytes: 0, readsServed: 0, metaCorrupt: 0, repairedPages: 0, cacheHits: 0,
     scrubPasses: 0, scrubBytes: 0, scrubFrames: 0, scrubVersions: 0, scrubCorruptFrames: 0, scrubCorruptVersions: 0, scrubRepairedFrames: 0, buriedVersions: 0,
-    rebuildPgsDone: 0, rebuildPagesCopied: 0, rebuildRestarts: 0, ioErrors: 0,
+    rebuildPgsDone: 0, rebuildPagesCopied: 0, rebuildRestarts: 0, ioErrors: 0, basesReceived: 0,
   }
 
   readonly cfg: SegmentConfig
@@ -313,6 +313,7 @@ export class SegmentNode {
         if (!this.#needBase.has(m.pageId) || this.pages.versionAtOrBelow(m.pageId, m.lsn)) return
         this.pages.append(m.pageId, m.lsn, m.image)
         this.#needBase.delete(m.pageId)
+        this.s.basesReceived++
         const st = this.pgs.get(Math.floor(m.pageId / this.cfg.pagesPerGroup))
         if (st) this.#noteDirty(m.pageId, st.chains.get(m.pageId) ?? [])
         return
@@ -1046,7 +1047,7 @@ export class SegmentNode {
       bytesWritten: this.log.bytesWritten, logBytesLive: this.log.liveBytes, logFiles: this.log.files.length,
       pageVersions: this.pages.versions, pageStoreBytes: this.pages.bytes, recordsInMemory: records,
       framesAppended: this.s.framesAppended, fsyncs: this.log.fsyncs, coalesced: this.s.coalesced,
-      gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions, compactedPageFiles: this.pages.compactedFiles,
+      gapFillRecords: this.s.gapFillRecords, gcLogFiles: this.s.gcLogFiles, gcVersions: this.pages.gcVersions, compactedPageFiles: this.pages.compactedFiles, basesPending: this.#needBase.size, basesReceived: this.s.basesReceived,
       corruptFrames: this.s.corruptFrames, corruptVersions: this.pages.corruptVersions, tornTailBytes: this.s.tornTailBytes,
       readsServed: this.s.readsServed, damagedPages: [...this.damagedPages.values()].filter(v => v === Infinity).length, repairedPages: this.s.repairedPages, cacheHits: this.s.cacheHits, pagesSuspect: this.pagesSuspect, metaCorrupt: this.s.metaCorrupt,
       scrubPasses: this.s.scrubPasses, scrubBytes: this.s.scrubBytes, scrubFrames: this.s.scrubFrames, scrubVersions: this.s.scrubVersions,

@@ -393,6 +393,8 @@ export class Volume {
   get vdl(): number { return this.#quorum.vdl }
   /** volume complete LSN */
   get vcl(): number { return this.#quorum.vcl }
+  /** the last LSN this handle allocated (or the VDL it recovered): whenDurable(lastLsn) waits for every write made so far */
+  get lastLsn(): number { return Math.max(this.#quorum.vdl, this.#quorum.lastAllocated) }
 
   // ------------------------------------------------------------------ recovery
 
