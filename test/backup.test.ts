@@ -165,6 +165,42 @@ test('an agent started again goes on without a new base; after its pin was let g
   rmTempDir(src)
 })
 
+test('retention deletes the bases and logs no moment of the window needs, and keeps what it does', async () => {
+  const src = makeTempDir('bk-ret')
+  const store = makeTempDir('bk-ret-store')
+  const cluster = await openCluster(kvOptions(src))
+  const moments: Moment[] = []
+  let first: Moment
+  try {
+    const agent = await startBackup(() => cluster.volume, { store, intervalMs: 50, baseEveryMs: 300, retentionMs: 900 })
+    await cluster.writer.put('gen', '0')
+    first = await record(cluster, agent)
+    for (let gen = 1; gen <= 8; gen++) {
+      await cluster.writer.batch(Array.from({ length: 50 }, (_, i) => ({ type: 'put' as const, key: `g/${i}`, value: `${gen}-${i}` })))
+      await cluster.writer.put('gen', String(gen))
+      moments.push(await record(cluster, agent))
+      await sleep(150)
+    }
+    const s = agent.status()
+    const windowStart = Date.now() - 900
+    assert.ok(s.oldestTime!.getTime() > first.at.getTime(), `old bases went: oldest ${s.oldestTime?.toISOString()}, first moment ${first.at.toISOString()}`)
+    assert.ok(s.oldestTime!.getTime() <= windowStart, `the window's start stays restorable: oldest ${s.oldestTime?.toISOString()}, window start ${new Date(windowStart).toISOString()}`)
+    assert.ok(s.bases >= 2 && s.bases <= 5, `bases kept: ${s.bases}`)
+    const names = fs.readdirSync(path.join(store, 'log'))
+    assert.ok(names.every(n => Number(n.split('-')[1].slice(0, 16)) > s.oldestLsn!), 'no log object ends at or before the oldest base')
+    await agent.stop()
+  } finally {
+    await cluster.close()
+  }
+  await rejectsWith(restore({ from: store, to: path.join(makeTempDir('bk-to'), 'x'), at: first!.at }), 'HEXAD_BAD_INPUT', /outside what/, 'a moment retention let go')
+  const w = (await restorableWindow(store))!
+  const kept = moments.filter(m => m.at.getTime() >= w.oldest.time.getTime())
+  assert.ok(kept.length >= 2, `moments still in the window: ${kept.length}`)
+  await assertRestores(store, kept[0].at, kept[0], 'the oldest moment still in the window')
+  await assertRestores(store, undefined, moments[moments.length - 1], 'latest after retention')
+  rmTempDir(src)
+})
+
 test('a flipped byte in a base chunk or a log object, a truncated or missing log object: HEXAD_CORRUPTION naming the object', async () => {
   const src = makeTempDir('bk-bad')
   const store = makeTempDir('bk-bad-store')
@@ -319,6 +355,7 @@ if (process.env.HEXAD_BACKUP_BENCH) {
       await vol.close()
     }
     const to = path.join(makeTempDir('bk-bench-to'), 'v')
+    if (process.env.HEXAD_BACKUP_BENCH_KEEP) fs.cpSync(store, process.env.HEXAD_BACKUP_BENCH_KEEP, { recursive: true })
     const r = await restore({ from: store, to })
     console.log(`restore: ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB in ${r.ms} ms = ${(r.bytes / 1e6 / (r.ms / 1000)).toFixed(1)} MB/s (read ${(r.bytesRead / 1e6).toFixed(1)} MB from the store)`)
     assert.is(r.pages, pages)
