@@ -31,7 +31,7 @@
  * One store holds the backup of one volume; one agent writes to it at a time.
  */
 import { badInput, HexadError } from '../common/errors.js'
-import { decodeFrame, encodeVersion, R_PAGE } from '../storage/format.js'
+import { checkFrame, encodeVersion } from '../storage/format.js'
 import type { Volume } from '../volume/volume.js'
 import { baseChunkName, baseManifestName, baseObjectNames, decodeRecord, encodeLogObject, encodeRecord, gapObjectName, HEAD_NAME, listCatalog, logChain, logObjectName, type BaseManifest, type ChunkRef, type GapRecord, type HeadRecord } from './objects.js'
 import { describeObject, toStore, type BackupStore } from './store.js'
@@ -86,7 +86,7 @@ const CHUNK_RAW_BYTES = 8 << 20
 /** pages read at once for a base */
 const READ_BATCH = 64
 /** log bytes uploaded per tick at most; the rest goes on at once in the next tick */
-const TICK_BYTES_MAX = 32 << 20
+const TICK_BYTES_MAX = 16 << 20
 /** a log object aims at this size: maxRecords of logRange adapts to it */
 const LOG_OBJECT_BYTES = 4 << 20
 /** retention deletes at most this many objects per tick */
@@ -189,7 +189,10 @@ export class BackupAgent {
         this.#report(err as Error) // a damaged manifest: that base does not count; the next base replaces it
       }
     }
-    for (const l of cat.logs) this.#logs.push({ ...l, bytes: (await this.store.size?.(l.name)) ?? 0 })
+    for (let i = 0; i < cat.logs.length; i += 64) {
+      const sizes = await Promise.all(cat.logs.slice(i, i + 64).map(l => this.store.size?.(l.name) ?? Promise.resolve(null)))
+      sizes.forEach((n, k) => this.#logs.push({ ...cat.logs[i + k], bytes: n ?? 0 }))
+    }
     for (const g of cat.gaps) this.#gaps.push(g)
     if (cat.head) {
       try {
@@ -295,11 +298,10 @@ export class BackupAgent {
         throw err
       }
       if (r.upto <= this.#last || r.upto > p.to) throw new HexadError('HEXAD_CORRUPTION', `backup: logRange(${this.#last}, ${p.to}) answered up to ${r.upto}`)
-      const payload = decodeFrame(r.frame)
-      if (!payload) throw new HexadError('HEXAD_CORRUPTION', `backup: the log from ${this.#last} to ${r.upto} came back as a frame that fails its checks`)
-      const pgs = [...new Set(payload.records.map(rec => Math.floor(rec[R_PAGE] / this.#pagesPerGroup)))].sort((a, b) => a - b)
+      // Checksums only (no decode on the application's thread): the frame goes to the store as it came.
+      if (!checkFrame(r.frame)) throw new HexadError('HEXAD_CORRUPTION', `backup: the log from ${this.#last} to ${r.upto} came back as a frame that fails its checksums`)
       const name = logObjectName(this.#last, r.upto)
-      const obj = encodeLogObject({ from: this.#last, to: r.upto, target: p.to, time: p.time, records: r.records, pgs }, r.frame)
+      const obj = encodeLogObject({ from: this.#last, to: r.upto, target: p.to, time: p.time, records: r.records }, r.frame)
       await this.store.put(name, obj)
       this.#logs.push({ name, from: this.#last, to: r.upto, bytes: obj.length })
       this.#last = r.upto

@@ -62,8 +62,6 @@ export interface LogHeader {
   /** ms since the epoch at which the VDL was `target` */
   time: number
   records: number
-  /** the protection groups its records touch, ascending */
-  pgs: number[]
   frameBytes: number
   frameCrc: number
 }
