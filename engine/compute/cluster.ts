@@ -27,12 +27,15 @@ import { Endpoints, type Connection, type EndpointSpec } from './endpoints.js'
 import { Engine } from './kv.js'
 import { Reader, readerOptions, type ReaderOptions } from './reader.js'
 import { configureSql, type Dialect } from '../sql/index.js'
+import { startBackup, type BackupAgent, type BackupOptions } from '../backup/agent.js'
 
 export interface ClusterOptions extends VolumeOptions {
   /** bytes of pages the writer's buffer cache holds (default 64 MiB) */
   cacheBytes?: number
   /** SQL dialect of `writer.sql()` and sessions unless a call says otherwise: 'postgres' (default) or 'mysql' */
   dialect?: Dialect
+  /** continuous backup to a store (point-in-time restore with `restore()`); see `cluster.backup` */
+  backup?: BackupOptions
 }
 
 export interface AutoScalingPolicy {
@@ -95,6 +98,8 @@ export interface CloneOptions {
   dialect?: Dialect
   /** the clone's own backtrack window (default: the parent's) */
   backtrackWindowMs?: number
+  /** the clone's own continuous backup (a store of its own) */
+  backup?: BackupOptions
 }
 
 export class Cluster extends EventEmitter {
@@ -110,6 +115,7 @@ export class Cluster extends EventEmitter {
   readonly #retired: Array<Promise<void>> = []
   readonly #readers = new Map<string, Reader>()
   readonly #endpoints: Endpoints
+  #backup: BackupAgent | null = null
   failovers = 0
 
   /** Fault injection for the compute tier. */
@@ -128,6 +134,14 @@ export class Cluster extends EventEmitter {
     this.#dialect = dialect
     this.#writer = this.#makeWriter(engine, volume)
     this.#endpoints = new Endpoints(this)
+  }
+
+  /** The continuous backup agent (`status()`, `flush()`), or null when the cluster was opened without `backup`. */
+  get backup(): BackupAgent | null { return this.#backup }
+
+  /** @internal */
+  async _startBackup(options: BackupOptions): Promise<void> {
+    this.#backup = await startBackup(() => this.#volume, options)
   }
 
   /** The volume under the current writer. */
@@ -299,10 +313,10 @@ export class Cluster extends EventEmitter {
   async clone(options: CloneOptions): Promise<Cluster> {
     this.#checkOpen()
     if (!options || typeof options !== 'object' || typeof options.dir !== 'string') throw badInput('clone() needs { dir }')
-    const { dir, cacheBytes = this.#cacheBytes, dialect = this.#dialect, backtrackWindowMs } = options
+    const { dir, cacheBytes = this.#cacheBytes, dialect = this.#dialect, backtrackWindowMs, backup } = options
     this.#volume.createClone(dir)
     const { dir: _ignored, ...inherited } = this.#volumeOptions
-    return openCluster({ ...inherited, ...(backtrackWindowMs !== undefined ? { backtrackWindowMs } : {}), dir, cacheBytes, dialect })
+    return openCluster({ ...inherited, ...(backtrackWindowMs !== undefined ? { backtrackWindowMs } : {}), dir, cacheBytes, dialect, backup })
   }
 
   /** The clones reading through this cluster's volume. */
@@ -451,6 +465,8 @@ export class Cluster extends EventEmitter {
     this.#closing ??= (async () => {
       if (this.#scaling) { clearInterval(this.#scaling.timer); this.#scaling = null }
       await this.#failing?.catch(() => {})
+      // The backup uploads what is durable up to now, then stops (before the volume goes).
+      await this.#backup?.stop().catch(() => {})
       await Promise.all([...this.#readers.values()].map(r => r.close()))
       this.#readers.clear()
       await this.#engine.close()
@@ -471,7 +487,7 @@ export function destroyCluster(dir: string): Promise<{ removed: string[]; kept: 
 /** Opens (or creates) the cluster in `options.dir`: the volume, recovered, and its writer. */
 export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   if (!options || typeof options !== 'object') throw badInput('openCluster needs an options object with a dir')
-  const { cacheBytes = 64 << 20, dialect, ...volumeOptions } = options
+  const { cacheBytes = 64 << 20, dialect, backup, ...volumeOptions } = options
   if (dialect !== undefined && dialect !== 'postgres' && dialect !== 'mysql') throw badInput(`dialect must be 'postgres' or 'mysql', got ${JSON.stringify(dialect)}`)
   if (!Number.isInteger(cacheBytes) || cacheBytes < 64 * 1024) throw badInput(`cacheBytes must be an integer of at least 65536, got ${String(cacheBytes)}`)
   const volume = await openVolume(volumeOptions)
@@ -479,9 +495,13 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     // A backtrack cut short by a crash is finished before anything reads the pages.
     if (volume.pendingBacktrack !== null) await volume.backtrack(volume.pendingBacktrack)
     const engine = await Engine.open(volume, cacheBytes)
-    return new Cluster(volume, engine, volumeOptions, cacheBytes, dialect)
+    const cluster = new Cluster(volume, engine, volumeOptions, cacheBytes, dialect)
+    if (backup) {
+      try { await cluster._startBackup(backup) } catch (err) { await cluster.close(); throw err }
+    }
+    return cluster
   } catch (err) {
-    await volume.close()
+    if (volume.usable) await volume.close()
     throw err
   }
 }
