@@ -33,6 +33,11 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
       'Options: --quick (or HEXAD_BENCH_QUICK=1), --rounds=N, --duration=MS, --clients=N, --seed=N',
     load: () => import('./sql.js'),
   },
+  clone: {
+    about: 'copy-on-write clones at 10 MB, 100 MB and 1 GB: clone creation time (target < 50 ms, flat) and open time, first-read latency ' +
+      'clone vs parent (cold), restore throughput from the continuous backup vs cp -r, backtrack time. Options: --quick (10 and 100 MB), --sizes=MB,MB',
+    load: () => import('./clone.js'),
+  },
   wire: {
     about: 'pgbench TPC-B (scale 1, 16 clients, 30 s, --max-tries 10) against hexad serve\'s PostgreSQL endpoint and a PostgreSQL 15 server ' +
       'started from a temp dir (both durable): TPS, latency, failed/retried, hexad/PostgreSQL ratio (target >= 1x). ' +

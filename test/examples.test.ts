@@ -17,7 +17,7 @@ function run(file: string, args: string[] = [], env: Record<string, string> = {}
 
 test('every example has a test here', () => {
   const files = fs.readdirSync(examples).filter(f => f.endsWith('.js')).sort()
-  assert.equal(files, ['counter-page.js', 'custom-compute-node.js', 'kv.js', 'main.js', 'server.js', 'sql.js'])
+  assert.equal(files, ['clone.js', 'counter-page.js', 'custom-compute-node.js', 'kv.js', 'main.js', 'server.js', 'sql.js'])
 })
 
 test('main: writes, reads, prints VDL and every segment with its AZ, and reopens its directory', () => {
@@ -51,6 +51,15 @@ function runCleanly(file: string, prefix: string): string {
   assert.equal(mine().filter(f => !before.includes(f)), [], `${file} left its directory behind`)
   return out
 }
+
+test('clone: a clone isolated both ways, a backtrack and a point-in-time restore of the same moment; removes its directory', () => {
+  const out = runCleanly('clone.js', 'hexad-example-clone-')
+  assert.match(out, /clone opened in \d+ ms/)
+  assert.match(out, /prod total 100001, clone total 200000\n/)
+  assert.match(out, /after the mistake: 1001\n/)
+  assert.match(out, /backtracked \d+ pages in \d+ ms: 100001\n/)
+  assert.match(out, /restored \d+ pages \(LSN \d+\): 100001\n/)
+})
 
 test('kv: put/get, scan, batch, overflow values, transactions with retries, keyspaces, bad input, verify, stats; removes its directory', () => {
   const out = runCleanly('kv.js', 'hexad-example-kv-')
