@@ -8,6 +8,8 @@
  *   keyspaces, long enough for the clone's segments to checkpoint (which
  *   needs the parent's images under their records); each side ends equal to
  *   its own model, and the other side's writes never show.
+ * - The parent's segments keep collecting their log while the clone lives
+ *   (they fold each page at the clone LSN too).
  * - The clone reopens with its parent closed (it opens the parent itself),
  *   and after a clone segment restarts (gap fill, bases asked again).
  * - Clone of a clone; destroying the parents keeps them (marked destroyed,
@@ -88,6 +90,9 @@ test('a clone and its parent are isolated under concurrent writes on both sides'
     // The clone's segments folded their logs over the parent's images (checkpoints ran).
     const stats = (await clone.volume.segmentStats()).filter(s => s !== null)
     assert.ok(stats.every(s => s!.gcLogFiles > 0), `every clone segment checkpointed: ${JSON.stringify(stats.map(s => s!.gcLogFiles))}`)
+    // The clone's pin does not hold the parent's log: the parent folds at the clone LSN and collects it.
+    const pstats = (await parent.volume.segmentStats()).filter(s => s !== null)
+    assert.ok(pstats.every(s => s!.gcLogFiles > 0), `every parent segment collected log files while the clone lives: ${JSON.stringify(pstats.map(s => s!.gcLogFiles))}`)
 
     // Reopen the clone with its parent closed: it opens the parent itself.
     await closeGuarded(clone); clone = null

@@ -6,11 +6,15 @@
  * - A snapshot reads the state at its creation while the writer changes,
  *   deletes and adds keys (gets and scans, named keyspaces, overflow values).
  * - It survives a restart and megabytes of later writes (past the checkpoint
- *   threshold many times); while it exists the segments collect nothing past
- *   it, and once it is deleted they collect the logs it held.
+ *   threshold many times). It does not hold the log: checkpoints fold every
+ *   page at its LSN as well (a version per pin) and collect the log after
+ *   it. A segment rebuilt from a peer gets the pages as of the snapshot too
+ *   and alone serves it; once the snapshot is deleted its versions go.
  * - list, delete, bad names, duplicates, unknown names: typed errors.
  */
 import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openCluster } from '../engine/index.js'
@@ -66,28 +70,48 @@ test('a snapshot survives a restart and many checkpoints; deleting it lets its v
     for (let gen = 13; gen <= 24; gen++) {
       await cluster.writer.batch(Array.from({ length: 200 }, (_, i) => ({ type: 'put' as const, key: `k/${String(i).padStart(3, '0')}`, value: `gen${gen}-${i}-` + randomBytes(150).toString('hex') })))
     }
-    // The snapshot holds the segments' read horizon: no log past its LSN may be folded away.
+    // The snapshot does not hold the log: checkpoints fold every page at its LSN too and collect the log after it.
     const held = await cluster.volume.segmentStats()
-    assert.ok(held.every(s => (s?.gcLogFiles ?? 0) === 0), `nothing collected while the snapshot holds the horizon (${JSON.stringify(held.map(s => s?.gcLogFiles))})`)
-    const snap = cluster.openSnapshot('gen0', { cacheBytes: 64 * 1024 })
-    try {
-      const rows = await collect(snap.scan())
-      assert.is(rows.length, 200)
-      assert.ok(rows.every(([, v], i) => utf8(v) === `gen0-${i}`), 'every key reads as it was at the snapshot')
-    } finally {
-      await snap.close()
+    assert.ok(held.every(s => (s?.gcLogFiles ?? 0) > 0), `logs collected while the snapshot exists (${JSON.stringify(held.map(s => s?.gcLogFiles))})`)
+    const readSnapshot = async (what: string) => {
+      const snap = cluster.openSnapshot('gen0', { cacheBytes: 64 * 1024 })
+      try {
+        const rows = await collect(snap.scan())
+        assert.is(rows.length, 200, what)
+        assert.ok(rows.every(([, v], i) => utf8(v) === `gen0-${i}`), `${what}: every key reads as it was at the snapshot`)
+      } finally {
+        await snap.close()
+      }
     }
+    await readSnapshot('after the logs went')
+    // A segment that lost its files is rebuilt from a peer, with the pages as of the snapshot too:
+    // alone (the five others stopped) it serves the snapshot.
+    const vol = cluster.volume
+    await vol.faults.stopWorker(0)
+    fs.rmSync(path.join(dir, 'segment-0'), { recursive: true, force: true })
+    await vol.faults.restartWorker(0)
+    let rebuilt = false
+    for (let i = 0; i < 200 && !rebuilt; i++) {
+      await new Promise(r => setTimeout(r, 50))
+      const s0 = (await vol.segmentStats())[0]
+      rebuilt = !!s0 && s0.rebuildPgsActive === 0 && s0.rebuildPgsDone > 0
+    }
+    assert.ok(rebuilt, 'segment 0 rebuilt')
+    for (const id of [1, 2, 3, 4, 5]) await vol.faults.stopWorker(id)
+    await readSnapshot('from the rebuilt segment alone')
+    for (const id of [1, 2, 3, 4, 5]) await vol.faults.restartWorker(id)
     assert.match((await cluster.writer.getString('k/007'))!, /^gen24-7-/)
     cluster.deleteSnapshot('gen0')
     assert.equal(cluster.snapshots(), [])
-    // Once it is deleted the horizon moves and checkpoints collect the logs it held.
-    let collected = 0
-    for (let i = 0; i < 100 && collected === 0; i++) {
+    // Once it is deleted the versions kept for it go at the next checkpoints.
+    const gcBefore = (await cluster.volume.segmentStats()).reduce((n, s) => n + (s?.gcVersions ?? 0), 0)
+    let gc = gcBefore
+    for (let i = 0; i < 100 && gc === gcBefore; i++) {
       await cluster.writer.batch(Array.from({ length: 50 }, (_, j) => ({ type: 'put' as const, key: `tick/${i}/${j}`, value: randomBytes(500) })))
       await new Promise(r => setTimeout(r, 50))
-      collected = (await cluster.volume.segmentStats()).reduce((n, s) => n + (s?.gcLogFiles ?? 0), 0)
+      gc = (await cluster.volume.segmentStats()).reduce((n, s) => n + (s?.gcVersions ?? 0), 0)
     }
-    assert.ok(collected > 0, 'log files held by the snapshot are collected once it is deleted')
+    assert.ok(gc > gcBefore, 'versions kept for the snapshot are collected once it is deleted')
     try { cluster.openSnapshot('gen0'); assert.unreachable() } catch (err) { assert.is(codeOf(err), 'HEXAD_BAD_INPUT') }
   } finally {
     await cluster.close()

@@ -217,16 +217,15 @@ export class PageStore {
 
   /**
    * Drops versions no read point can need: for each page, everything older
-   * than its newest version at or below `horizon`.
+   * than its newest version at or below `horizon`, except the newest version
+   * at or below each of `pins` (durable read points below the horizon:
+   * snapshots and clones, which checkpoints fold at).
    */
-  collect(horizon: number): void {
+  collect(horizon: number, pins: readonly number[] = []): void {
     for (const [pageId, vs] of this.index) {
-      let keep = -1
-      for (let i = vs.length - 1; i >= 0; i--) if (vs[i].lsn <= horizon) { keep = i; break }
-      if (keep <= 0) continue
-      const dropped = vs.splice(0, keep)
-      for (const v of dropped) this.#dead(v)
-      this.gcVersions += dropped.length
+      const dropped = this.#collectVersions(vs, horizon, pins)
+      if (dropped === 0) continue
+      this.gcVersions += dropped
       if (vs.length === 0) this.index.delete(pageId)
     }
   }
@@ -234,15 +233,31 @@ export class PageStore {
   /**
    * Drops, for one page, every version older than its newest version at or
    * below `horizon` (used at open with the fold base, which no read point can
-   * go below, so versions collected before a restart stay collected).
+   * go below, so versions collected before a restart stay collected), except
+   * the ones `pins` keep.
    */
-  collectPage(pageId: number, horizon: number): void {
+  collectPage(pageId: number, horizon: number, pins: readonly number[] = []): void {
     const vs = this.index.get(pageId)
-    if (!vs) return
+    if (vs) this.#collectVersions(vs, horizon, pins)
+  }
+
+  #collectVersions(vs: Version[], horizon: number, pins: readonly number[]): number {
     let keep = -1
     for (let i = vs.length - 1; i >= 0; i--) if (vs[i].lsn <= horizon) { keep = i; break }
-    if (keep <= 0) return
-    for (const v of vs.splice(0, keep)) this.#dead(v)
+    if (keep <= 0) return 0
+    const pinned = new Set<number>()
+    for (const p of pins) {
+      if (p >= horizon) continue
+      for (let i = keep - 1; i >= 0; i--) if (vs[i].lsn <= p) { pinned.add(i); break }
+    }
+    let dropped = 0
+    for (let i = keep - 1; i >= 0; i--) {
+      if (pinned.has(i)) continue
+      this.#dead(vs[i])
+      vs.splice(i, 1)
+      dropped++
+    }
+    return dropped
   }
 
   /**

@@ -36,9 +36,11 @@ export interface SegmentConfig {
 
 // ---- writer -> segment
 export type ClientRequest =
-  | { t: 'hello'; id: number; epoch: number; truncations: Truncation[]; members?: number[] }
-  | { t: 'recover'; id: number; epoch: number; truncations: Truncation[]; members?: number[] }
-  | { t: 'truncate'; id: number; epoch: number; truncations: Truncation[]; members?: number[] }
+  | { t: 'hello'; id: number; epoch: number; truncations: Truncation[]; members?: number[]; pins?: number[] }
+  | { t: 'recover'; id: number; epoch: number; truncations: Truncation[]; members?: number[]; pins?: number[] }
+  | { t: 'truncate'; id: number; epoch: number; truncations: Truncation[]; members?: number[]; pins?: number[] }
+  /** the durable read points below the horizon (snapshots, clones): checkpoints fold at each, GC keeps them */
+  | { t: 'pins'; epoch: number; pins: number[] }
   /** the segments of the PGs' quorum sets (all sets during a change): only their SCLs gate checkpoints */
   | { t: 'members'; epoch: number; members: number[] }
   | { t: 'frame'; seq: number; epoch: number; frame: Uint8Array; /** the writer's read horizon, when it moved */ horizon?: number }

@@ -50,7 +50,7 @@ export interface SegmentEnv {
   onCorrupt?: (segment: number, r: CorruptionReport) => void
 }
 
-interface Meta { epoch: number; truncations: Truncation[]; vdlKnown: number; base: Array<[number, number]>; pagesSynced?: Array<[number, number]> }
+interface Meta { epoch: number; truncations: Truncation[]; vdlKnown: number; base: Array<[number, number]>; pagesSynced?: Array<[number, number]>; pins?: number[] }
 
 const GAP_FILL_RECORDS_MAX = 4096
 const GAP_FILL_TIMEOUT_MS = 500
@@ -69,6 +69,13 @@ export class SegmentNode {
   vdlKnown = 0
   /** lowest read point the writer still needs (PGMRPL); nothing at or above it is collected */
   horizon = 0
+  /**
+   * Durable read points below the horizon (snapshots, clones), ascending, as
+   * the writer last said (kept in the meta file): a checkpoint folds each
+   * page at every pin it passes, so the log can go while a read at a pin
+   * still finds a version holding every record of the page at or below it.
+   */
+  pins: number[] = []
   readonly pgs = new Map<number, PgSegment>()
   readonly log: HotLog
   readonly pages: PageStore
@@ -163,6 +170,7 @@ export class SegmentNode {
       this.epoch = meta.epoch
       this.truncations = meta.truncations
       this.vdlKnown = meta.vdlKnown
+      this.pins = meta.pins ?? []
       for (const [pg, base] of meta.base) this.pgs.set(pg, new PgSegment(pg, base))
     }
     this.pages.open(meta?.pagesSynced ? new Map(meta.pagesSynced) : undefined)
@@ -180,7 +188,7 @@ export class SegmentNode {
     // Versions collected before the restart are still in their files: drop them again.
     if (this.pgs.size) for (const pageId of [...this.pages.index.keys()]) {
       const st = this.pgs.get(Math.floor(pageId / this.cfg.pagesPerGroup))
-      if (st && st.base > 0) this.pages.collectPage(pageId, st.base)
+      if (st && st.base > 0) this.pages.collectPage(pageId, st.base, this.pins)
     }
     for (const st of this.pgs.values()) for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
     if (this.cfg.cloneLsn) for (const st of this.pgs.values()) for (const page of st.chains.keys()) this.#checkBase(page, st)
@@ -282,6 +290,9 @@ export class SegmentNode {
       case 'horizon':
         if (m.epoch === this.epoch && m.lsn > this.horizon) this.horizon = m.lsn
         return
+      case 'pins':
+        if (m.epoch >= this.epoch) this.#setPins(m.pins)
+        return
       case 'read': {
         if (m.epoch < this.epoch) return reply({ t: 'fenced', id: m.id, epoch: this.epoch })
         const r = this.#read(m.pageId, m.at, m.need)
@@ -298,6 +309,7 @@ export class SegmentNode {
       case 'truncate': {
         if (m.epoch < this.epoch) return reply({ t: 'fenced', id: m.id, epoch: this.epoch })
         if (m.members) this.members = new Set(m.members)
+        if (m.pins) this.#setPins(m.pins)
         // Everything appended so far is made durable and acked first, so that a
         // recovery report includes every record any writer was told is durable here.
         if (this.#flushScheduled) this.#flush()
@@ -337,6 +349,14 @@ export class SegmentNode {
         return reply({ t: 'log-range-ok', id: m.id, frame: new Uint8Array(ab), upto, records: records.length }, [ab])
       }
     }
+  }
+
+  /** The writer's durable read points; kept in the meta file before anything is folded past them. */
+  #setPins(pins: number[]): void {
+    const next = [...new Set(pins)].sort((a, b) => a - b)
+    if (next.length === this.pins.length && next.every((p, i) => p === this.pins[i])) return
+    this.pins = next
+    this.#writeMeta()
   }
 
   /** Takes a newer epoch and its truncation ranges, durably, before anything else is accepted. */
@@ -379,7 +399,9 @@ export class SegmentNode {
     // Below the fold base the records are gone: only a read point older than the writer's
     // horizon is refused as such; a rebuilt segment's base can lie above a live read point,
     // and then another segment serves it.
-    if (st && at < st.base) {
+    // A pinned read point below the fold base: the checkpoints folded at it (a page without a
+    // version at or below it had no record there).
+    if (st && at < st.base && !this.pins.includes(at)) {
       if (at < this.horizon && !this.pages.versionAtOrBelow(pageId, at) && this.pages.index.has(pageId)) return 'below-horizon'
       if (at >= this.horizon) return 'not-ready'
     }
@@ -599,6 +621,8 @@ export class SegmentNode {
       const c = foldTo.get(st.pg)!
       const tail = st.tailAtOrBelow(c)
       newBase.set(st.pg, tail)
+      // Each pin the fold passes gets its own version of every page changed before it.
+      for (const pin of this.pins) if (pin >= st.base && pin < tail) for (const [page] of st.chains) this.#materialize(page, st, pin)
       for (const [page] of st.chains) this.#materialize(page, st, tail)
     }
     this.pages.sync()
@@ -611,14 +635,14 @@ export class SegmentNode {
       st.fold(newBase.get(st.pg)!)
       for (const [page, chain] of st.chains) this.#noteDirty(page, chain)
     }
-    this.pages.collect(Math.min(this.horizon, this.vdlKnown))
+    this.pages.collect(Math.min(this.horizon, this.vdlKnown), this.pins)
     const emptied = this.pages.compact()
     // The copies are synced and recorded as durable before the files they came from go.
     if (emptied.length) { this.pages.sync(); this.#writeMeta(); this.pages.removeFiles(emptied) }
   }
 
   #metaValue(): Meta {
-    return { epoch: this.epoch, truncations: this.truncations, vdlKnown: this.vdlKnown, base: [...this.pgs.values()].map(st => [st.pg, st.base]), pagesSynced: this.pages.syncedExtents() }
+    return { epoch: this.epoch, truncations: this.truncations, vdlKnown: this.vdlKnown, base: [...this.pgs.values()].map(st => [st.pg, st.base]), pagesSynced: this.pages.syncedExtents(), pins: this.pins }
   }
 
   /**
@@ -853,6 +877,14 @@ export class SegmentNode {
       last = pageId
       // With records folded away, a page is buildable at `lsn` only from a version at or below it.
       if (st.base > 0 && this.pages.index.has(pageId) && !this.pages.versionAtOrBelow(pageId, lsn)) return { ...reply, failed: true }
+      // The page as of each pin below the base too: a read at a snapshot or a clone LSN must find it here.
+      for (const pin of this.pins) {
+        if (pin >= lsn) break
+        if (pin < st.base && !this.pages.versionAtOrBelow(pageId, pin)) continue // the page did not exist there
+        const old = this.#build(pageId, pin, st)
+        if (!old) return { ...reply, failed: true }
+        reply.versions.push(encodeVersion(pageId, pin, old.image))
+      }
       const built = this.#build(pageId, lsn, st)
       if (!built) return { ...reply, failed: true }
       reply.versions.push(encodeVersion(pageId, lsn, built.image))
@@ -880,7 +912,7 @@ export class SegmentNode {
       const bytes = Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength)
       const h = bytes.length >= VERSION_HEADER_BYTES ? readVersionHeader(bytes, 0) : null
       const image = h && h !== 'zero' ? decodeVersionBody(h, bytes.subarray(VERSION_HEADER_BYTES)) : null
-      if (!h || h === 'zero' || !image || h.lsn !== rb.base || h.pageId < lo || h.pageId >= lo + this.cfg.pagesPerGroup || image.length !== this.cfg.pageSize) {
+      if (!h || h === 'zero' || !image || (h.lsn !== rb.base && !(h.lsn < rb.base && this.pins.includes(h.lsn))) || h.pageId < lo || h.pageId >= lo + this.cfg.pagesPerGroup || image.length !== this.cfg.pageSize) {
         this.pages.corruptVersions++
         return this.#restartRebuild(m.pg, 'bad image')
       }

@@ -431,7 +431,7 @@ export class Volume {
       const port = this.#storage.connect(id)
       if (!port) return
       this.#attach(id, port)
-      const r = await this.#request(id, { t: 'recover', id: 0, epoch, truncations: this.#meta.truncations, members: this.#slots() }, this.#o.readTimeoutMs)
+      const r = await this.#request(id, { t: 'recover', id: 0, epoch, truncations: this.#meta.truncations, members: this.#slots(), pins: this.#durablePins() }, this.#o.readTimeoutMs)
       if (r?.t === 'recover-ok') replies.push({ id, report: r.report })
       else if (r?.t === 'fenced') throw new HexadError('HEXAD_FENCED', `segment ${id} is already at epoch ${r.epoch}, newer than this open's ${epoch}: another handle opened ${this.dir} meanwhile`)
     }))
@@ -447,7 +447,7 @@ export class Volume {
       writeMeta(this.#disk, this.#metaPath, this.#meta)
     }
     const truncated = await Promise.all(replies.map(async ({ id }) => {
-      const r = await this.#request(id, { t: 'truncate', id: 0, epoch, truncations: this.#meta.truncations, members: this.#slots() }, this.#o.readTimeoutMs)
+      const r = await this.#request(id, { t: 'truncate', id: 0, epoch, truncations: this.#meta.truncations, members: this.#slots(), pins: this.#durablePins() }, this.#o.readTimeoutMs)
       if (r?.t === 'truncate-ok') { this.#quorum.reset(id, r.scl); this.#ready[id] = true; return id }
       return -1
     }))
@@ -466,14 +466,36 @@ export class Volume {
     this.#retainedFrom = rec.vdl
     // Snapshots pin their read points across restarts: the horizon sent before held at or
     // below them, and segments collect nothing until they hear a horizon from this handle.
-    for (const [, lsn] of this.#meta.snapshots ?? []) if (lsn < this.#retainedFrom) this.#retainedFrom = lsn
     for (const lsn of this.#keptLsns()) if (lsn < this.#retainedFrom) this.#retainedFrom = lsn
+    // Segments fold at these instead of keeping the log after them (sent before any horizon).
+    this.#sendPins()
   }
 
-  /** Read points kept in volume.meta and by the backtrack window: clones, a backtrack under way, the window's start. */
+  /**
+   * Durable read points below the horizon: snapshots and clones. They do not
+   * hold the horizon back: segments fold each page at every one of them (a
+   * version per pin), so the log after them can go, and reads at them stay
+   * possible.
+   */
+  #durablePins(): number[] {
+    const out = new Set<number>()
+    for (const [, lsn] of this.#meta.snapshots ?? []) out.add(lsn)
+    for (const [, lsn] of this.#meta.clones ?? []) out.add(lsn)
+    return [...out].sort((a, b) => a - b)
+  }
+
+  #isDurablePin(at: number): boolean {
+    return (this.#meta.snapshots ?? []).some(([, l]) => l === at) || (this.#meta.clones ?? []).some(([, l]) => l === at)
+  }
+
+  #sendPins(): void {
+    const pins = this.#durablePins()
+    for (const id of this.#slots()) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'pins', epoch: this.epoch, pins } satisfies ClientRequest)
+  }
+
+  /** Read points that hold the horizon: kept ones (backup), a backtrack under way, the backtrack window's start. */
   #keptLsns(): number[] {
     const out: number[] = []
-    for (const [, lsn] of this.#meta.clones ?? []) out.push(lsn)
     for (const [, lsn] of this.#meta.kept ?? []) out.push(lsn)
     if (this.#meta.backtrack) out.push(this.#meta.backtrack.to)
     const w = this.#windowStart()
@@ -498,6 +520,7 @@ export class Volume {
     }
     this.#meta.snapshots = [...list, [name, at]]
     writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#sendPins()
     return at
   }
 
@@ -513,6 +536,7 @@ export class Volume {
     if (!list.some(([n]) => n === name)) throw badInput(`no snapshot named ${JSON.stringify(name)}`)
     this.#meta.snapshots = list.filter(([n]) => n !== name)
     writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#sendPins()
     this.#scheduleHorizon()
   }
 
@@ -537,6 +561,7 @@ export class Volume {
     // The pin first: a crash in between leaves a pin without a clone (kept data), never a clone without its pin.
     this.#meta.clones = [...(this.#meta.clones ?? []), [target, lsn]]
     writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#sendPins()
     this.#disk.mkdirp(target)
     writeMeta(this.#disk, path.join(target, 'volume.meta'), { pageSize: this.pageSize, pagesPerGroup: this.pagesPerGroup, epoch: 0, truncations: [], parent: { dir: this.dir, lsn } })
     return { dir: target, lsn }
@@ -554,6 +579,7 @@ export class Volume {
     this.#meta.clones = (this.#meta.clones ?? []).filter(([d]) => d !== target)
     if (this.#meta.clones.length === 0) delete this.#meta.clones
     writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#sendPins()
     this.#scheduleHorizon()
     return !!this.#meta.retired && !this.#meta.clones
   }
@@ -1120,8 +1146,7 @@ export class Volume {
   #advanceHorizon(): number | undefined {
     let h = this.#quorum.vdl
     for (const lsn of this.#pins.values()) if (lsn < h) h = lsn
-    for (const [, lsn] of this.#meta.snapshots ?? []) if (lsn < h) h = lsn
-    if (this.#meta.clones || this.#timeline || this.#meta.backtrack || this.#meta.kept) for (const lsn of this.#keptLsns()) if (lsn < h) h = lsn
+    if (this.#timeline || this.#meta.backtrack || this.#meta.kept) for (const lsn of this.#keptLsns()) if (lsn < h) h = lsn
     if (h > this.#retainedFrom) this.#retainedFrom = h
     if (this.#retainedFrom === this.#horizonSent) return undefined
     this.#horizonSent = this.#retainedFrom
@@ -1205,7 +1230,7 @@ export class Volume {
     const at = options?.at ?? this.#quorum.vdl
     if (typeof at !== 'number' || !Number.isInteger(at) || at < 0) throw badInput(`readPage: at must be a non-negative integer LSN, got ${String(at)}`)
     if (at > this.#quorum.vdl) throw badInput(`readPage: read point ${at} is above the VDL ${this.#quorum.vdl}; only durable state can be read`)
-    if (at < this.#retainedFrom) throw badInput(`readPage: read point ${at} is older than the oldest retained LSN ${this.#retainedFrom}; pin a read point with pinReadPoint() to read it later`)
+    if (at < this.#retainedFrom && !this.#isDurablePin(at)) throw badInput(`readPage: read point ${at} is older than the oldest retained LSN ${this.#retainedFrom}; pin a read point with pinReadPoint() to read it later`)
     const pg = Math.floor(pageId / this.pagesPerGroup)
     const need = this.#needFor(pageId, pg, at)
     this.#counters.reads++
@@ -1318,7 +1343,7 @@ export class Volume {
    */
   pinReadPoint(at: number = this.#quorum.vdl): ReadPoint {
     this.#checkOpen()
-    if (!Number.isInteger(at) || at < this.#retainedFrom || at > this.#quorum.vdl) {
+    if (!Number.isInteger(at) || (at < this.#retainedFrom && !this.#isDurablePin(at)) || at > this.#quorum.vdl) {
       throw badInput(`pinReadPoint: ${String(at)} must be an LSN between the oldest retained ${this.#retainedFrom} and the VDL ${this.#quorum.vdl}`)
     }
     const id = ++this.#pinSeq
@@ -1344,7 +1369,7 @@ export class Volume {
     if (!port) return
     this.#ports[id]?.close()
     this.#attach(id, port)
-    const r = await this.#request(id, { t: 'hello', id: 0, epoch: this.epoch, truncations: this.#meta.truncations, members: this.#slots() }, this.#o.readTimeoutMs)
+    const r = await this.#request(id, { t: 'hello', id: 0, epoch: this.epoch, truncations: this.#meta.truncations, members: this.#slots(), pins: this.#durablePins() }, this.#o.readTimeoutMs)
     if (r === null && this.#ports[id] === port && !this.#closed && !this.#fenced && this.#storage.isUp(id)) {
       // No answer (a lost message): say hello again on a fresh port.
       this.#clock.setTimeout(() => { if (this.#ports[id] === port && !this.#ready[id]) void this.#connect(id) }, HELLO_RETRY_MS)
