@@ -23,8 +23,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { destroyCluster, openCluster, type Cluster } from '../engine/index.js'
-import { cleanupTempDirs, closeGuarded, collect, kvOptions, makeTempDir, Rng, rejectsWith, throwsWith, utf8 } from './helpers/kv-helpers.js'
+import { destroyCluster, openCluster, openVolume, type Cluster } from '../engine/index.js'
+import { cleanupTempDirs, closeGuarded, collect, kvOptions, makeTempDir, Rng, rejectsWith, sleep, throwsWith, utf8 } from './helpers/kv-helpers.js'
 
 test.after(() => cleanupTempDirs())
 
@@ -176,6 +176,38 @@ test('SQL tables and indexes clone with their data', async () => {
     } finally { await c.destroy() }
     assert.equal(p.clones(), [])
   } finally { await closeGuarded(p) }
+})
+
+test('volume level: a custom compute node clones its volume; a partial write of an inherited page lands on the parent image', async () => {
+  const root = makeTempDir('clone-vol')
+  const vol = await openVolume({ dir: path.join(root, 'p'), pagesPerGroup: 64 })
+  const img = (fill: number) => new Uint8Array(vol.pageSize).fill(fill)
+  await vol.write(Array.from({ length: 200 }, (_, i) => ({ pageId: i, ops: [{ op: 'init' as const, image: img(i % 251) }] })))
+  const clone = await vol.clone({ dir: path.join(root, 'c') })
+  try {
+    assert.is(clone.parent!.lsn, vol.vdl)
+    assert.ok((await clone.readPage(77)).every(b => b === 77), 'an inherited page reads as the parent had it')
+    // A write op of 4 bytes on a page the clone never wrote: the clone's segments need the parent's image under it.
+    await clone.write([{ pageId: 77, ops: [{ op: 'write', offset: 10, bytes: new Uint8Array([1, 2, 3, 4]) }] }])
+    await vol.write([{ pageId: 77, ops: [{ op: 'fill', offset: 0, len: 8, byte: 9 }] }])
+    const c77 = await clone.readPage(77)
+    assert.equal([...c77.subarray(0, 16)], [77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 1, 2, 3, 4, 77, 77])
+    const p77 = await vol.readPage(77)
+    assert.equal([...p77.subarray(0, 16)], [9, 9, 9, 9, 9, 9, 9, 9, 77, 77, 77, 77, 77, 77, 77, 77])
+    // Every clone segment got the base (each builds the page itself).
+    for (let i = 0; i < 100; i++) {
+      const st = (await clone.segmentStats()).filter(s => s !== null)
+      if (st.every(s => s!.basesPending === 0 && s!.basesReceived >= 1)) break
+      await sleep(20)
+    }
+    const st = (await clone.segmentStats()).filter(s => s !== null)
+    assert.ok(st.every(s => s!.basesPending === 0 && s!.basesReceived >= 1), JSON.stringify(st.map(s => [s!.basesPending, s!.basesReceived])))
+    // A page beyond anything the parent wrote reads as zeros in the clone too.
+    assert.ok((await clone.readPage(5000)).every(b => b === 0))
+  } finally {
+    await clone.close()
+    await vol.close()
+  }
 })
 
 test('bad input: clone targets, destroy of open or missing clusters', async () => {

@@ -567,6 +567,17 @@ export class Volume {
     return { dir: target, lsn }
   }
 
+  /**
+   * Creates a clone in `options.dir` (createClone) and opens it: the handle a
+   * custom compute node writes its clone through. Options other than `dir`
+   * are the clone's own open options.
+   */
+  async clone(options: VolumeOptions): Promise<Volume> {
+    if (!options || typeof options !== 'object') throw badInput('clone() needs { dir }')
+    this.createClone(options.dir)
+    return openVolume(options)
+  }
+
   /** The clones reading through this volume, with their clone LSNs. */
   clones(): Array<{ dir: string; lsn: number }> {
     return (this.#meta.clones ?? []).map(([dir, lsn]) => ({ dir, lsn }))
