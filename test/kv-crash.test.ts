@@ -40,6 +40,12 @@
  * protection groups; each cycle draws the window (1..32) and the buffer
  * cache size (64 KiB: constant eviction, to the default).
  *
+ * A second test runs the same kind of history on a clone: three cycles on
+ * a parent, then a clone of the recovered parent, then eight cycles on the
+ * clone (each child opens the parent itself to read through it, and the
+ * clone's segments ask for the parent's images again after every kill);
+ * the parent ends exactly as it was when cloned.
+ *
  * Seeded: the seed is printed; HEXAD_SEED=<n> replays the same history and
  * the same kill schedule (the exact moment a kill lands still depends on
  * the machine's timing).
@@ -189,6 +195,30 @@ async function check(dir: string, m: Model, run: ChildRun, window: number, where
   }
 }
 
+interface Totals { acks: number; holes: number }
+
+/** Runs `cycles` kill-and-check cycles of the history on the cluster in `dir`, advancing the model. */
+async function crashCycles(dir: string, m: Model, cycles: number, int: (lo: number, hi: number) => number, label: string, totals: Totals): Promise<void> {
+  for (let cycle = 0; cycle < cycles; cycle++) {
+    const window = WINDOWS[int(0, WINDOWS.length - 1)]
+    const cacheBytes = CACHE_BYTES[int(0, CACHE_BYTES.length - 1)]
+    // About one cycle in six dies early: during node startup, open, recovery or the first transactions.
+    const kill: Kill = int(0, 5) === 0 ? { mode: 'early', afterMs: int(100, 700) } : { mode: 'acks', minAcks: int(1, 60), extraMs: int(0, 250) }
+    const where = `seed ${SEED}, ${label}cycle ${cycle} (window ${window}, cache ${cacheBytes >> 10} KiB, kill ${describeKill(kill)})`
+    const t0 = performance.now()
+    const run = await runChild(dir, m.seed, window, cacheBytes, kill).catch((err: Error) => {
+      throw new Error(`${where}: ${err.message}`)
+    })
+    const childMs = performance.now() - t0
+    const r = await check(dir, m, run, window, where)
+    totals.acks += run.acks
+    totals.holes += r.holes
+    console.log(`  ${label}cycle ${String(cycle).padStart(2)}: window ${String(window).padStart(2)}, cache ${String(cacheBytes >> 10).padStart(5)} KiB, kill ${describeKill(kill)}; ` +
+      `child ${childMs.toFixed(0)} ms, start ${run.start ?? '-'}, ${run.acks} acks (max ${run.maxAck}); recovered up to tx ${r.max} (+${r.added}, ${r.holes} lost unacked), ` +
+      `${r.keys} keys, VDL ${r.vdl}; check ${r.ms.toFixed(0)} ms; cycle ${(performance.now() - t0).toFixed(0)} ms`)
+  }
+}
+
 test(`kv crash: SIGKILL the writer ${CYCLES} times with up to 32 transactions in flight; no acked commit lost, never half a transaction, total constant, verify ok`, async () => {
   const historySeed = mix(SEED, 1)
   const rnd = mulberry32(mix(SEED, 1001))
@@ -196,35 +226,51 @@ test(`kv crash: SIGKILL the writer ${CYCLES} times with up to 32 transactions in
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-kv-crash-'))
   const m: Model = { seed: historySeed, state: emptyState(), present: [], max: 0 }
   const started = performance.now()
-  let acksTotal = 0
-  let holesTotal = 0
+  const totals: Totals = { acks: 0, holes: 0 }
   let ok = false
   try {
-    for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const window = WINDOWS[int(0, WINDOWS.length - 1)]
-      const cacheBytes = CACHE_BYTES[int(0, CACHE_BYTES.length - 1)]
-      // About one cycle in six dies early: during node startup, open, recovery or the first transactions.
-      const kill: Kill = int(0, 5) === 0 ? { mode: 'early', afterMs: int(100, 700) } : { mode: 'acks', minAcks: int(1, 60), extraMs: int(0, 250) }
-      const where = `seed ${SEED}, cycle ${cycle} (window ${window}, cache ${cacheBytes >> 10} KiB, kill ${describeKill(kill)})`
-      const t0 = performance.now()
-      const run = await runChild(dir, historySeed, window, cacheBytes, kill).catch((err: Error) => {
-        throw new Error(`${where}: ${err.message}`)
-      })
-      const childMs = performance.now() - t0
-      const r = await check(dir, m, run, window, where)
-      acksTotal += run.acks
-      holesTotal += r.holes
-      console.log(`  cycle ${String(cycle).padStart(2)}: window ${String(window).padStart(2)}, cache ${String(cacheBytes >> 10).padStart(5)} KiB, kill ${describeKill(kill)}; ` +
-        `child ${childMs.toFixed(0)} ms, start ${run.start ?? '-'}, ${run.acks} acks (max ${run.maxAck}); recovered up to tx ${r.max} (+${r.added}, ${r.holes} lost unacked), ` +
-        `${r.keys} keys, VDL ${r.vdl}; check ${r.ms.toFixed(0)} ms; cycle ${(performance.now() - t0).toFixed(0)} ms`)
-    }
+    await crashCycles(dir, m, CYCLES, int, '', totals)
     assert.ok(m.max > 1, `seed ${SEED}: the history never got past transaction ${m.max}`)
-    console.log(`  ${CYCLES} cycles, ${m.present.length} transactions recovered (${acksTotal} acked, ${holesTotal} lost unacked), ` +
+    console.log(`  ${CYCLES} cycles, ${m.present.length} transactions recovered (${totals.acks} acked, ${totals.holes} lost unacked), ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s`)
     ok = true
   } finally {
     if (ok) fs.rmSync(dir, { recursive: true, force: true })
     else console.log(`  FAILED with seed ${SEED}; replay with HEXAD_SEED=${SEED} node test/run.mjs kv-crash; cluster kept in ${dir}`)
+  }
+})
+
+test('kv crash on a clone: the history goes on in a clone of a crashed parent across SIGKILLs (its segments ask the parent for bases again after each); the parent never changes', async () => {
+  const historySeed = mix(SEED, 2)
+  const rnd = mulberry32(mix(SEED, 2002))
+  const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1))
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-kv-crash-clone-'))
+  const parentDir = path.join(root, 'parent')
+  const cloneDir = path.join(root, 'clone')
+  const m: Model = { seed: historySeed, state: emptyState(), present: [], max: 0 }
+  const totals: Totals = { acks: 0, holes: 0 }
+  let ok = false
+  try {
+    await crashCycles(parentDir, m, 3, int, 'parent ', totals)
+    const parent = await openCluster({ dir: parentDir, ...KV_CRASH_OPTIONS })
+    const atClone = await readState(parent.writer)
+    parent.volume.createClone(cloneDir)
+    await parent.close()
+    await crashCycles(cloneDir, m, 8, int, 'clone ', totals)
+    assert.ok(m.max > 1, `seed ${SEED}: the history never got past transaction ${m.max}`)
+    const again = await openCluster({ dir: parentDir, ...KV_CRASH_OPTIONS })
+    try {
+      const now = await readState(again.writer)
+      for (const [name, a, b] of [['default', atClone.main, now.main], [SIDE_KEYSPACE, atClone.side, now.side]] as const) {
+        assert.is(b.size, a.size, `parent keyspace ${name}: key count changed`)
+        for (const [k, v] of a) assert.ok(b.get(k)?.equals(v), `parent keyspace ${name}: ${k} changed after the clone`)
+      }
+      assert.equal(again.clones().map(c => c.dir), [cloneDir])
+    } finally { await again.close() }
+    ok = true
+  } finally {
+    if (ok) fs.rmSync(root, { recursive: true, force: true })
+    else console.log(`  FAILED with seed ${SEED}; replay with HEXAD_SEED=${SEED} node test/run.mjs kv-crash; clusters kept in ${root}`)
   }
 })
 
