@@ -135,27 +135,27 @@ export class BTree {
 
   /**
    * The same lookup as `get`, synchronously, through pages that `peek`
-   * already has in memory: `{ value }` (value undefined when absent), or null
-   * when a page on the way is not cached or the value lives in overflow pages
-   * (then call `get`). The hot path of a warm point read: no promise per level.
+   * already has in memory: the value (the caller's own copy, see
+   * {@link copyOut}), null when the key is absent, or undefined when a page
+   * on the way is not cached or the value lives in overflow pages (then call
+   * `get`). The hot path of a warm point read: no promise per level.
    */
-  getCached(peek: (pageId: number) => Uint8Array | undefined, key: Uint8Array, pageSize: number): { value: Uint8Array | undefined } | null {
+  getCached(peek: (pageId: number) => Uint8Array | undefined, key: Uint8Array, pageSize: number): Uint8Array | null | undefined {
     checkKey(key, pageSize, 'key')
     let id = this.rootPageId
     let page = peek(id)
-    if (!page) return null
+    if (!page) return undefined
     for (let depth = 0; pageType(page) !== PAGE_TYPE_LEAF; depth++) {
       if (pageType(page) !== PAGE_TYPE_INTERNAL || depth >= TREE_LEVELS_MAX) this.#checkInternal(page, id, depth)
       id = childAt(page, childIndex(page, key))
       page = peek(id)
-      if (!page) return null
+      if (!page) return undefined
     }
     const pos = leafSearch(page, key)
-    if (pos < 0) return { value: undefined }
+    if (pos < 0) return null
     const off = slotOffset(page, pos)
-    if ((leafCellFlags(page, off) & LEAF_FLAG_OVERFLOW) !== 0) return null
-    const vo = leafBodyOffset(page, off)
-    return { value: copyOut(page, vo, leafValueLength(page, off)) }
+    if ((leafCellFlags(page, off) & LEAF_FLAG_OVERFLOW) !== 0) return undefined
+    return copyOut(page, leafBodyOffset(page, off), leafValueLength(page, off))
   }
 
   /** Inserts `key` or replaces its value. */
@@ -916,7 +916,7 @@ export function copyOut(src: Uint8Array, start: number, len: number): Uint8Array
   if (slabPos + len > SLAB_BYTES) { slab = new ArrayBuffer(SLAB_BYTES); slabPos = 0 }
   const out = new Uint8Array(slab, slabPos, len)
   slabPos = (slabPos + len + 7) & ~7
-  for (let i = 0; i < len; i++) out[i] = src[start + i]
+  out.set(src.subarray(start, start + len)) // one memcpy: faster than a byte loop from 100 bytes on
   return out
 }
 

@@ -208,8 +208,7 @@ export class Engine {
     if (r.found) return r.value && r.value.slice()
     let tree = this.#trees.get(root)
     if (!tree) { tree = new BTree(root); this.#trees.set(root, tree) }
-    const hit = tree.getCached(this.#peek, key, this.vol.pageSize)
-    return hit ? hit.value ?? null : undefined
+    return tree.getCached(this.#peek, key, this.vol.pageSize)
   }
 
   /** Reads `key` of keyspace `ks` at `snapshot` (retrying a tree read that crossed a publication). */
@@ -222,7 +221,7 @@ export class Engine {
       if (r.found) return r.value && r.value.slice() // the caller owns what it gets
       // Warm path: every page on the way cached, synchronously (nothing can publish meanwhile).
       const hit = tree.getCached(this.#peek, key, this.vol.pageSize)
-      if (hit) return hit.value ?? null
+      if (hit !== undefined) return hit
       const seen = this.cache.publishes
       let v: Uint8Array | undefined
       try {
