@@ -921,7 +921,7 @@ export function copyOut(src: Uint8Array, start: number, len: number): Uint8Array
 }
 
 const SLAB_BYTES = 8192
-/** Longest value copied into the shared slab (a value keeps at most its slab alive: 8x its size at worst). */
+/** Longest value copied into a shared slab (a value the caller keeps keeps its whole 8 KiB slab alive, as a pooled Buffer does). */
 const SLAB_COPY_MAX = 1024
 let slab = new ArrayBuffer(SLAB_BYTES)
 let slabPos = 0

@@ -680,7 +680,11 @@ export class Keyspace {
   /** @internal */
   constructor(e: Engine, name: string) { this.#e = e; this.name = name }
 
-  /** The value of `key`, or undefined. */
+  /**
+   * The value of `key`, or undefined. The caller owns the returned bytes;
+   * a small value may share its `.buffer` with other returned values (see
+   * copyOut in btree.ts), so use byteOffset/byteLength and transfer a copy.
+   */
   get(key: Key): Promise<Uint8Array | undefined> {
     let k: Uint8Array
     try {
