@@ -488,4 +488,39 @@ test('the store keeps its own copies of keys and values', async () => {
   })
 })
 
+test('values from get and scan are the caller\'s own bytes at every size, also those copied out of a shared buffer', async () => {
+  await withTempCluster('kv-input-copy-out', {}, async cluster => {
+    const db = cluster.writer
+    // 65..1024 bytes are copied into a shared slab (btree.ts copyOut); shorter and longer ones into buffers of their own.
+    const sizes = [1, 16, 64, 65, 100, 101, 500, 1000, 1024, 1025, 3000]
+    const fill = (n: number, b: number) => new Uint8Array(n).fill(b)
+    await db.batch(sizes.map((n, i) => ({ type: 'put' as const, key: `k${i}`, value: fill(n, 0x41 + i) })))
+    const fromGet = await Promise.all(sizes.map((_, i) => db.get(`k${i}`)))
+    const fromScan = (await collect(db.scan({ gte: 'k', lt: 'l' }))).map(([, v]) => v)
+    const values = [...fromGet.map(v => v!), ...fromScan]
+    assert.is(fromScan.length, sizes.length)
+    const want = (v: Uint8Array, n: number, b: number, what: string) => {
+      assert.ok(v instanceof Uint8Array, `${what}: a Uint8Array`)
+      assert.is(v.length, n, `${what}: length`)
+      for (let j = 0; j < n; j++) if (v[j] !== b) assert.unreachable(`${what}: byte ${j} is ${v[j]}, expected ${b}`)
+    }
+    // The pages these came from are replaced: the values read before do not change.
+    await db.batch(sizes.map((n, i) => ({ type: 'put' as const, key: `k${i}`, value: fill(n, 0x61 + i) })))
+    const order = (await collect(db.scan({ gte: 'k', lt: 'l' }))).map(([k]) => Number(Buffer.from(k).toString('latin1').slice(1)))
+    for (let i = 0; i < sizes.length; i++) {
+      want(fromGet[i]!, sizes[i], 0x41 + i, `get k${i} after an overwrite`)
+      want(fromScan[i], sizes[order[i]], 0x41 + order[i], `scan row ${i} after an overwrite`)
+    }
+    // Mutating one returned value changes no other, and not the store.
+    for (let x = 0; x < values.length; x++) {
+      values[x].fill(0xee)
+      for (let y = x + 1; y < values.length; y++) {
+        const i = y < sizes.length ? y : order[y - sizes.length]
+        want(values[y], sizes[i], 0x41 + i, `value #${y} after the caller filled value #${x}`)
+      }
+    }
+    for (let i = 0; i < sizes.length; i++) want((await db.get(`k${i}`))!, sizes[i], 0x61 + i, `k${i} in the store`)
+  })
+})
+
 test.run()

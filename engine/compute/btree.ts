@@ -135,27 +135,27 @@ export class BTree {
 
   /**
    * The same lookup as `get`, synchronously, through pages that `peek`
-   * already has in memory: `{ value }` (value undefined when absent), or null
-   * when a page on the way is not cached or the value lives in overflow pages
-   * (then call `get`). The hot path of a warm point read: no promise per level.
+   * already has in memory: the value (the caller's own copy, see
+   * {@link copyOut}), null when the key is absent, or undefined when a page
+   * on the way is not cached or the value lives in overflow pages (then call
+   * `get`). The hot path of a warm point read: no promise per level.
    */
-  getCached(peek: (pageId: number) => Uint8Array | undefined, key: Uint8Array, pageSize: number): { value: Uint8Array | undefined } | null {
+  getCached(peek: (pageId: number) => Uint8Array | undefined, key: Uint8Array, pageSize: number): Uint8Array | null | undefined {
     checkKey(key, pageSize, 'key')
     let id = this.rootPageId
     let page = peek(id)
-    if (!page) return null
+    if (!page) return undefined
     for (let depth = 0; pageType(page) !== PAGE_TYPE_LEAF; depth++) {
       if (pageType(page) !== PAGE_TYPE_INTERNAL || depth >= TREE_LEVELS_MAX) this.#checkInternal(page, id, depth)
       id = childAt(page, childIndex(page, key))
       page = peek(id)
-      if (!page) return null
+      if (!page) return undefined
     }
     const pos = leafSearch(page, key)
-    if (pos < 0) return { value: undefined }
+    if (pos < 0) return null
     const off = slotOffset(page, pos)
-    if ((leafCellFlags(page, off) & LEAF_FLAG_OVERFLOW) !== 0) return null
-    const vo = leafBodyOffset(page, off)
-    return { value: page.slice(vo, vo + leafValueLength(page, off)) }
+    if ((leafCellFlags(page, off) & LEAF_FLAG_OVERFLOW) !== 0) return undefined
+    return copyOut(page, leafBodyOffset(page, off), leafValueLength(page, off))
   }
 
   /** Inserts `key` or replaces its value. */
@@ -231,11 +231,13 @@ export class BTree {
    * when nothing can follow. When `done` is false, `entries` is not empty;
    * continue with `after` = the last returned key, in this MTR or a later
    * one: every key present throughout is returned once, in order.
+   * `pooled`: small keys and values are copied out with {@link copyOut}
+   * (several may share one ArrayBuffer) instead of each into its own.
    */
-  async scanLeaf(pa: PageAccess, bounds: ScanBounds, after: Uint8Array | null): Promise<LeafScan> {
+  async scanLeaf(pa: PageAccess, bounds: ScanBounds, after: Uint8Array | null, pooled = false): Promise<LeafScan> {
     checkBounds(bounds)
     if (after !== null && !(after instanceof Uint8Array)) throw badInput(`scanLeaf: after must be a Uint8Array or null, got ${describe(after)}`)
-    return bounds.reverse === true ? await this.#scanBackward(pa, bounds, after) : await this.#scanForward(pa, bounds, after)
+    return bounds.reverse === true ? await this.#scanBackward(pa, bounds, after, pooled) : await this.#scanForward(pa, bounds, after, pooled)
   }
 
   /** Entries within `options`, in scan order, up to `limit`; one leaf descent per leaf (see {@link scanLeaf}). */
@@ -465,7 +467,7 @@ export class BTree {
 
   // ---------------------------------------------------------------- scans
 
-  async #scanForward(pa: PageAccess, bounds: ScanBounds, after: Uint8Array | null): Promise<LeafScan> {
+  async #scanForward(pa: PageAccess, bounds: ScanBounds, after: Uint8Array | null, pooled: boolean): Promise<LeafScan> {
     const low = bounds.gt ?? bounds.gte
     let start: Uint8Array | null = low ?? null
     let exclusive = bounds.gt !== undefined
@@ -476,7 +478,7 @@ export class BTree {
     let pos = start === null ? 0 : exclusive ? upperBound(page, start) : lowerBound(page, start)
     for (;;) {
       const n = slotCount(page)
-      const out = new EntryCollector()
+      const out = new EntryCollector(pooled)
       let stop = false
       for (let i = pos; i < n; i++) {
         const off = slotOffset(page, i)
@@ -493,7 +495,7 @@ export class BTree {
     }
   }
 
-  async #scanBackward(pa: PageAccess, bounds: ScanBounds, after: Uint8Array | null): Promise<LeafScan> {
+  async #scanBackward(pa: PageAccess, bounds: ScanBounds, after: Uint8Array | null, pooled: boolean): Promise<LeafScan> {
     const high = bounds.lt ?? bounds.lte
     let start: Uint8Array | null = high ?? null
     let exclusive = bounds.lt !== undefined
@@ -503,7 +505,7 @@ export class BTree {
     let page = await this.#descendRead(pa, start, true)
     let pos = start === null ? slotCount(page) - 1 : (exclusive ? lowerBound(page, start) : upperBound(page, start)) - 1
     for (;;) {
-      const out = new EntryCollector()
+      const out = new EntryCollector(pooled)
       let stop = false
       for (let i = pos; i >= 0; i--) {
         const off = slotOffset(page, i)
@@ -860,17 +862,21 @@ function rebalancePair(left: Uint8Array, right: Uint8Array, sepKey: Uint8Array |
 class EntryCollector {
   readonly entries: Entry[] = []
   readonly #pending: Array<[index: number, head: number, length: number]> = []
+  readonly #pooled: boolean
+
+  constructor(pooled: boolean) { this.#pooled = pooled }
 
   add(page: Uint8Array, off: number): void {
     const ko = off + LEAF_CELL_HEADER_BYTES
-    const key = page.slice(ko, ko + cellKeyLength(page, off))
+    const keyLen = cellKeyLength(page, off)
+    const key = this.#pooled ? copyOut(page, ko, keyLen) : page.slice(ko, ko + keyLen)
     const len = leafValueLength(page, off)
     if ((leafCellFlags(page, off) & LEAF_FLAG_OVERFLOW) !== 0) {
       this.#pending.push([this.entries.length, leafOverflowHead(page, off), len])
       this.entries.push([key, EMPTY])
     } else {
-      const vo = ko + key.length
-      this.entries.push([key, page.slice(vo, vo + len)])
+      const vo = ko + keyLen
+      this.entries.push([key, this.#pooled ? copyOut(page, vo, len) : page.slice(vo, vo + len)])
     }
   }
 
@@ -881,6 +887,44 @@ class EntryCollector {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/**
+ * Copies `len` bytes of `src` from `start` into memory the caller owns (no
+ * later change to `src`, a shared cache page, shows in it), for the hot read
+ * paths of the writer's engine.
+ *
+ * A typed array of more than 64 bytes gets a backing store of its own outside
+ * the JS heap, which V8 makes and collects slowly (most of the cost of a warm
+ * get of a 100-byte value). So values of 65..{@link SLAB_COPY_MAX} bytes are
+ * carved, 8-byte aligned, from a shared 8 KiB ArrayBuffer, as Node carves
+ * small Buffers from its pool: each result is a plain Uint8Array whose bytes
+ * nothing else writes, but whose `.buffer` may hold other results too (use
+ * byteOffset/byteLength; transfer a copy, not `.buffer`). Shorter values stay
+ * on the JS heap and longer ones get a buffer of their own.
+ */
+export function copyOut(src: Uint8Array, start: number, len: number): Uint8Array {
+  if (len <= 64) {
+    const out = new Uint8Array(len)
+    for (let i = 0; i < len; i++) out[i] = src[start + i]
+    return out
+  }
+  if (len > SLAB_COPY_MAX) {
+    const out = new Uint8Array(len)
+    out.set(src.subarray(start, start + len))
+    return out
+  }
+  if (slabPos + len > SLAB_BYTES) { slab = new ArrayBuffer(SLAB_BYTES); slabPos = 0 }
+  const out = new Uint8Array(slab, slabPos, len)
+  slabPos = (slabPos + len + 7) & ~7
+  out.set(src.subarray(start, start + len)) // one memcpy: faster than a byte loop from 100 bytes on
+  return out
+}
+
+const SLAB_BYTES = 8192
+/** Longest value copied into a shared slab (a value the caller keeps keeps its whole 8 KiB slab alive, as a pooled Buffer does). */
+const SLAB_COPY_MAX = 1024
+let slab = new ArrayBuffer(SLAB_BYTES)
+let slabPos = 0
 
 async function readValue(pa: PageAccess, page: Uint8Array, off: number): Promise<Uint8Array> {
   const len = leafValueLength(page, off)

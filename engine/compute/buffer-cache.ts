@@ -43,6 +43,12 @@ export class BufferCache {
   readonly #vol: PageSource
   readonly capacityBytes: number
   readonly #pages = new Map<number, Entry>()
+  /**
+   * The image of every page in #pages, indexed by page id (ids are dense:
+   * the allocator hands them out from 1 up), for peek: an array index instead
+   * of a hash lookup on the warm read path.
+   */
+  readonly #images: Array<Uint8Array | undefined> = []
   readonly #loading = new Map<number, Promise<Uint8Array>>()
   /** pages published while a load of them was in flight: that load's image is older than the page */
   readonly #staleLoads = new Set<number>()
@@ -92,9 +98,9 @@ export class BufferCache {
 
   /** The page's image if it is cached (no LRU touch, no load): for synchronous fast paths. */
   peek(pageId: number): Uint8Array | undefined {
-    const e = this.#pages.get(pageId)
-    if (e) this.#hits++
-    return e?.image
+    const image = this.#images[pageId]
+    if (image !== undefined) this.#hits++
+    return image
   }
 
   /** Installs an image known to be current and durable (unpinned), e.g. a promoted replica's cache. */
@@ -116,6 +122,7 @@ export class BufferCache {
     if (e) {
       this.#bytes += image.length - e.image.length
       e.image = image
+      this.#images[pageId] = image
       e.pins++
       e.ref = true
     } else {
@@ -137,6 +144,7 @@ export class BufferCache {
 
   #insert(pageId: number, e: Entry): void {
     this.#pages.set(pageId, e)
+    this.#images[pageId] = e.image
     this.#bytes += e.image.length
     this.#evict()
   }
@@ -159,6 +167,7 @@ export class BufferCache {
         this.#pages.set(id, e) // second chance: to the back of the clock
         continue
       }
+      this.#images[id] = undefined
       this.#bytes -= e.image.length
       this.#evictions++
     }

@@ -30,7 +30,7 @@ import { BufferCache } from './buffer-cache.js'
 import { LockTable, type LockOwner } from './locks.js'
 import { MtrRunner, type Mtr } from './mtr.js'
 import type { PageAccess } from './page-access.js'
-import { VersionStore, valueAt } from './version-store.js'
+import { VersionStore, valueAt, type KeyVersions } from './version-store.js'
 
 export type Key = string | Uint8Array
 export type Value = string | Uint8Array
@@ -208,8 +208,7 @@ export class Engine {
     if (r.found) return r.value && r.value.slice()
     let tree = this.#trees.get(root)
     if (!tree) { tree = new BTree(root); this.#trees.set(root, tree) }
-    const hit = tree.getCached(this.#peek, key, this.vol.pageSize)
-    return hit ? hit.value ?? null : undefined
+    return tree.getCached(this.#peek, key, this.vol.pageSize)
   }
 
   /** Reads `key` of keyspace `ks` at `snapshot` (retrying a tree read that crossed a publication). */
@@ -222,7 +221,7 @@ export class Engine {
       if (r.found) return r.value && r.value.slice() // the caller owns what it gets
       // Warm path: every page on the way cached, synchronously (nothing can publish meanwhile).
       const hit = tree.getCached(this.#peek, key, this.vol.pageSize)
-      if (hit) return hit.value ?? null
+      if (hit !== undefined) return hit
       const seen = this.cache.publishes
       let v: Uint8Array | undefined
       try {
@@ -237,11 +236,12 @@ export class Engine {
 
   /**
    * Entries of keyspace `ks` within `bounds` at `snapshot`, in order, one
-   * leaf at a time, each leaf merged with the version store's entries for
-   * that span of keys (so a key changed after the snapshot shows its value at
-   * the snapshot, and a key deleted since still shows).
+   * leaf at a time (one non-empty array per leaf), each leaf merged with the
+   * version store's entries for that span of keys (so a key changed after
+   * the snapshot shows its value at the snapshot, and a key deleted since
+   * still shows). The caller owns the arrays and the bytes in them.
    */
-  async *scanAt(ks: string, b: Bounds, snapshot: number): AsyncGenerator<[Uint8Array, Uint8Array]> {
+  async *scanAt(ks: string, b: Bounds, snapshot: number): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
     const root = this.keyspaces.get(ks)
     if (root === undefined) return
     const tree = new BTree(root)
@@ -251,7 +251,7 @@ export class Engine {
       const seen = this.cache.publishes
       let leaf: Awaited<ReturnType<BTree['scanLeaf']>>
       try {
-        leaf = await tree.scanLeaf(this.readAccess, b, after)
+        leaf = await tree.scanLeaf(this.readAccess, b, after, true)
       } catch (err) {
         if (this.cache.publishes !== seen) continue
         throw err
@@ -260,22 +260,30 @@ export class Engine {
       // The span this leaf covers: (after, last key of the leaf], or to the end when done.
       const spanEnd = leaf.done ? null : leaf.entries.length ? leaf.entries[leaf.entries.length - 1][0] : null
       if (!leaf.done && spanEnd === null) continue
-      const inSpan = (k: Uint8Array) => {
-        if (!inBounds(k, b)) return false
-        if (after && (fwd ? compareBytes(k, after) <= 0 : compareBytes(k, after) >= 0)) return false
-        if (spanEnd && (fwd ? compareBytes(k, spanEnd) > 0 : compareBytes(k, spanEnd) < 0)) return false
-        return true
+      // The version store's keys in the span, if any (none: the leaf's entries are the answer as they are).
+      let changed: KeyVersions[] | null = null
+      if (this.store.size > 0) {
+        const from = after
+        for (const e of this.store.entriesOf(root)) {
+          const k = e.key
+          if (!inBounds(k, b)) continue
+          if (from && (fwd ? compareBytes(k, from) <= 0 : compareBytes(k, from) >= 0)) continue
+          if (spanEnd && (fwd ? compareBytes(k, spanEnd) > 0 : compareBytes(k, spanEnd) < 0)) continue
+          ;(changed ??= []).push(e)
+        }
       }
-      const merged = new Map<string, [Uint8Array, Uint8Array | null]>()
-      for (const [k, v] of leaf.entries) merged.set(latin1(k), [k, v])
-      for (const e of this.store.entriesOf(root)) {
-        if (!inSpan(e.key)) continue
-        const v = valueAt(e, snapshot)
-        merged.set(latin1(e.key), [e.key.slice(), v && v.slice()])
+      let out = leaf.entries
+      if (changed !== null) {
+        const merged = new Map<string, [Uint8Array, Uint8Array | null]>()
+        for (const [k, v] of leaf.entries) merged.set(latin1(k), [k, v])
+        for (const e of changed) {
+          const v = valueAt(e, snapshot)
+          merged.set(latin1(e.key), [e.key.slice(), v && v.slice()])
+        }
+        out = [...merged.values()].filter((x): x is [Uint8Array, Uint8Array] => x[1] !== null)
+        out.sort((x, y) => fwd ? compareBytes(x[0], y[0]) : compareBytes(y[0], x[0]))
       }
-      const out = [...merged.values()].filter((x): x is [Uint8Array, Uint8Array] => x[1] !== null)
-      out.sort((x, y) => fwd ? compareBytes(x[0], y[0]) : compareBytes(y[0], x[0]))
-      for (const e of out) yield e
+      if (out.length) yield out
       if (leaf.done) return
       after = spanEnd
     }
@@ -518,18 +526,20 @@ export class Transaction implements LockOwner {
     let oi = 0
     let n = 0
     const before = (x: Uint8Array, y: Uint8Array) => b.reverse ? compareBytes(x, y) > 0 : compareBytes(x, y) < 0
-    for await (const [k, v] of this.#e.scanAt(ks, b, this.snapshot)) {
-      while (oi < own.length && before(own[oi].key, k)) {
-        const w = own[oi++]
-        if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
+    for await (const batch of this.#e.scanAt(ks, b, this.snapshot)) {
+      for (const [k, v] of batch) {
+        while (oi < own.length && before(own[oi].key, k)) {
+          const w = own[oi++]
+          if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
+        }
+        if (oi < own.length && compareBytes(own[oi].key, k) === 0) {
+          const w = own[oi++]
+          if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
+          continue
+        }
+        yield [k, v]
+        if (++n >= limit) return
       }
-      if (oi < own.length && compareBytes(own[oi].key, k) === 0) {
-        const w = own[oi++]
-        if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
-        continue
-      }
-      yield [k, v]
-      if (++n >= limit) return
     }
     for (; oi < own.length; oi++) if (own[oi].value) { yield [own[oi].key, own[oi].value!]; if (++n >= limit) return }
   }
@@ -670,7 +680,11 @@ export class Keyspace {
   /** @internal */
   constructor(e: Engine, name: string) { this.#e = e; this.name = name }
 
-  /** The value of `key`, or undefined. */
+  /**
+   * The value of `key`, or undefined. The caller owns the returned bytes;
+   * a small value may share its `.buffer` with other returned values (see
+   * copyOut in btree.ts), so use byteOffset/byteLength and transfer a copy.
+   */
   get(key: Key): Promise<Uint8Array | undefined> {
     let k: Uint8Array
     try {
@@ -734,9 +748,11 @@ export class Keyspace {
     try {
       let n = 0
       if (limit === 0) return
-      for await (const e of this.#e.scanAt(this.name, b, snap)) {
-        yield e
-        if (++n >= limit) return
+      for await (const batch of this.#e.scanAt(this.name, b, snap)) {
+        for (const e of batch) {
+          yield e
+          if (++n >= limit) return
+        }
       }
     } finally {
       this.#e.store.release(snap)
