@@ -83,6 +83,29 @@ test('text protocol: DDL, DML, SELECT, the session queries clients send, multi-s
   } finally { await c.end() }
 })
 
+test('AUTO_INCREMENT: insertId in the OK packet (query and execute), LAST_INSERT_ID() per connection', async () => {
+  const c = await connect()
+  const d = await connect()
+  try {
+    await c.query('CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT)')
+    const [a] = await c.query("INSERT INTO notes (body) VALUES ('a')") as [mysql.ResultSetHeader, unknown]
+    assert.is(a.insertId, 1)
+    const [b] = await c.query("INSERT INTO notes (body) VALUES ('b'), ('c'), ('d')") as [mysql.ResultSetHeader, unknown]
+    assert.is(b.insertId, 2, 'a multi-row INSERT reports its first generated id, as MySQL does')
+    const [e] = await c.execute('INSERT INTO notes (body) VALUES (?)', ['e']) as [mysql.ResultSetHeader, unknown]
+    assert.is(e.insertId, 5, 'a prepared INSERT')
+    const [f] = await d.query("INSERT INTO notes (body) VALUES ('f')") as [mysql.ResultSetHeader, unknown]
+    assert.is(f.insertId, 6)
+    const [plain] = await c.query("UPDATE notes SET body = 'A' WHERE id = 1") as [mysql.ResultSetHeader, unknown]
+    assert.is(plain.insertId, 0)
+    const [li] = await c.query('SELECT LAST_INSERT_ID() AS id, @@last_insert_id AS v') as [Array<Record<string, unknown>>, unknown]
+    assert.equal([Number(li[0].id), Number(li[0].v)], [5, 5], "each connection keeps its own last insert id (not d's 6)")
+    const [li2] = await d.query('SELECT LAST_INSERT_ID() AS id') as [Array<Record<string, unknown>>, unknown]
+    assert.is(Number(li2[0].id), 6)
+    await c.query('DROP TABLE notes')
+  } finally { await c.end(); await d.end() }
+})
+
 test('prepared statements (execute): every type and NULLs round-trip in the binary protocol; re-executed with other values', async () => {
   const c = await connect()
   try {

@@ -221,7 +221,11 @@ export function compileDelete(ast: any, pc: PlanCtx): DeletePlan {
 
 // ------------------------------------------------------------------ execution
 
-export interface DmlResult { rowCount: number; rows: Row[] | null; fields: Field[] }
+export interface DmlResult {
+  rowCount: number; rows: Row[] | null; fields: Field[]
+  /** INSERT: the first serial / AUTO_INCREMENT value this statement generated (MySQL's insert id), if any */
+  insertId?: number
+}
 
 function notNull(t: TableDef, row: Row): void {
   for (let i = 0; i < t.columns.length; i++) {
@@ -298,6 +302,7 @@ export async function runInsert(p: InsertPlan, ex: Exec, seq: Sequences): Promis
   }
   const out: Row[] = []
   let count = 0
+  let insertId: number | undefined
   for (const vals of proposed) {
     const row: Row = new Array(t.columns.length).fill(null)
     const given = new Array(t.columns.length).fill(false)
@@ -309,7 +314,10 @@ export async function runInsert(p: InsertPlan, ex: Exec, seq: Sequences): Promis
     for (let c = 0; c < t.columns.length; c++) {
       const col = t.columns[c]
       if (!given[c] && p.defaults[c]) row[c] = p.defaults[c]!([], env)
-      if (col.auto && row[c] === null) row[c] = coerce(await seq.next(t, c), col.type)
+      if (col.auto && row[c] === null) {
+        row[c] = coerce(await seq.next(t, c), col.type)
+        if (insertId === undefined && (typeof row[c] === 'number' || typeof row[c] === 'bigint')) insertId = Number(row[c])
+      }
     }
     notNull(t, row)
     const key = t.pk.length ? pkKey(t, row) : pkKey(t, row, await seq.next(t, null))
@@ -335,7 +343,7 @@ export async function runInsert(p: InsertPlan, ex: Exec, seq: Sequences): Promis
     count++
     if (p.returning) out.push(p.returning.outputs.map(f => f(row, env)))
   }
-  return { rowCount: count, rows: p.returning ? out : null, fields: p.returning?.fields ?? [] }
+  return { rowCount: count, rows: p.returning ? out : null, fields: p.returning?.fields ?? [], insertId }
 }
 
 async function collect(access: Access, where: Fn | null, ex: Exec, subs: SubPlan[]): Promise<Array<{ key: Uint8Array; row: Row }>> {

@@ -52,6 +52,8 @@ export interface SqlResult<R = Record<string, unknown>> {
   rowCount: number
   rows: R[]
   fields: SqlField[]
+  /** INSERT into a table with a serial / AUTO_INCREMENT column: the first value it generated */
+  insertId?: number
 }
 
 export interface SqlConfig {
@@ -624,7 +626,10 @@ export class SqlSession {
           const rows = await runSelect(p.plan, ex)
           return { command: 'SELECT', rowCount: rows.length, rows, fields: p.plan.fields }
         }
-        case 'insert': { const r = await runInsert(p, ex, eng); return { command: 'INSERT', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields } }
+        case 'insert': {
+          const r = await runInsert(p, ex, eng)
+          return { command: 'INSERT', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields, ...(r.insertId !== undefined ? { insertId: r.insertId } : {}) }
+        }
         case 'update': { const r = await runUpdate(p, ex); return { command: 'UPDATE', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields } }
         case 'delete': { const r = await runDelete(p, ex); return { command: 'DELETE', rowCount: r.rowCount, rows: r.rows ?? [], fields: r.fields } }
       }
@@ -638,7 +643,7 @@ export class SqlSession {
       r = this.#tx ? await exec(this.#tx) : await eng.transaction(exec)
     }
     const s = shape(r.fields, r.rows, mode)
-    return { command: r.command, rowCount: r.rowCount, rows: s.rows, fields: s.fields }
+    return { command: r.command, rowCount: r.rowCount, rows: s.rows, fields: s.fields, ...(r.insertId !== undefined ? { insertId: r.insertId } : {}) }
   }
 
   async #txControl(word: string): Promise<SqlResult<any>> {

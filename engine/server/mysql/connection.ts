@@ -87,6 +87,7 @@ export class MysqlConnection implements MysqlSessionState {
   database = ''
   user = ''
   autocommit = true
+  lastInsertId = 0
   #caps = 0
   #seq = 0
   #buf: Buffer = Buffer.alloc(0)
@@ -429,14 +430,16 @@ export class MysqlConnection implements MysqlSessionState {
     }
     const cols: Col[] = r.fields.map(f => ({ name: f.name, type: f.type }))
     const affected = r.command === 'INSERT' || r.command === 'UPDATE' || r.command === 'DELETE' ? r.rowCount : 0
-    return { cols, rows: r.rows, affected, info: r.command === 'UPDATE' ? `Rows matched: ${r.rowCount}  Changed: ${r.rowCount}  Warnings: 0` : undefined }
+    // MySQL keeps the connection's last insert id until an INSERT generates a new one.
+    if (r.insertId !== undefined) this.lastInsertId = r.insertId
+    return { cols, rows: r.rows, affected, info: r.command === 'UPDATE' ? `Rows matched: ${r.rowCount}  Changed: ${r.rowCount}  Warnings: 0` : undefined, insertId: r.insertId }
   }
 
   /** A result set (text or binary rows) or an OK packet. */
   async #result(res: Result, binary: boolean, more: boolean): Promise<void> {
     const status = this.#status | (more ? STATUS.MORE_RESULTS_EXISTS : 0)
     if (res.cols.length === 0) {
-      this.#send(okPacket(res.affected, 0, status, 0, res.info ?? ''))
+      this.#send(okPacket(res.affected, res.insertId ?? 0, status, 0, res.info ?? ''))
       return
     }
     const types = columnTypes(res.cols, res.rows)
