@@ -3,7 +3,8 @@
  * when missing): `psql -c`, a script file with \set ON_ERROR_STOP, `\dt`
  * and `\d table` (answered from the SQL catalog), COPY FROM STDIN and
  * COPY TO STDOUT in text and CSV (through psql's \copy and COPY), a cancel
- * request stopping a running statement (postgres.js query.cancel()), and
+ * request stopping a running statement (postgres.js query.cancel()), a read
+ * or a write (which then commits nothing), and
  * TLS with a self-signed certificate (pg client and psql sslmode=require).
  */
 import { test } from 'uvu'
@@ -131,6 +132,22 @@ test('a cancel request stops a running statement with 57014; the connection goes
     assert.is(err.code, '57014')
     assert.ok(Date.now() - started < 20_000)
     assert.equal([...(await sql`SELECT 1 AS one`)], [{ one: 1 }])
+  } finally { await sql.end() }
+})
+
+test('a cancel request stops a running write: 57014, nothing of it committed, the connection goes on', async () => {
+  const sql = postgres({ host: '127.0.0.1', port: h.pgPort, user: 'tester', max: 1, onnotice: () => {} })
+  try {
+    await sql`CREATE TABLE cancelled_writes (id bigint PRIMARY KEY)`
+    // A million rows to insert in one statement: far longer than the 300 ms before the cancel.
+    const q = sql`INSERT INTO cancelled_writes SELECT a * 1000 + b FROM generate_series(0, 999) AS a, generate_series(0, 999) AS b`
+    setTimeout(() => q.cancel(), 300)
+    const err = await q.catch(e => e)
+    assert.is(err.code, '57014', String(err))
+    assert.equal([...(await sql`SELECT count(*)::int AS n FROM cancelled_writes`)], [{ n: 0 }], 'nothing of the cancelled statement was committed')
+    await sql`INSERT INTO cancelled_writes VALUES (1)`
+    assert.equal([...(await sql`SELECT count(*)::int AS n FROM cancelled_writes`)], [{ n: 1 }])
+    await sql`DROP TABLE cancelled_writes`
   } finally { await sql.end() }
 })
 

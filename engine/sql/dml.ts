@@ -12,7 +12,7 @@ import {
   decodeRow, describeKey, encodeRow, indexKey, indexKeyspace, pkKey, tableKeyspace, type IndexDef, type TableDef,
 } from './catalog.js'
 import { SqlError, SQLSTATE, unsupported } from './errors.js'
-import { castTo, colName, compile, exprName, Scope, tableName, truthy, type ColBind, type CompileCtx, type Fn, type Row, type SubPlan } from './expr.js'
+import { castTo, checkCancel, colName, compile, exprName, Scope, tableName, truthy, type ColBind, type CompileCtx, type Fn, type Row, type SubPlan } from './expr.js'
 import { accessRows, compileSelect, conjuncts, planAccess, prepare, runSelect, type Access, type Exec, type Field, type PlanCtx, type SelectPlan } from './select.js'
 import { coerce, type SqlType } from './values.js'
 
@@ -304,6 +304,8 @@ export async function runInsert(p: InsertPlan, ex: Exec, seq: Sequences): Promis
   let count = 0
   let insertId: number | undefined
   for (const vals of proposed) {
+    const y = checkCancel(env)
+    if (y) await y
     const row: Row = new Array(t.columns.length).fill(null)
     const given = new Array(t.columns.length).fill(false)
     for (let i = 0; i < p.targets.length; i++) {
@@ -359,6 +361,8 @@ export async function runUpdate(p: UpdatePlan, ex: Exec): Promise<DmlResult> {
   const hits = await collect(p.access, p.where, ex, p.subs)
   const out: Row[] = []
   for (const { key, row } of hits) {
+    const y = checkCancel(ex.env)
+    if (y) await y
     const next = row.slice()
     for (const s of p.set) next[s.col] = s.fn(row, ex.env)
     await writeUpdate(t, ex, key, row, next)
@@ -373,6 +377,8 @@ export async function runDelete(p: DeletePlan, ex: Exec): Promise<DmlResult> {
   const out: Row[] = []
   const tks = ex.tx.keyspace(tableKeyspace(t))
   for (const { key, row } of hits) {
+    const y = checkCancel(ex.env)
+    if (y) await y
     await tks.del(key)
     for (const ix of t.indexes) await ex.tx.keyspace(indexKeyspace(ix)).del(indexKey(t, ix, row, key).key)
     if (p.returning) out.push(p.returning.outputs.map(f => f(row, ex.env)))

@@ -44,6 +44,7 @@ export const SQLSTATE = {
   noActiveTx: '25P01',
   featureNotSupported: '0A000',
   programLimit: '54000',
+  queryCanceled: '57014',
   adminShutdown: '57P01',
   ioError: '58030',
   internal: 'XX000',

@@ -29,6 +29,33 @@ export interface Env {
   now: Date
   /** runs a correlated subquery synchronously over prefetched rows (set by the executor) */
   runSub: (sub: SubPlan, row: Row, env: Env) => unknown[][]
+  /** aborted when the client cancels the statement (a PostgreSQL CancelRequest): row loops stop with 57014 */
+  signal?: AbortSignal
+  /** rows read or written since the statement last yielded to the event loop */
+  rowsSinceYield?: number
+}
+
+/** rows a statement handles between two yields to the event loop */
+const ROWS_PER_YIELD = 256
+
+/**
+ * Called once per row read or written: throws 57014 when the statement was
+ * cancelled, and every ROWS_PER_YIELD rows yields to the event loop. Reads
+ * of cached pages and writes buffered in a transaction resolve as
+ * microtasks, so without this a statement over a million rows would hold
+ * the thread to the end: no other connection served, and no cancel request
+ * even read.
+ */
+export function checkCancel(env: Env): Promise<void> | undefined {
+  if (env.signal?.aborted) throw cancelled()
+  env.rowsSinceYield = (env.rowsSinceYield ?? 0) + 1
+  if (env.rowsSinceYield < ROWS_PER_YIELD) return undefined // the common case costs no await
+  env.rowsSinceYield = 0
+  return new Promise<void>((resolve, reject) => setImmediate(() => { if (env.signal?.aborted) reject(cancelled()); else resolve() }))
+}
+
+function cancelled(): SqlError {
+  return new SqlError(SQLSTATE.queryCanceled, 'canceling statement due to user request')
 }
 
 export interface Compiled { fn: Fn; type: SqlType; constant?: boolean }

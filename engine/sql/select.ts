@@ -24,7 +24,7 @@ import type { TxKeyspace } from '../compute/kv.js'
 import { decodeRow, indexKeyspace, tableKeyspace, type IndexDef, type TableDef } from './catalog.js'
 import { SqlError, SQLSTATE, unsupported } from './errors.js'
 import {
-  checkCollate, colName, compile, CompileCtx, exprName, hasAggregate, isSubquery, Scope, tableName, truthy,
+  checkCancel, checkCollate, colName, compile, CompileCtx, exprName, hasAggregate, isSubquery, Scope, tableName, truthy,
   type AggCtx, type AggSpec, type ColBind, type Compiled, type Env, type Fn, type Row, type SubPlan,
 } from './expr.js'
 import { encodeValue, KeyWriter, prefixEnd } from './keys.js'
@@ -228,7 +228,7 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
   const env = ex.env
   const tks = ex.tx.keyspace(tableKeyspace(t))
   if (a.kind === 'full') {
-    for await (const [k, v] of tks.scan({ reverse: a.reverse })) yield { key: k, row: decodeRow(t, v) }
+    for await (const [k, v] of tks.scan({ reverse: a.reverse })) { const y = checkCancel(env); if (y) await y; yield { key: k, row: decodeRow(t, v) } }
     return
   }
   const descs = a.index ? a.index.desc : a.keyCols.map(() => false)
@@ -260,6 +260,8 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
   if (a.kind === 'get') {
     for (const p of prefixes) {
       const v = ex.lock ? await tks.getForUpdate(p) : await tks.get(p)
+      const y = checkCancel(env)
+      if (y) await y
       if (v) yield { key: p, row: decodeRow(t, v) }
     }
     return
@@ -280,6 +282,8 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
     if (p.length === 0 && !lo) delete opts.gte
     if (p.length === 0 && !hi) delete opts.lt
     for await (const [k, v] of ks.scan(opts)) {
+      const y = checkCancel(env)
+      if (y) await y
       if (!a.index) { yield { key: k, row: decodeRow(t, v) }; continue }
       const rv = ex.lock ? await tks.getForUpdate(v) : await tks.get(v)
       if (rv) yield { key: v, row: decodeRow(t, rv) }

@@ -35,6 +35,8 @@ export interface SqlOptions {
   dialect?: Dialect
   /** rows as objects keyed by field name (default) or as arrays in field order */
   rowMode?: 'object' | 'array'
+  /** cancels the statement when aborted: it fails with 57014 between rows, and its writes are not committed */
+  signal?: AbortSignal
 }
 
 export interface SqlField {
@@ -619,7 +621,7 @@ export class SqlSession {
     const values = slots.map(s => ('lit' in s ? s.lit : fromParam(params[s.param], s.param)))
     for (const s of slots) if ('param' in s && s.param >= params.length) throw new SqlError('08P01', `statement uses parameter $${s.param + 1} but ${params.length} parameter${params.length === 1 ? ' was' : 's were'} given`)
     const exec = async (tx: TxLike) => {
-      const env: Env = { params: values, outer: [], subs: new Map(), now: new Date(), runSub: runCorrelated }
+      const env: Env = { params: values, outer: [], subs: new Map(), now: new Date(), runSub: runCorrelated, signal: options.signal }
       const ex: Exec = { tx, env, lock }
       switch (p.kind) {
         case 'select': {

@@ -76,6 +76,8 @@ export class PgConnection implements SessionInfo {
   #closed = false
   #busy = false
   #cancelled = false
+  /** aborts the running statement's row loops (writes included: its changes are then not committed) */
+  #abort: AbortController | null = null
   #cancelWaiters = new Set<(err: Error) => void>()
   #idleTimer: NodeJS.Timeout | null = null
 
@@ -109,6 +111,7 @@ export class PgConnection implements SessionInfo {
   cancel(): void {
     if (!this.#busy) return
     this.#cancelled = true
+    this.#abort?.abort()
     const err = new SqlError('57014', 'canceling statement due to user request')
     for (const w of this.#cancelWaiters) w(err)
     this.#cancelWaiters.clear()
@@ -260,10 +263,14 @@ export class PgConnection implements SessionInfo {
         if (a) return a
       }
       const readOnly = status === 'I' && /^\s*(select|with|values|show|explain)\b/i.test(text)
-      const p = this.session.sql<unknown[]>(text, params, { rowMode: 'array' }) as Promise<Answer>
+      // A read's result can be dropped at once; a write stops between rows (57014) and is not committed.
+      const ac = new AbortController()
+      this.#abort = ac
+      const p = this.session.sql<unknown[]>(text, params, { rowMode: 'array', signal: ac.signal }) as Promise<Answer>
       return await (readOnly ? this.#cancellable(p) : p)
     } finally {
       this.#busy = false
+      this.#abort = null
     }
   }
 
