@@ -3,7 +3,9 @@
  * `sql` prints tables and exits 1 on a SQL error, `status` reports VDL,
  * segments and AZ health, `--help` on each command, unknown flags and
  * missing values exit 2 with a message, and `serve` logs one line per
- * listener, serves a pg client, and stops cleanly on SIGTERM and SIGINT.
+ * listener, serves a pg client, and stops cleanly on SIGTERM and SIGINT;
+ * `serve --backup --backtrack-window`, then `restore --list / --at`,
+ * `backtrack --to`, `clone` and `destroy` work from the command line.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -58,7 +60,7 @@ test('status: VDL, segments, AZ health, sizes; --json is parseable', () => {
 })
 
 test('--help on each command; bad flags and values exit 2 with a clear message', () => {
-  for (const cmd of ['serve', 'sql', 'status']) {
+  for (const cmd of ['serve', 'sql', 'status', 'clone', 'backtrack', 'restore', 'destroy']) {
     const r = run(cmd, '--help')
     assert.is(r.status, 0)
     assert.ok(r.stdout.startsWith(`Usage: hexad ${cmd}`), r.stdout)
@@ -74,6 +76,10 @@ test('--help on each command; bad flags and values exit 2 with a clear message',
     [['sql', '--dir', 'x'], /no statement given/],
     [['frobnicate'], /unknown command "frobnicate"/],
     [['status', '--dir', '/nonexistent/hexad'], /no cluster at/],
+    [['clone', '--dir', '/nonexistent/hexad', '--to', 'y'], /no cluster at/],
+    [['backtrack', '--dir', '/tmp', '--to', 'yesterday'], /--to must be an ISO 8601 time/],
+    [['restore', '--from', '/nonexistent/backup', '--list'], /no backup at/],
+    [['restore', '--to', 'x'], /--from BACKUP is required/],
   ]
   for (const [args, re] of cases) {
     const r = run(...args)
@@ -113,6 +119,62 @@ async function serveAndStop(signal: NodeJS.Signals): Promise<void> {
   const r = run('sql', '--dir', dir, 'SELECT count(*) AS n FROM s')
   assert.ok(/\n +2\n/.test(r.stdout), r.stdout + r.stderr)
 }
+
+test('serve with --backup and --backtrack-window; backtrack, restore (--list, --at), clone and destroy from the command line', async () => {
+  const root = tmp()
+  const dir = path.join(root, 'db'), backup = path.join(root, 'backup')
+  const child = spawn(process.execPath, [BIN, 'serve', '--dir', dir, '--pg', '0', '--backup', backup, '--backtrack-window', '3600'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', d => { out += d })
+  child.stderr.on('data', d => { out += d })
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  let moment = ''
+  try {
+    const deadline = Date.now() + 30_000
+    while (!/listening on 127\.0\.0\.1:(\d+)/.test(out)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no listening line: ${out}`)
+      await new Promise(r => setTimeout(r, 50))
+    }
+    assert.ok(out.includes(`continuous backup into ${backup}`) && out.includes('backtrack window 3600 s'), out)
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1])
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'dev' })
+    await c.connect()
+    await c.query('CREATE TABLE s (k int PRIMARY KEY)')
+    await c.query('INSERT INTO s VALUES (1), (2)')
+    // The backup uploads every second: the moment lies between uploads with no write in between
+    // (2.5 s each side, so a tick delayed by a busy machine still lands inside).
+    await new Promise(r => setTimeout(r, 2500))
+    moment = new Date().toISOString()
+    await new Promise(r => setTimeout(r, 2500))
+    await c.query('INSERT INTO s VALUES (3), (4), (5)')
+    await c.end()
+    child.kill('SIGTERM')
+    assert.is(await exited, 0, out)
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  }
+  const count = (d: string) => { const r = run('sql', '--dir', d, 'SELECT count(*) AS n FROM s'); assert.is(r.status, 0, r.stderr); return Number(/\n +(\d+)\n/.exec(r.stdout)![1]) }
+  assert.is(count(dir), 5)
+  const list = run('restore', '--from', backup, '--list')
+  assert.is(list.status, 0, list.stderr)
+  assert.match(list.stdout, /^oldest  \S+  LSN \d+\nlatest  \S+  LSN \d+\n/)
+  const restored = run('restore', '--from', backup, '--to', path.join(root, 'r'), '--at', moment)
+  assert.is(restored.status, 0, restored.stderr)
+  assert.match(restored.stdout, /^restored .* as of .* \(LSN \d+\): \d+ pages/)
+  assert.is(count(path.join(root, 'r')), 2, 'the restore is the moment before the last insert')
+  const bt = run('backtrack', '--dir', dir, '--to', moment)
+  assert.is(bt.status, 0, bt.stderr)
+  assert.match(bt.stdout, /^backtracked .* from LSN \d+ to LSN \d+: \d+ pages/)
+  assert.is(count(dir), 2, 'backtracked in place')
+  const cl = run('clone', '--dir', dir, '--to', path.join(root, 'c'))
+  assert.is(cl.status, 0, cl.stderr)
+  assert.is(count(path.join(root, 'c')), 2)
+  assert.match(run('status', '--dir', dir).stdout, /clones +.*\/c \(LSN \d+\)/)
+  assert.match(run('destroy', '--dir', dir).stdout, /^kept .*db \(destroyed; clones still read through it\)/)
+  assert.is(count(path.join(root, 'c')), 2, 'the clone reads through its destroyed parent')
+  const d2 = run('destroy', '--dir', path.join(root, 'c'))
+  assert.match(d2.stdout, /removed .*\/c\nremoved .*\/db\n/)
+})
 
 test('serve: one log line per listener, serves clients, stops cleanly on SIGTERM', () => serveAndStop('SIGTERM'))
 test('serve: stops cleanly on SIGINT', () => serveAndStop('SIGINT'))

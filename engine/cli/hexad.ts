@@ -5,11 +5,16 @@
  *   hexad serve  --dir DIR [--pg PORT] [--mysql PORT] [--host ADDR] [--user NAME:PASSWORD]... [--tls-key FILE --tls-cert FILE]
  *   hexad sql    --dir DIR [--dialect postgres|mysql] "STATEMENT; ..."
  *   hexad status --dir DIR [--json]
+ *   hexad clone  --dir DIR --to DIR
+ *   hexad backtrack --dir DIR --to TIME|LSN [--window SEC]
+ *   hexad restore --from BACKUP --to DIR [--at TIME|LSN]   |   hexad restore --from BACKUP --list
+ *   hexad destroy --dir DIR
  *
  * Exit codes: 0 done, 1 a runtime error (SQL error, cluster cannot open), 2 bad usage.
  */
 import fs from 'node:fs'
-import { openCluster, type Cluster } from '../compute/index.js'
+import { destroyCluster, openCluster, type Cluster, type ClusterOptions } from '../compute/index.js'
+import { restorableWindow, restore } from '../backup/index.js'
 import { splitStatements } from '../sql/index.js'
 import { serve, type Endpoints, type ServeOptions } from '../server/index.js'
 
@@ -23,7 +28,11 @@ Usage: hexad <command> [options]
 Commands:
   serve    open a cluster and serve it over the PostgreSQL and/or MySQL protocol
   sql      run SQL statements in process and print the results
-  status   print the volume's state: VDL, segments, AZ health, sizes
+  status   print the volume's state: VDL, segments, AZ health, sizes, clones, backtrack window
+  clone    make a copy-on-write clone of a cluster (no page is copied)
+  backtrack rewind a cluster in place to a moment of its backtrack window
+  restore  restore a cluster from a continuous backup to a moment (point-in-time), or list the window
+  destroy  delete a cluster (kept, marked destroyed, while clones read through it)
 
 Run "hexad <command> --help" for a command's options.`,
   serve: `Usage: hexad serve --dir DIR [--pg PORT] [--mysql PORT] [options]
@@ -42,6 +51,46 @@ Options:
   --tls-cert FILE        PEM certificate
   --max-connections N    per endpoint (default 100)
   --idle-timeout SEC     close sessions idle this long (default 0: never)
+  --backup DIR           continuous backup into DIR (point-in-time restore: hexad restore)
+  --backtrack-window SEC keep this much history for hexad backtrack (default 0: off)
+  -h, --help             this text`,
+  clone: `Usage: hexad clone --dir DIR --to DIR
+
+Creates a copy-on-write clone of the cluster in --dir as of now: a new
+cluster in --to that shares every page with it until one side writes it.
+The source stays on disk (even after destroy) while the clone reads through it.
+
+  --dir DIR              the source cluster (required)
+  --to DIR               the clone's directory: must not exist or be empty (required)
+  -h, --help             this text`,
+  backtrack: `Usage: hexad backtrack --dir DIR --to TIME|LSN [--window SEC]
+
+Rewinds the cluster in place to its state at TIME (ISO 8601, e.g.
+2026-11-27T12:00:00Z) or LSN. Needs the history a server kept with
+--backtrack-window; later moments stay, so it can go forward again.
+
+  --dir DIR              the cluster (required; not open elsewhere)
+  --to TIME|LSN          the moment or LSN (required)
+  --window SEC           how far back to allow (default 86400)
+  -h, --help             this text`,
+  restore: `Usage: hexad restore --from BACKUP --to DIR [--at TIME|LSN]
+       hexad restore --from BACKUP --list
+
+Restores the backed-up cluster as it was at TIME (ISO 8601) or LSN (default:
+the latest restorable moment) into a new cluster directory. --list prints
+the restorable window instead.
+
+  --from BACKUP          the backup directory (hexad serve --backup)
+  --to DIR               the new cluster's directory: must not exist or be empty
+  --at TIME|LSN          the moment (default: latest)
+  --list                 print the oldest and latest restorable moments and any gaps
+  -h, --help             this text`,
+  destroy: `Usage: hexad destroy --dir DIR
+
+Deletes a closed cluster's files. While clones read through it, it is only
+marked destroyed (it cannot be opened again) and goes with its last clone.
+
+  --dir DIR              the cluster (required)
   -h, --help             this text`,
   sql: `Usage: hexad sql --dir DIR [--dialect postgres|mysql] "STATEMENT[; STATEMENT ...]"
 
@@ -65,9 +114,27 @@ Options:
 interface Flags { [name: string]: string[] }
 
 const SPEC: Record<string, Record<string, 'value' | 'bool'>> = {
-  serve: { dir: 'value', pg: 'value', mysql: 'value', host: 'value', user: 'value', 'tls-key': 'value', 'tls-cert': 'value', 'max-connections': 'value', 'idle-timeout': 'value', help: 'bool' },
+  serve: { dir: 'value', pg: 'value', mysql: 'value', host: 'value', user: 'value', 'tls-key': 'value', 'tls-cert': 'value', 'max-connections': 'value', 'idle-timeout': 'value', backup: 'value', 'backtrack-window': 'value', help: 'bool' },
   sql: { dir: 'value', dialect: 'value', help: 'bool' },
   status: { dir: 'value', json: 'bool', help: 'bool' },
+  clone: { dir: 'value', to: 'value', help: 'bool' },
+  backtrack: { dir: 'value', to: 'value', window: 'value', help: 'bool' },
+  restore: { from: 'value', to: 'value', at: 'value', list: 'bool', help: 'bool' },
+  destroy: { dir: 'value', help: 'bool' },
+}
+
+/** A moment (ISO 8601) or an LSN (digits). */
+function momentOf(flag: string, v: string): Date | number {
+  if (/^\d+$/.test(v)) return Number(v)
+  const d = new Date(v)
+  if (Number.isNaN(d.getTime())) throw new UsageError(`--${flag} must be an ISO 8601 time (2026-11-27T12:00:00Z) or an LSN, got "${v}"`)
+  return d
+}
+
+function existingCluster(flags: Flags): string {
+  const dir = dirOf(flags)
+  if (!fs.existsSync(dir)) throw new UsageError(`no cluster at ${dir} (the directory does not exist)`)
+  return dir
 }
 
 function parseArgs(cmd: string, argv: string[]): { flags: Flags; rest: string[] } {
@@ -208,8 +275,14 @@ async function cmdStatus(flags: Flags): Promise<number> {
       `groups       ${v.groups} protection group${v.groups === 1 ? '' : 's'} of ${v.pagesPerGroup} pages x ${v.pageSize} B`,
       `AZ health    ${azUp.map((n, az) => `AZ ${az}: ${n}/2 up`).join(', ')}`,
       `keyspaces    ${keyspaces.length}`,
-      '',
     ]
+    const parent = cluster.volume.parent
+    if (parent) lines.push(`clone of     ${parent.dir} at LSN ${parent.lsn}`)
+    const clones = cluster.clones()
+    if (clones.length) lines.push(`clones       ${clones.map(c => `${c.dir} (LSN ${c.lsn})`).join(', ')}`)
+    const snaps = cluster.snapshots()
+    if (snaps.length) lines.push(`snapshots    ${snaps.map(x => `${x.name} (LSN ${x.lsn})`).join(', ')}`)
+    lines.push('')
     process.stdout.write(lines.join('\n'))
     const rows = v.segments.map((s, i) => {
       const st = seg[i]
@@ -244,7 +317,12 @@ async function cmdServe(flags: Flags): Promise<number> {
   const options: ServeOptions = {}
   if (pgPort !== undefined) options.pg = { port: pgPort, ...common, ...(users.length ? { users, auth: 'scram-sha-256' as const } : { auth: 'trust' as const }), ...(tls ? { tls } : {}) }
   if (mysqlPort !== undefined) options.mysql = { port: mysqlPort, ...common, ...(users.length ? { users } : {}) }
-  const cluster: Cluster = await openCluster({ dir })
+  const backupDir = one(flags, 'backup')
+  const window = positive(flags, 'backtrack-window')
+  const clusterOptions: ClusterOptions = { dir, ...(window ? { backtrackWindowMs: Math.round(window * 1000) } : {}), ...(backupDir ? { backup: { store: backupDir, onError: (e: Error) => log(`backup: ${e.message}`) } } : {}) }
+  const cluster: Cluster = await openCluster(clusterOptions)
+  if (backupDir) process.stdout.write(`hexad: continuous backup into ${backupDir}\n`)
+  if (window) process.stdout.write(`hexad: backtrack window ${window} s\n`)
   let endpoints: Endpoints
   try {
     endpoints = await serve(cluster, options)
@@ -269,16 +347,89 @@ async function cmdServe(flags: Flags): Promise<number> {
   })
 }
 
+async function cmdClone(flags: Flags): Promise<number> {
+  const dir = existingCluster(flags)
+  const to = one(flags, 'to')
+  if (!to) throw new UsageError('--to DIR is required (the clone\'s directory)')
+  const cluster = await openCluster({ dir })
+  try {
+    const t0 = performance.now()
+    const c = cluster.volume.createClone(to)
+    process.stdout.write(`clone ${c.dir} of ${dir} at LSN ${c.lsn} (${(performance.now() - t0).toFixed(1)} ms)\n`)
+    return 0
+  } finally {
+    await cluster.close()
+  }
+}
+
+async function cmdBacktrack(flags: Flags): Promise<number> {
+  const dir = existingCluster(flags)
+  const toFlag = one(flags, 'to')
+  if (!toFlag) throw new UsageError('--to TIME|LSN is required')
+  const to = momentOf('to', toFlag)
+  const window = positive(flags, 'window') ?? 86_400
+  if (!fs.existsSync(`${dir}/timeline`)) throw new UsageError(`${dir} has no backtrack history: serve it with --backtrack-window SEC first`)
+  const cluster = await openCluster({ dir, backtrackWindowMs: Math.max(1, Math.round(window * 1000)) })
+  try {
+    const r = await cluster.backtrack(to)
+    process.stdout.write(`backtracked ${dir} from LSN ${r.from} to LSN ${r.to}: ${r.pages} pages written again in ${r.ms.toFixed(0)} ms (new state at LSN ${r.lsn})\n`)
+    return 0
+  } finally {
+    await cluster.close()
+  }
+}
+
+async function cmdRestore(flags: Flags): Promise<number> {
+  const from = one(flags, 'from')
+  if (!from) throw new UsageError('--from BACKUP is required')
+  if (!fs.existsSync(from)) throw new UsageError(`no backup at ${from} (the directory does not exist)`)
+  if (flags.list) {
+    const w = await restorableWindow(from)
+    if (!w) { process.stdout.write(`${from} holds no restorable backup yet\n`); return 1 }
+    process.stdout.write(`oldest  ${w.oldest.time.toISOString()}  LSN ${w.oldest.lsn}\nlatest  ${w.latest.time.toISOString()}  LSN ${w.latest.lsn}\n`)
+    for (const g of w.gaps) process.stdout.write(`gap     LSN ${g.from} .. ${g.to} (not restorable inside)\n`)
+    return 0
+  }
+  const to = one(flags, 'to')
+  if (!to) throw new UsageError('--to DIR is required (the new cluster\'s directory)')
+  const atFlag = one(flags, 'at')
+  const at = atFlag === undefined ? undefined : momentOf('at', atFlag)
+  let last = 0
+  const r = await restore({
+    from, to, at,
+    onProgress: p => {
+      const now = Date.now()
+      if (now - last < 1000) return
+      last = now
+      process.stderr.write(`hexad: restore: protection group ${p.groupsDone}/${p.groupsTotal}, ${p.pagesWritten} pages written, ${(p.bytesRead / 1e6).toFixed(1)} MB read\n`)
+    },
+  })
+  process.stdout.write(`restored ${to} as of ${r.time.toISOString()} (LSN ${r.lsn}): ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB in ${(r.ms / 1000).toFixed(1)} s\n`)
+  return 0
+}
+
+async function cmdDestroy(flags: Flags): Promise<number> {
+  const dir = existingCluster(flags)
+  const r = await destroyCluster(dir)
+  for (const d of r.removed) process.stdout.write(`removed ${d}\n`)
+  for (const d of r.kept) process.stdout.write(`kept ${d} (destroyed; clones still read through it)\n`)
+  return 0
+}
+
 export async function main(argv: string[]): Promise<number> {
   const cmd = argv[0]
   try {
     if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(HELP.main + '\n'); return cmd ? 0 : 2 }
-    if (!SPEC[cmd]) throw new UsageError(`unknown command "${cmd}" (commands: serve, sql, status; see hexad --help)`)
+    if (!SPEC[cmd]) throw new UsageError(`unknown command "${cmd}" (commands: ${Object.keys(SPEC).join(', ')}; see hexad --help)`)
     const { flags, rest } = parseArgs(cmd, argv.slice(1))
     if (flags.help) { process.stdout.write(HELP[cmd] + '\n'); return 0 }
     if (cmd !== 'sql' && rest.length) throw new UsageError(`unexpected argument "${rest[0]}" for "hexad ${cmd}"`)
     if (cmd === 'sql') return await cmdSql(flags, rest)
     if (cmd === 'status') return await cmdStatus(flags)
+    if (cmd === 'clone') return await cmdClone(flags)
+    if (cmd === 'backtrack') return await cmdBacktrack(flags)
+    if (cmd === 'restore') return await cmdRestore(flags)
+    if (cmd === 'destroy') return await cmdDestroy(flags)
     return await cmdServe(flags)
   } catch (err) {
     if (err instanceof UsageError) { process.stderr.write(`hexad: ${err.message}\n`); return 2 }
