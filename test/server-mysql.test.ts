@@ -11,9 +11,10 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
+import tls from 'node:tls'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mysql from 'mysql2/promise'
@@ -270,6 +271,36 @@ test('auth: mysql_native_password right and wrong, unknown user, a user without 
     assert.is(Number(x[0].two), 2)
     await c.end()
   } finally { await t.stop() }
+})
+
+test('TLS: with a certificate, mysql2 switches to TLS in the handshake (then authenticates and queries inside it); without one, an SSL request is refused', async () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-mysql-tls-'))
+  const key = path.join(work, 'key.pem'), cert = path.join(work, 'cert.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' })
+  const t = await startServer({ mysql: { port: 0, users: [{ name: 'sec', password: 'pw' }], tls: { key: fs.readFileSync(key), cert: fs.readFileSync(cert) } } })
+  try {
+    const c = await mysql.createConnection({ host: '127.0.0.1', port: t.mysqlPort, user: 'sec', password: 'pw', ssl: { rejectUnauthorized: false } })
+    try {
+      const stream = (c as unknown as { connection: { stream: unknown } }).connection.stream
+      assert.ok(stream instanceof tls.TLSSocket, 'the mysql2 client talks TLS')
+      const [rows] = await c.query('SELECT 1 + 1 AS two') as [Array<Record<string, unknown>>, unknown]
+      assert.is(Number(rows[0].two), 2)
+      const [p] = await c.execute('SELECT ? AS v', ['x'.repeat(100_000)]) as [Array<Record<string, unknown>>, unknown]
+      assert.is(String(p[0].v).length, 100_000, 'a large prepared round trip inside TLS')
+    } finally { await c.end() }
+    const wrong = await errorOf(mysql.createConnection({ host: '127.0.0.1', port: t.mysqlPort, user: 'sec', password: 'nope', ssl: { rejectUnauthorized: false } }))
+    assert.is(wrong.errno, 1045)
+    // a plain client still works on a TLS-capable server
+    const plain = await mysql.createConnection({ host: '127.0.0.1', port: t.mysqlPort, user: 'sec', password: 'pw' })
+    await plain.query('SELECT 1')
+    await plain.end()
+  } finally {
+    await t.stop()
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+  // the shared server has no certificate: a client that insists on TLS is refused
+  const refused = await errorOf(mysql.createConnection({ host: '127.0.0.1', port: h.mysqlPort, user: 'alice', password: 'wonder land', ssl: { rejectUnauthorized: false } }))
+  assert.ok(/secure connection|TLS|SSL/i.test(refused.message), refused.message)
 })
 
 test('limits: max connections (1040), idle timeout (4031), malformed and oversized packets close only their connection', async () => {

@@ -47,7 +47,7 @@ Options:
   --user NAME:PASSWORD   a user allowed to log in (repeatable); with users, logins need
                          the password (PostgreSQL: SCRAM-SHA-256, MySQL: mysql_native_password).
                          Without any --user, every login is trusted (local development only).
-  --tls-key FILE         PEM private key; with --tls-cert, PostgreSQL clients may use TLS (MySQL: no TLS)
+  --tls-key FILE         PEM private key; with --tls-cert, PostgreSQL and MySQL clients may use TLS
   --tls-cert FILE        PEM certificate
   --max-connections N    per endpoint (default 100)
   --idle-timeout SEC     close sessions idle this long (default 0: never)
@@ -316,7 +316,7 @@ async function cmdServe(flags: Flags): Promise<number> {
   const common = { host, ...(maxConnections !== undefined ? { maxConnections } : {}), ...(idle !== undefined ? { idleTimeoutMs: idle * 1000 } : {}), log }
   const options: ServeOptions = {}
   if (pgPort !== undefined) options.pg = { port: pgPort, ...common, ...(users.length ? { users, auth: 'scram-sha-256' as const } : { auth: 'trust' as const }), ...(tls ? { tls } : {}) }
-  if (mysqlPort !== undefined) options.mysql = { port: mysqlPort, ...common, ...(users.length ? { users } : {}) }
+  if (mysqlPort !== undefined) options.mysql = { port: mysqlPort, ...common, ...(users.length ? { users } : {}), ...(tls ? { tls } : {}) }
   const backupDir = one(flags, 'backup')
   const window = positive(flags, 'backtrack-window')
   const clusterOptions: ClusterOptions = { dir, ...(window ? { backtrackWindowMs: Math.round(window * 1000) } : {}), ...(backupDir ? { backup: { store: backupDir, onError: (e: Error) => log(`backup: ${e.message}`) } } : {}) }
@@ -333,7 +333,7 @@ async function cmdServe(flags: Flags): Promise<number> {
   const auth = users.length ? `${users.length} user${users.length === 1 ? '' : 's'}, password required` : 'trust (no passwords: local development)'
   const ep = endpoints
   if (ep.pg) process.stdout.write(`hexad: PostgreSQL protocol listening on ${host}:${ep.pg.port} (${auth}${tls ? ', TLS available' : ''}), cluster ${dir}\n`)
-  if (ep.mysql) process.stdout.write(`hexad: MySQL protocol listening on ${host}:${ep.mysql.port} (${auth}), cluster ${dir}\n`)
+  if (ep.mysql) process.stdout.write(`hexad: MySQL protocol listening on ${host}:${ep.mysql.port} (${auth}${tls ? ', TLS available' : ''}), cluster ${dir}\n`)
   return new Promise<number>(resolve => {
     let stopping = false
     const stop = (signal: string) => {

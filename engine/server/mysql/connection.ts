@@ -25,6 +25,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type net from 'node:net'
+import tls from 'node:tls'
 import type { SqlEngine, SqlSession } from '../../sql/session.js'
 import { splitStatements } from '../../sql/session.js'
 import { tokenize } from '../../sql/lexer.js'
@@ -41,6 +42,8 @@ export interface MysqlLimits {
   statementsMax: number
   /** the handshake must finish within this */
   authTimeoutMs: number
+  /** offered to clients (CLIENT_SSL): after an SSL request the connection goes on inside TLS */
+  tls?: tls.SecureContext
 }
 
 /** A configured user: the SHA1(SHA1(password)) that mysql_native_password checks against, or null for any password. */
@@ -91,7 +94,7 @@ export class MysqlConnection implements MysqlSessionState {
   #caps = 0
   #seq = 0
   #buf: Buffer = Buffer.alloc(0)
-  readonly #it: AsyncIterator<Buffer>
+  #it: AsyncIterator<Buffer>
   #out: Buffer[] = []
   #outBytes = 0
   #closed = false
@@ -104,7 +107,7 @@ export class MysqlConnection implements MysqlSessionState {
   readonly #since = Date.now()
 
   constructor(
-    readonly socket: net.Socket,
+    public socket: net.Socket,
     readonly session: SqlSession,
     readonly engine: SqlEngine,
     readonly connectionId: number,
@@ -113,10 +116,35 @@ export class MysqlConnection implements MysqlSessionState {
     readonly log: (line: string) => void,
   ) {
     this.vars = defaultVariables(limits.packetBytesMax)
-    this.#it = socket[Symbol.asyncIterator]()
+    this.#it = socket.iterator({ destroyOnReturn: false })[Symbol.asyncIterator]()
   }
 
+  /**
+   * The client sent an SSL request: the rest of the connection (from its
+   * handshake response on) runs inside TLS on the same socket. Bytes the
+   * client sent after the request (the start of its TLS handshake) are
+   * handed to the TLS layer first.
+   */
+  async #startTls(context: tls.SecureContext): Promise<void> {
+    const raw = this.socket
+    await this.#it.return?.()
+    if (this.#buf.length) { raw.unshift(this.#buf); this.#buf = Buffer.alloc(0) }
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context })
+    secure.on('error', () => {})
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secure', () => resolve())
+      secure.once('error', reject)
+      secure.once('close', () => reject(new ProtocolError('the client closed during the TLS handshake')))
+    })
+    this.socket = secure as unknown as net.Socket
+    this.#it = secure.iterator({ destroyOnReturn: false })[Symbol.asyncIterator]()
+  }
+
+
   get host(): string { return this.socket.remoteAddress ?? 'localhost' }
+  /** the client switched to TLS during the handshake */
+  tls = false
+  get #serverCaps(): number { return SERVER_CAPS | (this.limits.tls ? CLIENT.SSL : 0) }
 
   /** SET autocommit: turning it on commits an open transaction (as MySQL does). */
   async setAutocommit(on: boolean): Promise<void> {
@@ -274,11 +302,19 @@ export class MysqlConnection implements MysqlSessionState {
       this.#seq = 0
       this.#send(new PacketWriter()
         .u8(10).cstring(SERVER_VERSION).u32(this.connectionId).bytes(scramble.subarray(0, 8)).u8(0)
-        .u16(SERVER_CAPS & 0xffff).u8(45).u16(this.#status).u16(SERVER_CAPS >>> 16)
+        .u16(this.#serverCaps & 0xffff).u8(45).u16(this.#status).u16(this.#serverCaps >>> 16)
         .u8(21).zeros(10).bytes(scramble.subarray(8)).u8(0).cstring(NATIVE).take())
       await this.#flush()
-      const p = await this.#packet()
+      let p = await this.#packet()
       if (!p) return false
+      // An SSL request: the handshake response's first 32 bytes alone, then TLS, then the whole response.
+      if (p.payload.length === 32 && (p.payload.readUInt32LE(0) & CLIENT.SSL)) {
+        if (!this.limits.tls) throw new MysqlServerError(1043, '08S01', 'this server does not offer TLS (connect without SSL)')
+        await this.#startTls(this.limits.tls)
+        this.tls = true
+        p = await this.#packet()
+        if (!p) return false
+      }
       this.#seq = (p.seq + 1) & 0xff
       const r = new PacketReader(p.payload)
       const clientCaps = r.u32()
@@ -287,7 +323,7 @@ export class MysqlConnection implements MysqlSessionState {
       r.u8() // character set
       r.bytes(23)
       if (r.remaining === 0 && (clientCaps & CLIENT.SSL)) throw new MysqlServerError(1043, '08S01', 'this server does not offer TLS (connect without SSL)')
-      this.#caps = clientCaps & SERVER_CAPS
+      this.#caps = clientCaps & this.#serverCaps
       this.user = r.cstring()
       let token: Buffer
       if (clientCaps & CLIENT.PLUGIN_AUTH_LENENC_CLIENT_DATA) token = r.lenencBytes()

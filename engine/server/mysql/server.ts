@@ -14,6 +14,7 @@
  * most `statementsMax` prepared statements.
  */
 import net from 'node:net'
+import tls from 'node:tls'
 import type { Database } from '../../compute/database.js'
 import { toSource, type SessionSource } from '../source.js'
 import { MysqlConnection, nativeStage2, type Credentials } from './connection.js'
@@ -32,6 +33,8 @@ export interface MysqlServerOptions {
   /** largest packet a client may send (max_allowed_packet; default 64 MiB) */
   packetBytesMax?: number
   statementsMax?: number
+  /** PEM key and certificate: clients may switch to TLS during the handshake (CLIENT_SSL) */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer }
   /** called for connection-level events worth a log line */
   log?: (line: string) => void
 }
@@ -50,8 +53,16 @@ export async function startMysqlServer(target: Database | SessionSource, options
   const {
     port = 3306, host = '127.0.0.1', users,
     maxConnections = 100, idleTimeoutMs = 0, authTimeoutMs = 10_000, packetBytesMax = 64 << 20, statementsMax = 1000,
-    log = () => {},
+    log = () => {}, tls: tlsOptions,
   } = options
+  let secureContext: tls.SecureContext | undefined
+  if (tlsOptions) {
+    try {
+      secureContext = tls.createSecureContext({ key: tlsOptions.key, cert: tlsOptions.cert, ...(tlsOptions.ca ? { ca: tlsOptions.ca } : {}) })
+    } catch (err) {
+      throw new TypeError(`mysql tls: the key and certificate do not load: ${(err as Error).message}`)
+    }
+  }
   let credentials: Credentials = null
   if (users) {
     if (!Array.isArray(users)) throw new TypeError('mysql users must be an array of { name, password? }')
@@ -83,7 +94,7 @@ export async function startMysqlServer(target: Database | SessionSource, options
     let opened: ReturnType<SessionSource['open']>
     try { opened = source.open('mysql') } catch (err) { log(`mysql: cannot open a session: ${(err as Error).message}`); socket.destroy(); sockets.delete(socket); return }
     const c = new MysqlConnection(socket, opened.session, opened.engine, nextId, credentials,
-      { packetBytesMax, idleTimeoutMs, statementsMax, authTimeoutMs }, log)
+      { packetBytesMax, idleTimeoutMs, statementsMax, authTimeoutMs, ...(secureContext ? { tls: secureContext } : {}) }, log)
     live.add(c)
     socket.once('close', () => { sockets.delete(socket); live.delete(c); c.close(); opened.release() })
     c.run().catch(err => { log(`mysql: connection error: ${(err as Error).message}`); socket.destroy() })
