@@ -118,7 +118,14 @@ class Simulation {
   readonly driver: NodeClock
   readonly failures: string[] = []
   readonly schedule: string[] = []
-  readonly counts: Record<string, number> = { mtrs: 0, acked: 0, failedWrites: 0, reads: 0, crashes: 0, flips: 0, netCorrupt: 0, nodeErrors: 0, writers: 0 }
+  readonly counts: Record<string, number> = { mtrs: 0, acked: 0, failedWrites: 0, reads: 0, crashes: 0, flips: 0, netCorrupt: 0, nodeErrors: 0, writers: 0, snapshots: 0, pinnedReads: 0 }
+  /**
+   * Named snapshots the writers made (durable read points that checkpoints
+   * fold at); reads at them are checked against the model like any read.
+   * Drawn from their own stream, so the main schedule's draws stay as they were.
+   */
+  readonly pinRng: Rng
+  readonly snapshots: Array<{ name: string; lsn: number; deleted: boolean }> = []
   readonly mtrs = new Map<number, MtrModel>()
   readonly recordPg = new Map<number, number>()
   readonly reads: ReadSeen[] = []
@@ -144,6 +151,7 @@ class Simulation {
   constructor(seed: number, opts: SimRunOptions) {
     this.seed = seed
     this.rng = new Rng(seed)
+    this.pinRng = new Rng((seed ^ 0x9e3779b9) >>> 0)
     this.faultRng = this.rng.fork()
     this.disk = new SimDisk(this.rng.fork())
     this.net = new SimNetwork(this.clock, this.rng.fork())
@@ -391,6 +399,7 @@ class Simulation {
       w.lastVdl = w.vol.vdl
       if (this.#mtrSeq < this.mtrTarget && w.inflight < 4 && r.bool(0.6)) this.#write(w)
       if (r.bool(0.4)) this.#read(w)
+      this.#pins(w)
     }
     this.driver.setTimeout(() => this.#tick(), r.int(1, 8))
   }
@@ -431,6 +440,42 @@ class Simulation {
     let p: Promise<Uint8Array>
     try { p = vol.readPage(pageId, { at }) } catch { return }
     p.then(image => { this.counts.reads++; this.reads.push({ writer: w.name, pageId, at, image: new Uint8Array(image) }) }, () => {})
+  }
+
+  /**
+   * Snapshots: now and then the only live writer marks one at its VDL (a
+   * stale writer must not write volume.meta), deletes the oldest, or reads
+   * a page at a live one (pages change after it, checkpoints fold past it).
+   */
+  #pins(w: Writer): void {
+    const pr = this.pinRng
+    const vol = w.vol!
+    const live = this.snapshots.filter(x => !x.deleted)
+    const only = this.writers.filter(x => x.vol && !x.fenced && !x.retired).length === 1
+    if (only && live.length < 3 && pr.bool(0.01)) {
+      const name = `s${this.snapshots.length + 1}`
+      try {
+        const lsn = vol.createSnapshot(name)
+        this.snapshots.push({ name, lsn, deleted: false })
+        this.counts.snapshots++
+        this.schedule.push(`${this.clock.now.toFixed(0)} ms: snapshot ${name} at ${lsn}`)
+      } catch { /* fenced or closed meanwhile */ }
+    }
+    if (only && live.length && pr.bool(0.003)) {
+      const x = live[0]
+      try { vol.deleteSnapshot(x.name); x.deleted = true; this.schedule.push(`${this.clock.now.toFixed(0)} ms: snapshot ${x.name} deleted`) } catch { /* fenced or closed */ }
+    }
+    if (live.length && pr.bool(0.2)) {
+      const x = live[pr.int(0, live.length - 1)]
+      const pageId = pr.int(0, PAGES - 1)
+      let p: Promise<Uint8Array>
+      try { p = vol.readPage(pageId, { at: x.lsn }) } catch (err) {
+        // A writer that opened before the snapshot existed does not know it: only that may refuse it.
+        if (vol.snapshots().some(s => s.name === x.name)) this.fail(`read at snapshot ${x.name} (${x.lsn}) refused by ${w.name}: ${(err as Error).message}`)
+        return
+      }
+      p.then(image => { this.counts.pinnedReads++; this.reads.push({ writer: w.name, pageId, at: x.lsn, image: new Uint8Array(image) }) }, () => {})
+    }
   }
 
   /** 1..3 records over random pages; the CPL record also writes the MTR's id (the stamp the wire tap reads). */
@@ -529,8 +574,10 @@ class Simulation {
       const truncs = node.truncations.length
       if (truncs !== seen.truncs) { seen.truncs = truncs; seen.scl.clear() }
       // A segment that found a damaged frame (a bit flipped on its disk) has lost those records
-      // until gap fill brings them back: its SCL honestly goes back. Nothing else may lower it.
-      const damage = this.reports.filter(x => x.segment === id && x.r.kind === 'frame').length
+      // until gap fill brings them back: its SCL honestly goes back. A flip in the last frame of
+      // the newest log file looks like a torn write and is cut as one ('torn-tail'). Nothing else
+      // may lower it.
+      const damage = this.reports.filter(x => x.segment === id && (x.r.kind === 'frame' || x.r.kind === 'torn-tail')).length
       if (damage !== seen.reports && this.flips.some(f => f.segment === id)) { seen.reports = damage; seen.scl.clear() }
       for (const [pg, st] of node.pgs) {
         const before = seen.scl.get(pg) ?? 0
@@ -639,6 +686,13 @@ class Simulation {
     const got = await this.#settle(Promise.all(Array.from({ length: PAGES }, (_, p) => vol.readPage(p))))
     if (got instanceof Error) this.fail(`final reads failed: ${got.message}`)
     else got.forEach((img, p) => { if (!equal(img, model[p])) this.fail(`final read of page ${p} at VDL ${vdl} differs from the model at byte ${firstDiff(img, model[p])}`) })
+    // Every page at every live snapshot equals the model there (after all the checkpoints since).
+    for (const x of this.snapshots.filter(y => !y.deleted)) {
+      const want = this.#model(x.lsn, vdl, truncs)
+      const imgs = await this.#settle(Promise.all(Array.from({ length: PAGES }, (_, p) => vol.readPage(p, { at: x.lsn }))))
+      if (imgs instanceof Error) { this.fail(`final reads at snapshot ${x.name} (${x.lsn}) failed: ${imgs.message}`); continue }
+      imgs.forEach((img, p) => { if (!equal(img, want[p])) this.fail(`final read of page ${p} at snapshot ${x.name} (${x.lsn}) differs from the model at byte ${firstDiff(img, want[p])}`) })
+    }
     // Every read during the run returned the model at its read point.
     const cache = new Map<number, Uint8Array[]>()
     let bad = 0

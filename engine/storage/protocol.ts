@@ -43,8 +43,9 @@ export type ClientRequest =
   | { t: 'pins'; epoch: number; pins: number[] }
   /** the segments of the PGs' quorum sets (all sets during a change): only their SCLs gate checkpoints */
   | { t: 'members'; epoch: number; members: number[] }
-  | { t: 'frame'; seq: number; epoch: number; frame: Uint8Array; /** the writer's read horizon, when it moved */ horizon?: number }
-  | { t: 'horizon'; epoch: number; lsn: number }
+  /** `pins` ride with every horizon: a segment never folds past a pin it was not told of (a lost 'pins' message) */
+  | { t: 'frame'; seq: number; epoch: number; frame: Uint8Array; /** the writer's read horizon, when it moved */ horizon?: number; pins?: number[] }
+  | { t: 'horizon'; epoch: number; lsn: number; pins?: number[] }
   | { t: 'read'; id: number; epoch: number; pageId: number; at: number; need: number }
   | { t: 'stats'; id: number }
   /** a clone's base: the parent's image of `pageId` at the clone LSN `lsn`, kept as a page version */

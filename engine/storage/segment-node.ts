@@ -268,6 +268,7 @@ export class SegmentNode {
         if (m.epoch < this.epoch) return reply({ t: 'fenced', seq: m.seq, epoch: this.epoch })
         if (m.epoch > this.epoch) return reply({ t: 'error', message: `frame of epoch ${m.epoch} before hello (segment at epoch ${this.epoch})` })
         const bytes = Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength)
+        if (m.pins) this.#setPins(m.pins)
         if (m.horizon !== undefined && m.horizon > this.horizon) this.horizon = m.horizon
         const h = checkFrame(bytes)
         if (!h) { this.s.corruptFrames++; return reply({ t: 'error', message: `frame ${m.seq} failed its checksum in transit` }) }
@@ -288,7 +289,9 @@ export class SegmentNode {
         return
       }
       case 'horizon':
-        if (m.epoch === this.epoch && m.lsn > this.horizon) this.horizon = m.lsn
+        if (m.epoch !== this.epoch) return
+        if (m.pins) this.#setPins(m.pins)
+        if (m.lsn > this.horizon) this.horizon = m.lsn
         return
       case 'pins':
         if (m.epoch >= this.epoch) this.#setPins(m.pins)

@@ -444,7 +444,7 @@ export class Volume {
     if (rec.nextLsn <= floor) rec.nextLsn = floor + 1
     if (rec.truncation) {
       this.#meta.truncations.push(rec.truncation)
-      writeMeta(this.#disk, this.#metaPath, this.#meta)
+      this.#writeOwnMeta()
     }
     const truncated = await Promise.all(replies.map(async ({ id }) => {
       const r = await this.#request(id, { t: 'truncate', id: 0, epoch, truncations: this.#meta.truncations, members: this.#slots(), pins: this.#durablePins() }, this.#o.readTimeoutMs)
@@ -477,6 +477,21 @@ export class Volume {
    * version per pin), so the log after them can go, and reads at them stay
    * possible.
    */
+  /**
+   * Writes this handle's volume.meta, unless a newer handle (a higher epoch
+   * on disk) has opened the volume meanwhile: then this one is fenced and
+   * must not overwrite what the newer one recorded (its epoch, truncations,
+   * snapshots, clones).
+   */
+  #writeOwnMeta(): void {
+    const onDisk = this.#disk.exists(this.#metaPath) ? decodeMeta<VolumeMeta>(this.#disk.readFile(this.#metaPath)) : null
+    if (onDisk && onDisk.epoch > this.#meta.epoch) {
+      this.#fence(-1, onDisk.epoch)
+      throw this.#fenced!
+    }
+    writeMeta(this.#disk, this.#metaPath, this.#meta)
+  }
+
   #durablePins(): number[] {
     const out = new Set<number>()
     for (const [, lsn] of this.#meta.snapshots ?? []) out.add(lsn)
@@ -519,7 +534,7 @@ export class Volume {
       throw badInput(`snapshot LSN ${String(at)} must be between the oldest retained ${this.#retainedFrom} and the VDL ${this.#quorum.vdl}`)
     }
     this.#meta.snapshots = [...list, [name, at]]
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     this.#sendPins()
     return at
   }
@@ -535,7 +550,7 @@ export class Volume {
     const list = this.#meta.snapshots ?? []
     if (!list.some(([n]) => n === name)) throw badInput(`no snapshot named ${JSON.stringify(name)}`)
     this.#meta.snapshots = list.filter(([n]) => n !== name)
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     this.#sendPins()
     this.#scheduleHorizon()
   }
@@ -560,7 +575,7 @@ export class Volume {
     const lsn = this.#quorum.vdl
     // The pin first: a crash in between leaves a pin without a clone (kept data), never a clone without its pin.
     this.#meta.clones = [...(this.#meta.clones ?? []), [target, lsn]]
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     this.#sendPins()
     this.#disk.mkdirp(target)
     writeMeta(this.#disk, path.join(target, 'volume.meta'), { pageSize: this.pageSize, pagesPerGroup: this.pagesPerGroup, epoch: 0, truncations: [], parent: { dir: this.dir, lsn } })
@@ -589,7 +604,7 @@ export class Volume {
     const target = path.resolve(dir)
     this.#meta.clones = (this.#meta.clones ?? []).filter(([d]) => d !== target)
     if (this.#meta.clones.length === 0) delete this.#meta.clones
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     this.#sendPins()
     this.#scheduleHorizon()
     return !!this.#meta.retired && !this.#meta.clones
@@ -598,7 +613,7 @@ export class Volume {
   /** @internal marks this volume destroyed but kept for its clones */
   _retire(): void {
     this.#meta.retired = true
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
   }
 
   /** A clone's segment lacks the parent's image under its records of these pages: fetch each once, send it. */
@@ -704,7 +719,7 @@ export class Volume {
       if (!rec || rec[R_LSN] !== to || !(rec[R_FLAGS] & RECORD_FLAG_CPL)) throw badInput(`backtrack target LSN ${to} is not the end of a mini-transaction (not a state the volume had); use a moment, a VDL or a commit's LSN`)
     }
     this.#meta.backtrack = { to }
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     const pin = this.pinReadPoint(to)
     try {
       const ids = await this.pageIds(to)
@@ -721,7 +736,7 @@ export class Volume {
         options.onProgress?.(done, ids.length)
       }
       delete this.#meta.backtrack
-      writeMeta(this.#disk, this.#metaPath, this.#meta)
+      this.#writeOwnMeta()
       this.#sampleTimeline()
       return { from, to, pages: ids.length, lsn: this.#quorum.vdl }
     } finally {
@@ -747,7 +762,7 @@ export class Volume {
     }
     this.#meta.kept = rest.length ? rest : undefined
     if (!this.#meta.kept) delete this.#meta.kept
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     this.#scheduleHorizon()
     return lsn
   }
@@ -914,7 +929,7 @@ export class Volume {
   async #changeTo(target: QuorumSet): Promise<void> {
     const old = this.#sets()[0]
     this.#meta.sets = [old, target]
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     this.#quorum.setSets(this.#meta.sets)
     this.#broadcastMembers()
     for (const id of target.members) if (!this.#ready[id] && this.#storage.isUp(id)) void this.#connect(id)
@@ -955,7 +970,7 @@ export class Volume {
     }
     this.#transition = null
     this.#meta.sets = [t.target]
-    writeMeta(this.#disk, this.#metaPath, this.#meta)
+    this.#writeOwnMeta()
     this.#quorum.setSets(this.#meta.sets)
     this.#broadcastMembers()
     t.resolve()
@@ -1144,7 +1159,7 @@ export class Volume {
     if (this.#lagBytes[id] > this.#o.segmentLagBytesMax) return // too far behind: gossip will catch it up
     this.#sentBytes[id].set(s.seq, s.frame.length)
     this.#lagBytes[id] += s.frame.length
-    port.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame, horizon } satisfies ClientRequest)
+    port.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame, horizon, ...(horizon !== undefined ? { pins: this.#durablePins() } : {}) } satisfies ClientRequest)
   }
 
   /**
@@ -1167,7 +1182,8 @@ export class Volume {
   #sendHorizon(): void {
     const h = this.#advanceHorizon()
     if (h === undefined) return
-    for (const id of this.#slots()) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: h } satisfies ClientRequest)
+    const pins = this.#durablePins()
+    for (const id of this.#slots()) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: h, pins } satisfies ClientRequest)
   }
 
   #horizonTimer: TimerHandle | null = null
@@ -1390,6 +1406,8 @@ export class Volume {
     if (r?.t === 'fenced') return this.#fence(id, r.epoch)
     if (r?.t !== 'hello-ok' || this.#ports[id] !== port) return
     this.#ready[id] = true
+    // The pins as they are now: a snapshot made while the hello was on its way is not in it.
+    port.postMessage({ t: 'pins', epoch: this.epoch, pins: this.#durablePins() } satisfies ClientRequest)
     this.#horizonSent = -1
     this.#sendHorizon()
     // Frames not yet durable are sent again; anything older comes by gossip.
@@ -1453,7 +1471,7 @@ export class Volume {
 
   #fence(id: number, epoch: number): void {
     if (this.#fenced) return
-    this.#fenced = new HexadError('HEXAD_FENCED', `this volume handle (epoch ${this.epoch}) was fenced: segment ${id} is at epoch ${epoch}, so another handle has opened ${this.dir}`)
+    this.#fenced = new HexadError('HEXAD_FENCED', `this volume handle (epoch ${this.epoch}) was fenced: ${id >= 0 ? `segment ${id}` : 'volume.meta'} is at epoch ${epoch}, so another handle has opened ${this.dir}`)
     for (let i = this.#commitHead; i < this.#commits.length; i++) {
       const w = this.#commits[i]
       if (!w.settled) { w.settled = true; w.reject(this.#fenced) }
