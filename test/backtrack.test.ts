@@ -136,7 +136,7 @@ test('a backtrack drops open transactions and closes wire connections', async ()
     await ended
     assert.is(utf8((await c.writer.get('a'))!), '1')
     assert.is(await c.writer.get('b'), undefined)
-    assert.ok(r.ms >= 0)
+    assert.ok(r.pages > 0, "the pages written after the moment were written again")
     // New connections work on the new writer.
     const again = new pg.Client({ host: ep.pg!.host, port: ep.pg!.port, user: 'hexad', database: 'hexad' })
     await again.connect()

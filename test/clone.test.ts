@@ -61,9 +61,7 @@ test('a clone and its parent are isolated under concurrent writes on both sides'
   let clone: Cluster | null = null
   try {
     const base = await load(parent, 3000)
-    const t0 = performance.now()
     clone = await parent.clone({ dir: path.join(root, 'c') })
-    assert.ok(performance.now() - t0 < 30_000)
     assert.equal(parent.clones().map(c => c.dir), [path.join(root, 'c')])
     const models = { p: { main: new Map(base.main), other: new Map(base.other) }, c: { main: new Map(base.main), other: new Map(base.other) } }
     const sides: Array<['p' | 'c', Cluster]> = [['p', parent], ['c', clone]]

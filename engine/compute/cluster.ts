@@ -110,7 +110,8 @@ export class Cluster extends EventEmitter {
   readonly #cacheBytes: number
   readonly #dialect: Dialect | undefined
   #closing: Promise<void> | null = null
-  #failing: Promise<FailoverReport> | null = null
+  /** a failover or a backtrack under way (one at a time) */
+  #failing: Promise<FailoverReport | BacktrackReport> | null = null
   /** closes of volume handles left behind by failovers */
   readonly #retired: Array<Promise<void>> = []
   readonly #readers = new Map<string, Reader>()
@@ -383,7 +384,7 @@ export class Cluster extends EventEmitter {
       for (const old of readers) this.#readers.set(old.name, new Reader(engine, vol, old._options))
       return { ...r, ms: performance.now() - t0 }
     })()
-    this.#failing = run.then(() => null as unknown as FailoverReport, () => null as unknown as FailoverReport)
+    this.#failing = run
     let report: BacktrackReport
     try { report = await run } finally { this.#failing = null }
     this.emit('backtrack', report)
@@ -395,8 +396,8 @@ export class Cluster extends EventEmitter {
 
   async #failover(kind: 'crash' | 'planned', target?: string): Promise<FailoverReport> {
     this.#checkOpen()
-    if (this.#failing) throw new HexadError('HEXAD_CONFLICT', 'a failover is already in progress')
-    this.#failing = (async () => {
+    if (this.#failing) throw new HexadError('HEXAD_CONFLICT', 'a failover or backtrack is already in progress')
+    const run = (async (): Promise<FailoverReport> => {
       const t0 = performance.now()
       const oldEngine = this.#engine, oldVolume = this.#volume, oldEpoch = oldVolume.epoch
       if (kind === 'crash') oldEngine.crash(new HexadError('HEXAD_FENCED', `the writer (epoch ${oldEpoch}) crashed; a replica is being promoted: retry on cluster.writer or a 'writer' endpoint`))
@@ -443,8 +444,9 @@ export class Cluster extends EventEmitter {
       this.#retired.push(oldVolume.close().catch(() => {}))
       return { promoted: best?.name ?? null, oldEpoch, newEpoch: volume.epoch, vdl: recovered, cacheKept, pagesKept, ms }
     })()
+    this.#failing = run
     let report: FailoverReport
-    try { report = await this.#failing } finally { this.#failing = null }
+    try { report = await run } finally { this.#failing = null }
     this.emit('failover', report)
     return report
   }

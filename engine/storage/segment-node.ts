@@ -356,9 +356,9 @@ export class SegmentNode {
 
   /** The writer's durable read points; kept in the meta file before anything is folded past them. */
   #setPins(pins: number[]): void {
-    const next = [...new Set(pins)].sort((a, b) => a - b)
-    if (next.length === this.pins.length && next.every((p, i) => p === this.pins[i])) return
-    this.pins = next
+    // They ride with every horizon: the usual case (unchanged) allocates nothing.
+    if (pins.length === this.pins.length && pins.every((p, i) => p === this.pins[i])) return
+    this.pins = [...new Set(pins)].sort((a, b) => a - b)
     this.#writeMeta()
   }
 

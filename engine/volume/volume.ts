@@ -357,6 +357,14 @@ export class Volume {
   readonly #basesInFlight = new Map<number, Promise<Uint8Array>>()
   /** moment -> LSN samples, kept when backtrack is on */
   readonly #timeline: Timeline | null
+  /** the durable pins (snapshots, clones), ascending: see #durablePins */
+  #metaPins: number[] = []
+  /**
+   * Whether pins ride with every horizon: once this handle has had one (so a
+   * deleted pin's empty list still reaches every segment); a volume that
+   * never had one sends nothing extra on its commit path.
+   */
+  #pinsRide = false
   #sampleTimer: TimerHandle | null = null
   #lastSampleAt = 0
   #counters = { writes: 0, reads: 0, readsReissued: 0, framesShipped: 0, bytesShipped: 0 }
@@ -381,6 +389,7 @@ export class Volume {
     this.faults = new VolumeFaults(storage, () => this.#checkOpen())
     this.#parent = meta.parent ? new ParentLink(meta.parent.dir, meta.parent.lsn, openRetained) : null
     this.#timeline = o.backtrackWindowMs > 0 ? new Timeline(this.#disk, dir) : null
+    this.#refreshPins()
   }
 
   /** Open, not fenced. */
@@ -492,19 +501,23 @@ export class Volume {
     writeMeta(this.#disk, this.#metaPath, this.#meta)
   }
 
-  #durablePins(): number[] {
+  #durablePins(): number[] { return this.#metaPins }
+
+  /** Recomputes the pins from volume.meta (after a snapshot or clone came or went). */
+  #refreshPins(): void {
     const out = new Set<number>()
     for (const [, lsn] of this.#meta.snapshots ?? []) out.add(lsn)
     for (const [, lsn] of this.#meta.clones ?? []) out.add(lsn)
-    return [...out].sort((a, b) => a - b)
+    this.#metaPins = [...out].sort((a, b) => a - b)
+    if (this.#metaPins.length) this.#pinsRide = true
   }
 
-  #isDurablePin(at: number): boolean {
-    return (this.#meta.snapshots ?? []).some(([, l]) => l === at) || (this.#meta.clones ?? []).some(([, l]) => l === at)
-  }
+  #isDurablePin(at: number): boolean { return this.#metaPins.includes(at) }
 
+  /** Tells every ready segment the pins as they are now. */
   #sendPins(): void {
-    const pins = this.#durablePins()
+    this.#refreshPins()
+    const pins = this.#metaPins
     for (const id of this.#slots()) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'pins', epoch: this.epoch, pins } satisfies ClientRequest)
   }
 
@@ -1159,7 +1172,9 @@ export class Volume {
     if (this.#lagBytes[id] > this.#o.segmentLagBytesMax) return // too far behind: gossip will catch it up
     this.#sentBytes[id].set(s.seq, s.frame.length)
     this.#lagBytes[id] += s.frame.length
-    port.postMessage({ t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame, horizon, ...(horizon !== undefined ? { pins: this.#durablePins() } : {}) } satisfies ClientRequest)
+    const m: Extract<ClientRequest, { t: 'frame' }> = { t: 'frame', seq: s.seq, epoch: this.epoch, frame: s.frame, horizon }
+    if (horizon !== undefined && this.#pinsRide) m.pins = this.#metaPins
+    port.postMessage(m)
   }
 
   /**
@@ -1182,8 +1197,9 @@ export class Volume {
   #sendHorizon(): void {
     const h = this.#advanceHorizon()
     if (h === undefined) return
-    const pins = this.#durablePins()
-    for (const id of this.#slots()) if (this.#ready[id]) this.#ports[id]!.postMessage({ t: 'horizon', epoch: this.epoch, lsn: h, pins } satisfies ClientRequest)
+    const m: Extract<ClientRequest, { t: 'horizon' }> = { t: 'horizon', epoch: this.epoch, lsn: h }
+    if (this.#pinsRide) m.pins = this.#metaPins
+    for (const id of this.#slots()) if (this.#ready[id]) this.#ports[id]!.postMessage(m)
   }
 
   #horizonTimer: TimerHandle | null = null

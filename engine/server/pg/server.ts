@@ -207,19 +207,19 @@ export async function startPgServer(target: Database | SessionSource, options: P
   server.on('error', err => log(`pg: listener error: ${err.message}`))
   const addr = server.address() as net.AddressInfo
   let closing: Promise<void> | null = null
+  const dropConnections = () => {
+    for (const c of live.values()) c.terminate()
+    for (const s of sockets) s.destroy()
+  }
   return {
     port: addr.port,
     host,
     get connections() { return sockets.size },
-    dropConnections() {
-      for (const c of live.values()) c.terminate()
-      for (const s of sockets) s.destroy()
-    },
+    dropConnections,
     close() {
       closing ??= new Promise<void>(resolve => {
         server.close(() => resolve())
-        for (const c of live.values()) c.terminate()
-        for (const s of sockets) s.destroy()
+        dropConnections()
       })
       return closing
     },
