@@ -67,7 +67,9 @@ export class SimNetwork {
     if (!m || typeof m !== 'object') return
     for (const [k, v] of Object.entries(m as Record<string, unknown>)) {
       if (CHECKSUMMED.has(k) && v instanceof Uint8Array && v.length > 0) {
-        v[this.#rng.int(0, v.length - 1)] ^= 1 << this.#rng.int(0, 7)
+        // A frame in shared memory is the sender's (and every other receiver's) too: flip a bit in a copy.
+        const w = v.buffer instanceof SharedArrayBuffer ? ((m as Record<string, unknown>)[k] = new Uint8Array(v)) as Uint8Array : v
+        w[this.#rng.int(0, w.length - 1)] ^= 1 << this.#rng.int(0, 7)
         this.stats.corrupted++
         this.onCorrupt?.(from, to, m)
         return

@@ -79,6 +79,18 @@ interface Entry {
 }
 
 const CACHE_MAX = 2000
+/** statement texts remembered by Engine.lex, and the longest kept */
+const TEXT_MEMO_MAX = 1024
+const TEXT_MEMO_CHARS = 4096
+
+interface Lexed {
+  key: string
+  allToks: ReturnType<typeof tokenize>
+  toks: ReturnType<typeof tokenize>
+  w0: string
+  words: string[]
+  entry: { e: Entry; slots: Slot[] } | null
+}
 const AUTOCOMMIT_RETRIES = 20
 
 const require = createRequire(import.meta.url)
@@ -153,6 +165,13 @@ export class SqlEngine implements DdlHost, CatalogView {
   readonly tables = new Map<string, TableDef>()
   version = 0
   readonly #cache = new Map<string, Entry>()
+  /**
+   * Statement texts seen before, with what their lexing decided (and, for a
+   * text whose only variables are parameters, its cache entry): a repeated
+   * text skips tokenizing and normalizing. Texts with literals are not kept
+   * (pgbench-style inlined values would only churn it).
+   */
+  readonly texts = new Map<string, Lexed>()
   #ready: Promise<void> | null = null
   crashed = false
   readonly #seq = new Map<string, Promise<{ next: number }>>()
@@ -313,6 +332,22 @@ export class SqlEngine implements DdlHost, CatalogView {
     const q = dialect === 'mysql' ? '`' : '"'
     const list = ` (${t.columns.slice(0, n).map(c => q + c.name + q).join(', ')}) `
     return toks.slice(0, sig[2].i + 1).map(x => x.s).join('') + list + toks.slice(sig[2].i + 1).map(x => x.s).join('')
+  }
+
+  /** Lexes `text` (memoised per dialect and text, see {@link texts}). */
+  lex(text: string, dialect: Dialect): Lexed {
+    const key = (dialect === 'mysql' ? 'm' : 'p') + text
+    const hit = this.texts.get(key)
+    if (hit) return hit
+    const allToks = tokenize(text, dialect)
+    const toks = allToks.filter(t => t.t !== 'ws')
+    while (toks.length && toks[toks.length - 1].s === ';') toks.pop()
+    const lexed: Lexed = { key, allToks, toks, w0: toks[0]?.t === 'id' ? toks[0].s.toLowerCase() : '', words: toks.map(t => t.s.toLowerCase()), entry: null }
+    if (text.length <= TEXT_MEMO_CHARS && !allToks.some(t => t.t === 'num' || t.t === 'str' || t.t === 'bytes')) {
+      if (this.texts.size >= TEXT_MEMO_MAX) this.texts.clear()
+      this.texts.set(key, lexed)
+    }
+    return lexed
   }
 
   #remember(key: string, e: Entry): void {
@@ -563,12 +598,9 @@ export class SqlSession {
     const dialect = options.dialect ?? this.dialect
     const mode = options.rowMode ?? 'object'
     // transaction control and the statements node-sql-parser does not know are recognised here
-    const allToks = tokenize(text, dialect)
-    const toks = allToks.filter(t => t.t !== 'ws')
-    while (toks.length && toks[toks.length - 1].s === ';') toks.pop()
+    const lexed = eng.lex(text, dialect)
+    const { allToks, toks, w0, words } = lexed
     if (toks.some(t => t.t === 'op' && t.s === ';')) throw new SqlError(SQLSTATE.featureNotSupported, 'not supported: several statements in one call (split them, e.g. with splitStatements())')
-    const w0 = toks[0]?.t === 'id' ? toks[0].s.toLowerCase() : ''
-    const words = toks.map(t => t.s.toLowerCase())
     if (toks.length === 0) return { command: 'EMPTY', rowCount: 0, rows: [], fields: [] }
     if (TX_WORDS.has(w0) && (w0 !== 'start' || words[1] === 'transaction') && (w0 !== 'begin' || words.length === 1 || ['work', 'transaction', 'isolation', 'read'].includes(words[1]))) {
       return this.#txControl(w0)
@@ -589,7 +621,13 @@ export class SqlSession {
       return { command: w0 === 'vacuum' ? 'VACUUM' : 'ANALYZE', rowCount: 0, rows: [], fields: [] }
     }
     const { body, explain, lock } = statementBody(text, dialect, words)
-    const { e, slots } = eng.entry(body, dialect, body === text ? allToks : undefined)
+    let entry = lexed.entry
+    if (!entry) {
+      entry = eng.entry(body, dialect, body === text ? allToks : undefined)
+      // Parameters only (no literal slots): the same text always yields this entry.
+      if (eng.texts.get(lexed.key) === lexed && entry.slots.every(sl => 'param' in sl)) lexed.entry = entry
+    }
+    const { e, slots } = entry
     const kind = e.kind
     if (kind === 'truncate' && this.#tx && dialect !== 'mysql') {
       await truncateTables(eng, e.ast, this.#tx)

@@ -55,8 +55,8 @@ export interface FramePayload {
   records: RecordTuple[]
 }
 
-/** Builds a frame: header + (possibly compressed) msgpack payload. */
-export function encodeFrame(payload: FramePayload): Buffer {
+/** Builds a frame: header + (possibly compressed) msgpack payload, in a buffer from `alloc` when given (the writer places frames in shared memory). */
+export function encodeFrame(payload: FramePayload, alloc?: (bytes: number) => Buffer): Buffer {
   const raw = pack([payload.epoch, payload.vdl, payload.records])
   let body: Buffer = raw
   let flags = 0
@@ -64,7 +64,7 @@ export function encodeFrame(payload: FramePayload): Buffer {
     const c = lz4Compress(raw)
     if (c.length < raw.length) { body = c; flags |= FRAME_FLAG_LZ4 }
   }
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length)
+  const frame = alloc ? alloc(FRAME_HEADER_BYTES + body.length) : Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length)
   frame.writeUInt32LE(FRAME_MAGIC, 0)
   frame.writeUInt16LE(flags, 4)
   frame.writeUInt16LE(0, 6)

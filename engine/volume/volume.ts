@@ -31,6 +31,7 @@ import { realDisk, writeFileDurable, type Disk } from '../storage/disk.js'
 import { assertNotLocked, azOf, SEGMENTS, Storage, type ClientPort, type StorageLike, type StorageOptions } from '../storage/storage.js'
 import { DEFAULT_SETS, QuorumTracker, SLOTS_MAX, type QuorumSet } from './quorum.js'
 import { computeRecovery } from './recovery.js'
+import { FrameArena } from './frame-arena.js'
 import { liveVolume, ParentLink, registerLive, unregisterLive } from './lineage.js'
 import { Timeline, TIMELINE_SAMPLE_MS } from './timeline.js'
 
@@ -47,7 +48,13 @@ export interface VolumeOptions {
   lalLsns?: number
   /** bytes of redo not yet durable before writers wait (default 64 MiB) */
   inflightBytesMax?: number
-  /** frames not yet durable before records wait for the next boxcar (default 4) */
+  /**
+   * frames not yet durable before records wait for the next boxcar (default 1:
+   * one frame in flight while the next fills, as Aurora's boxcar; measured on 2
+   * cores, 1 against 4: TPC-B in SQL +16%, 64 single-put clients +12%, volume
+   * MTRs at 1 and 64 writers unchanged, since fewer, fuller frames leave the
+   * CPU to the writer)
+   */
   shipmentsInflightMax?: number
   /** redo bytes per frame at most (default 1 MiB) */
   frameBytesMax?: number
@@ -163,7 +170,7 @@ interface ReadReq {
 
 const DEFAULTS = {
   pageSize: 4096, pagesPerGroup: 16384, maxGroups: 65536, lalLsns: 1_000_000,
-  inflightBytesMax: 64 << 20, shipmentsInflightMax: 4, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
+  inflightBytesMax: 64 << 20, shipmentsInflightMax: 1, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
   scrubBytesPerSecond: 4 << 20, replaceAfterMs: 0, backtrackWindowMs: 0,
@@ -326,6 +333,7 @@ export class Volume {
   #pending: RecordTuple[] = []
   #pumpQueued = false
   readonly #shipments: Shipment[] = []
+  readonly #arena = new FrameArena()
   #shipSeq = 0
   readonly #sentBytes: Array<Map<number, number>> = Array.from({ length: SLOTS_MAX }, () => new Map())
   readonly #lagBytes: number[] = new Array(SLOTS_MAX).fill(0)
@@ -1085,9 +1093,8 @@ export class Volume {
       while (n < this.#pending.length && (n === 0 || bytes < this.#o.frameBytesMax)) bytes += estimate(this.#pending[n++])
       const records = n === this.#pending.length ? this.#pending : this.#pending.slice(0, n)
       this.#pending = n === this.#pending.length ? [] : this.#pending.slice(n)
-      // Posted to each segment as a structured clone: measured cheaper than one copy into a
-      // SharedArrayBuffer shared by all six (allocating one costs ~50 us at 45 KB).
-      const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records })
+      // Placed once in shared memory and posted to every segment as a view (frame-arena.ts).
+      const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records }, this.#arena.alloc)
       const s: Shipment = { seq: ++this.#shipSeq, frame, lastLsn: records[records.length - 1][0], sentAt: this.#clock.now() }
       this.#shipments.push(s)
       this.#counters.framesShipped++
