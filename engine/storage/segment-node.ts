@@ -92,6 +92,14 @@ export class SegmentNode {
   readonly rebuilds = new Map<number, { peer: number; base: number; afterPage: number; askedAt: number; pages: number }>()
   filesSetAside: string | null = null
   readonly gapRequests = new Map<number, number>() // pg -> time requested
+  /**
+   * pg -> the first peer SCL seen ahead of ours in the current episode, and
+   * when. Under load a peer is ahead all the time (the frame is on its way
+   * from the writer), so a gap is asked for only once it outlived two gossip
+   * rounds; asking at once made every segment scan, encode and send records
+   * the writer was already delivering.
+   */
+  readonly #behind = new Map<number, { target: number; since: number }>()
   /** pages with records not yet in a version, and how many */
   readonly dirtyPages = new Map<number, number>()
   /** the pages of dirtyPages whose count reached coalesceThreshold: the coalescer's work list */
@@ -728,6 +736,9 @@ export class SegmentNode {
         if (scl <= st.scl) continue
         if (this.rebuilds.has(pg)) continue
         if (this.#needsRebuild(pg, st)) { this.#startRebuild(pg, m.from); continue }
+        const behind = this.#behind.get(pg)
+        if (!behind || behind.target <= st.scl) { this.#behind.set(pg, { target: scl, since: now }); continue }
+        if (now - behind.since < 2 * this.cfg.gossipIntervalMs) continue
         const asked = this.gapRequests.get(pg)
         if (asked !== undefined && now - asked < GAP_FILL_TIMEOUT_MS) continue
         this.gapRequests.set(pg, now)
