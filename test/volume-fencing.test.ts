@@ -14,6 +14,7 @@
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import fs from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { HexadError, openVolume, type PageWrite, type Volume } from '../engine/index.js'
@@ -340,6 +341,9 @@ test('bad options: unknown option, bad values, pageSize / pagesPerGroup mismatch
       ['option zero', o({ dir: other, quorumTimeoutMs: 0 }), /quorumTimeoutMs must be a positive integer, got 0/],
       ['option negative', o({ dir: other, logFileBytes: -1 }), /logFileBytes must be a positive integer/],
       ['option fractional', o({ dir: other, coalesceThreshold: 1.5 }), /coalesceThreshold must be a positive integer/],
+      ['segmentNice too high', o({ dir: other, segmentNice: 20 }), /segmentNice must be an integer 0\.\.19, got 20/],
+      ['segmentNice negative', o({ dir: other, segmentNice: -1 }), /segmentNice must be an integer 0\.\.19, got -1/],
+      ['segmentNice fractional', o({ dir: other, segmentNice: 2.5 }), /segmentNice must be an integer 0\.\.19/],
       ['pageSize not a power of two', o({ dir: other, pageSize: 1000 }), /pageSize must be a power of two in 512\.\.65536, got 1000/],
       ['pageSize too small', o({ dir: other, pageSize: 256 }), /pageSize must be a power of two/],
       ['pageSize too large', o({ dir: other, pageSize: 131072 }), /pageSize must be a power of two/],
@@ -501,6 +505,29 @@ test('another process cannot open a volume in use: HEXAD_LOCKED', async () => {
   } finally {
     await vol.close()
     rmTempDir(dir)
+  }
+})
+
+test('segmentNice renices the six segment threads and nothing else (Linux); 0 leaves them', async () => {
+  if (process.platform !== 'linux') return
+  /** nice values of this process's threads, by thread id (field 19 of /proc/self/task/<tid>/stat) */
+  const niceOf = () => new Map(fs.readdirSync('/proc/self/task').map(t => {
+    const stat = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8')
+    return [t, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])] as [string, number]
+  }))
+  const before = niceOf()
+  for (const [nice, expect] of [[7, 6], [0, 0]] as const) {
+    const dir = makeTempDir(`nice-${nice}`)
+    const vol = await openVolume(smallOptions(dir, { segmentNice: nice }))
+    try {
+      const fresh = [...niceOf()].filter(([t]) => !before.has(t))
+      assert.is(fresh.filter(([, n]) => n === 7).length, expect, `segmentNice ${nice}: threads at nice 7 among the new ones ${JSON.stringify(fresh)}`)
+      assert.is(niceOf().get(String(process.pid)), before.get(String(process.pid)), 'the main thread keeps its priority')
+      await vol.write([{ pageId: 1, ops: [{ op: 'fill', offset: 0, len: 8, byte: 1 }] }])
+    } finally {
+      await vol.close()
+      rmTempDir(dir)
+    }
   }
 })
 

@@ -11,13 +11,34 @@
  * stop gossip and coalescing. piscina is for stateless CPU work (building
  * pages, compressing, backup) and is added when such work leaves the segment.
  */
+import fs from 'node:fs'
+import os from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import type { ClientRequest, ControlMessage, GossipMessage, SegmentConfig } from './protocol.js'
 import { openSegmentNode, type SegmentNode } from './segment-node.js'
 
-const cfg = workerData as SegmentConfig
+/** What storage.ts starts a worker with: the segment's config and the thread's niceness. */
+export interface WorkerData extends SegmentConfig { nice: number }
+
+const cfg = workerData as WorkerData
 if (!parentPort) throw new Error('segment-worker must run in a worker thread')
 const parent = parentPort
+if (cfg.nice > 0) renice(cfg.nice)
+
+/**
+ * Lowers this thread's scheduling priority (and only this thread's). Linux
+ * gives every thread its own nice value, set through its thread id, which
+ * /proc/thread-self names; elsewhere setpriority() on that id would touch a
+ * whole process, so nothing is done.
+ */
+function renice(nice: number): void {
+  if (process.platform !== 'linux') return
+  try {
+    const [pid, , tid] = fs.readlinkSync('/proc/thread-self').split('/')
+    if (Number(pid) !== process.pid || !tid) return
+    if (os.getPriority(Number(tid)) < nice) os.setPriority(Number(tid), nice) // never raise a priority the process was given lower
+  } catch { /* no /proc, or not allowed: run at the process's priority */ }
+}
 
 let seg: SegmentNode
 try {

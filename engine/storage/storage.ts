@@ -16,6 +16,7 @@ import path from 'node:path'
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import { HexadError } from '../common/errors.js'
 import type { ClientReply, ClientRequest, SegmentConfig } from './protocol.js'
+import type { WorkerData } from './segment-worker.js'
 
 export const SEGMENTS = 6
 export const AZS = 3
@@ -34,6 +35,8 @@ export interface StorageOptions {
   scrubBytesPerSecond: number
   /** the LSN a clone volume was cloned at (0 or absent: not a clone); see SegmentConfig */
   cloneLsn?: number
+  /** niceness of the worker threads (0..19; 0 or absent: left as the process is; Linux only) */
+  nice?: number
   /** slots beyond the first six that the volume's membership uses, as [id, az] */
   extraSlots?: Array<[number, number]>
 }
@@ -199,7 +202,7 @@ export class Storage extends EventEmitter implements StorageLike {
       gossipIntervalMs: this.options.gossipIntervalMs, pageCacheBytes: this.options.pageCacheBytes, scrubBytesPerSecond: this.options.scrubBytesPerSecond,
       cloneLsn: this.options.cloneLsn ?? 0,
     }
-    const worker = new Worker(new URL('./segment-worker.js', import.meta.url), { workerData: cfg })
+    const worker = new Worker(new URL('./segment-worker.js', import.meta.url), { workerData: { ...cfg, nice: this.options.nice ?? 0 } satisfies WorkerData })
     slot.worker = worker
     const ready = await new Promise<boolean>(resolve => {
       const onMsg = (m: { t: string; message?: string }) => {

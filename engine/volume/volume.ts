@@ -76,6 +76,15 @@ export interface VolumeOptions {
   segmentCacheBytes?: number
   /** bytes per second each segment re-reads and verifies in the background (scrub; default 4 MiB/s) */
   scrubBytesPerSecond?: number
+  /**
+   * scheduling niceness of the segment worker threads, 0..19 (default 10; 0
+   * leaves them as the process is). On a machine whose cores the writer, the
+   * application and the six segments share, a nicer segment gives way to the
+   * writer's thread: measured on 2 cores, TPC-B in SQL +12% at 10, pgbench
+   * over the wire +20%, single-client commits and volume MTRs unchanged.
+   * Linux only (elsewhere a thread cannot be reniced alone, and it is left).
+   */
+  segmentNice?: number
   /** a member segment down this long is replaced by a new one in its AZ (membership change; default: never) */
   replaceAfterMs?: number
   /**
@@ -173,7 +182,7 @@ const DEFAULTS = {
   inflightBytesMax: 64 << 20, shipmentsInflightMax: 1, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
-  scrubBytesPerSecond: 4 << 20, replaceAfterMs: 0, backtrackWindowMs: 0,
+  scrubBytesPerSecond: 4 << 20, segmentNice: 10, replaceAfterMs: 0, backtrackWindowMs: 0,
 }
 type Resolved = typeof DEFAULTS
 
@@ -237,7 +246,7 @@ export async function openVolumeOn(options: VolumeOptions, env: VolumeEnv): Prom
     pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, logFileBytes: o.logFileBytes,
     coalesceThreshold: o.coalesceThreshold, checkpointLogBytes: o.checkpointLogBytes,
     gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: o.segmentCacheBytes, scrubBytesPerSecond: o.scrubBytesPerSecond,
-    extraSlots: meta?.slots ?? [], cloneLsn: meta?.parent?.lsn ?? 0,
+    extraSlots: meta?.slots ?? [], cloneLsn: meta?.parent?.lsn ?? 0, nice: o.segmentNice,
   }
   const storage = await env.acquire(dir, storageOptions)
   try {
@@ -298,6 +307,11 @@ function resolveOptions(options: VolumeOptions): Resolved {
     if (k === 'dir' || v === undefined) continue
     if (!(k in DEFAULTS)) throw badInput(`openVolume: unknown option ${k}`)
     if (k === 'backtrackWindowMs' && v === 0) { o.backtrackWindowMs = 0; continue }
+    if (k === 'segmentNice') {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 19) throw badInput(`openVolume: segmentNice must be an integer 0..19, got ${String(v)}`)
+      o.segmentNice = v
+      continue
+    }
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw badInput(`openVolume: ${k} must be a positive integer, got ${String(v)}`)
     ;(o as Record<string, number>)[k] = v
   }
