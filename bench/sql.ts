@@ -418,7 +418,7 @@ export async function run(args: string[]): Promise<unknown> {
     console.log(table(rows))
     console.log(`\nTarget: TPC-B hexad / better-sqlite3 = ${fmt(tpcbRatio)}x (target >= 1x) ${pass ? 'PASS' : 'FAIL'}${cfg.rounds > 1 ? `   per round: ${perRound.map(x => fmt(x)).join(' / ')}` : ''}`)
     const notes = [
-      `better-sqlite3 is synchronous: its ${cfg.clients} "clients" are transactions one after the other (one WAL fsync per COMMIT); hexad's ${cfg.clients} sessions run concurrently, but at scale 1 every transaction updates the one branch row, whose lock hexad holds until the commit is durable (4 of 6 segments), so the transactions pass that row one commit latency at a time`,
+      `better-sqlite3 is synchronous: its ${cfg.clients} "clients" are transactions one after the other (one WAL fsync per COMMIT); hexad's ${cfg.clients} sessions run concurrently, but at scale 1 every transaction updates the one branch row, whose lock hexad holds until the commit is published (early lock release; it is acknowledged once durable on 4 of 6 segments), so the transactions pass that row one at a time`,
       'ratios are taken between runs of the same process seconds apart; GROUP BY ratio = better-sqlite3 ms / hexad ms (above 1: hexad faster)',
     ]
     console.log('\nNotes:')
