@@ -170,7 +170,7 @@ export type ClientReply =
 
 // ---- segment <-> segment (gossip)
 export type GossipMessage =
-  | { t: 'g-scl'; from: number; epoch: number; truncations: Truncation[]; scl: SclList; /** per PG fold base: records at or below it are no longer in this peer's log */ bases: SclList }
+  | { t: 'g-scl'; from: number; epoch: number; truncations: Truncation[]; scl: SclList; /** per PG fold base: records at or below it are no longer in this peer's log */ bases: SclList; /** the sender starts a checkpoint now (it answers nothing until it is done) */ ckpt?: boolean }
   | { t: 'g-req'; from: number; epoch: number; pg: number; after: number; upto: number }
   /** gap fill: the records as one frame (checked by the receiver before anything is kept) */
   | { t: 'g-rec'; from: number; epoch: number; pg: number; frame: Uint8Array }

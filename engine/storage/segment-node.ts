@@ -54,6 +54,8 @@ interface Meta { epoch: number; truncations: Truncation[]; vdlKnown: number; bas
 
 const GAP_FILL_RECORDS_MAX = 4096
 const GAP_FILL_TIMEOUT_MS = 500
+/** how long a peer's "checkpointing" word holds when no later gossip from it clears it (it may have died) */
+const CHECKPOINT_WORD_MS = 10_000
 /** a clone's base asked of the writers and not received is asked again after this long */
 const BASE_ASK_AGAIN_MS = 1000
 /** the scrubber wakes this often and verifies scrubBytesPerSecond * SCRUB_TICK_MS / 1000 bytes */
@@ -100,6 +102,16 @@ export class SegmentNode {
    * the writer was already delivering.
    */
   readonly #behind = new Map<number, { target: number; since: number }>()
+  /**
+   * peer id -> when it said it starts a checkpoint. A checkpoint runs in one
+   * synchronous stretch (hundreds of ms on a big log) during which the
+   * segment acks nothing; six segments fed the same frames reach their
+   * threshold together, and six stalled at once stalled every write (seen:
+   * a 0.75 s pause at 64 writers). So a segment waits while a peer
+   * checkpoints (see #checkpoint for how long at most), and four are
+   * usually left to ack.
+   */
+  readonly #peerCheckpoint = new Map<number, number>()
   /** pages with records not yet in a version, and how many */
   readonly dirtyPages = new Map<number, number>()
   /** the pages of dirtyPages whose count reached coalesceThreshold: the coalescer's work list */
@@ -627,6 +639,28 @@ export class SegmentNode {
       return true
     })
     if (victims.length === 0) return
+    const now = this.#clock.now()
+    let busy = 0
+    for (const [id, at] of this.#peerCheckpoint) {
+      if (this.peers.has(id) && now - at < CHECKPOINT_WORD_MS) busy++
+      else this.#peerCheckpoint.delete(id)
+    }
+    // Their turn first, while the log is not too far past the threshold; a log twice over goes
+    // beside one other, four times over beside any (no segment waits for ever under a write load
+    // that keeps every peer folding).
+    const over = this.log.liveBytes / this.cfg.checkpointLogBytes
+    if ((busy === 1 && over < 2) || (busy >= 2 && over < 4)) return
+    const word: GossipMessage = { t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList(), ckpt: true }
+    for (const port of this.peers.values()) port.postMessage(word)
+    try {
+      this.#fold(foldTo, victims)
+    } finally {
+      // Done: the next gossip clears the word; say it now so a waiting peer need not wait for it.
+      if (!this.#closed) this.#gossipScl()
+    }
+  }
+
+  #fold(foldTo: Map<number, number>, victims: LogFileInfo[]): void {
     const newBase = new Map<number, number>()
     for (const st of this.pgs.values()) {
       const c = foldTo.get(st.pg)!
@@ -692,8 +726,7 @@ export class SegmentNode {
       const scl = this.#sclList()
       for (const port of this.clients) port.postMessage({ t: 'scl', scl, epoch: this.epoch } satisfies ClientReply)
     }
-    const msg: GossipMessage = { t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList() }
-    for (const port of this.peers.values()) port.postMessage(msg)
+    this.#gossipScl()
     if (this.rebuilds.size) {
       const now = this.#clock.now()
       for (const [pg, rb] of this.rebuilds) if (now - rb.askedAt > GAP_FILL_TIMEOUT_MS * 4) this.#restartRebuild(pg, 'no answer')
@@ -706,6 +739,11 @@ export class SegmentNode {
       this.#repairAskedAt = this.#clock.now()
       for (const [pageId, from] of this.damagedPages) if (from === Infinity) this.#requestRepair(pageId)
     }
+  }
+
+  #gossipScl(): void {
+    const msg: GossipMessage = { t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList() }
+    for (const port of this.peers.values()) port.postMessage(msg)
   }
 
   /** Asks a peer (a different one each time) for an intact image of a damaged page at this segment's fold point. */
@@ -726,6 +764,8 @@ export class SegmentNode {
       return
     }
     if (m.t === 'g-scl') {
+      if (m.ckpt) this.#peerCheckpoint.set(m.from, this.#clock.now())
+      else this.#peerCheckpoint.delete(m.from)
       if (m.epoch > this.epoch || m.truncations.length > this.truncations.length) this.#adopt(m.epoch, m.truncations)
       this.peerScl.set(m.from, new Map(m.scl))
       this.peerBase.set(m.from, new Map(m.bases ?? []))
