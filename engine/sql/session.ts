@@ -76,12 +76,16 @@ interface Entry {
   prepared: Prepared | null
   version: number
   slotTypes: SqlType[]
+  /** its key in the statement cache (set when it is remembered there) */
+  key?: string
 }
 
 const CACHE_MAX = 2000
 /** statement texts remembered by Engine.lex, and the longest kept */
 const TEXT_MEMO_MAX = 1024
 const TEXT_MEMO_CHARS = 4096
+/** characters of all remembered texts together (their tokens take several times that) */
+const TEXT_MEMO_TOTAL_CHARS = 1 << 20
 
 interface Lexed {
   key: string
@@ -172,6 +176,7 @@ export class SqlEngine implements DdlHost, CatalogView {
    * (pgbench-style inlined values would only churn it).
    */
   readonly texts = new Map<string, Lexed>()
+  #textChars = 0
   #ready: Promise<void> | null = null
   crashed = false
   readonly #seq = new Map<string, Promise<{ next: number }>>()
@@ -344,13 +349,21 @@ export class SqlEngine implements DdlHost, CatalogView {
     while (toks.length && toks[toks.length - 1].s === ';') toks.pop()
     const lexed: Lexed = { key, allToks, toks, w0: toks[0]?.t === 'id' ? toks[0].s.toLowerCase() : '', words: toks.map(t => t.s.toLowerCase()), entry: null }
     if (text.length <= TEXT_MEMO_CHARS && !allToks.some(t => t.t === 'num' || t.t === 'str' || t.t === 'bytes')) {
-      if (this.texts.size >= TEXT_MEMO_MAX) this.texts.clear()
+      if (this.texts.size >= TEXT_MEMO_MAX || this.#textChars + text.length > TEXT_MEMO_TOTAL_CHARS) { this.texts.clear(); this.#textChars = 0 }
       this.texts.set(key, lexed)
+      this.#textChars += text.length
     }
     return lexed
   }
 
+  /** A memoised text used `e` again: counted as a cache hit, and kept young as entry() keeps it. */
+  touch(e: Entry): void {
+    this.stats.cacheHits++
+    if (++e.hits % 64 === 0 && e.key !== undefined && this.#cache.get(e.key) === e) { this.#cache.delete(e.key); this.#cache.set(e.key, e) }
+  }
+
   #remember(key: string, e: Entry): void {
+    e.key = key
     if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!)
     this.#cache.set(key, e)
   }
@@ -622,7 +635,8 @@ export class SqlSession {
     }
     const { body, explain, lock } = statementBody(text, dialect, words)
     let entry = lexed.entry
-    if (!entry) {
+    if (entry) eng.touch(entry.e)
+    else {
       entry = eng.entry(body, dialect, body === text ? allToks : undefined)
       // Parameters only (no literal slots): the same text always yields this entry.
       if (eng.texts.get(lexed.key) === lexed && entry.slots.every(sl => 'param' in sl)) lexed.entry = entry
