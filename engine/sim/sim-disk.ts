@@ -19,7 +19,12 @@ import path from 'node:path'
 import type { Disk, OpenFlags } from '../storage/disk.js'
 import type { Rng } from './rng.js'
 
-interface Inode { data: Buffer; len: number; durable: Buffer; pending: Array<{ pos: number; bytes: Buffer }> }
+/**
+ * A file: its current bytes, its durable bytes, the writes since the last
+ * sync; and where flipped bits still lie in each (a flip is gone once new
+ * bytes are written over it and that write is kept).
+ */
+interface Inode { data: Buffer; len: number; durable: Buffer; pending: Array<{ pos: number; bytes: Buffer; flips?: Set<number> }>; durableFlips?: Set<number> }
 
 function errno(code: string, what: string): Error {
   return Object.assign(new Error(`${code}: ${what}`), { code })
@@ -71,6 +76,7 @@ export class SimDisk implements Disk {
       if (!ino) { ino = { data: Buffer.alloc(0), len: 0, durable: Buffer.alloc(0), pending: [] }; this.#files.set(r, ino) }
       ino.len = 0
       ino.durable = Buffer.alloc(0)
+      ino.durableFlips = undefined
       ino.pending = []
     } else if (!ino) throw errno('ENOENT', r)
     const fd = this.#nextFd++
@@ -165,10 +171,12 @@ export class SimDisk implements Disk {
       let len = data.length
       let buf = Buffer.alloc(Math.max(len, 4096))
       data.copy(buf)
+      const kept = new Set(ino.durableFlips ?? [])
       for (const w of ino.pending) {
         const r = this.#rng.float()
         if (r < 0.45) { this.crashStats.lost++; continue }
         const n = r < 0.6 ? this.#rng.int(0, w.bytes.length) : w.bytes.length
+        overlay(kept, w, n)
         if (n < w.bytes.length) this.crashStats.torn++; else this.crashStats.kept++
         if (w.pos + n > buf.length) { const b2 = Buffer.alloc(w.pos + n); buf.copy(b2); buf = b2 }
         if (w.pos > len) buf.fill(0, len, w.pos)
@@ -178,6 +186,7 @@ export class SimDisk implements Disk {
       ino.data = buf
       ino.len = len
       ino.durable = Buffer.from(buf.subarray(0, len))
+      ino.durableFlips = kept.size ? kept : undefined
       ino.pending = []
     }
     for (const [fd, f] of this.#fds) if (f.p.startsWith(root + '/')) this.#fds.delete(fd)
@@ -188,9 +197,15 @@ export class SimDisk implements Disk {
     const ino = this.#files.get(path.resolve(p))
     if (!ino || off >= ino.len) return false
     ino.data[off] ^= 1 << bit
-    if (off < ino.durable.length) ino.durable[off] ^= 1 << bit
-    for (const w of ino.pending) if (off >= w.pos && off < w.pos + w.bytes.length) w.bytes[off - w.pos] ^= 1 << bit
+    if (off < ino.durable.length) { ino.durable[off] ^= 1 << bit; (ino.durableFlips ??= new Set()).add(off) }
+    for (const w of ino.pending) if (off >= w.pos && off < w.pos + w.bytes.length) { w.bytes[off - w.pos] ^= 1 << bit; (w.flips ??= new Set()).add(off) }
     return true
+  }
+
+  /** Whether a bit flipped at byte `off` of file `p` is still there (not written over since, nor cut off, nor the file gone). */
+  flipped(p: string, off: number): boolean {
+    const ino = this.#files.get(path.resolve(p))
+    return !!ino && off < ino.len && currentFlips(ino).has(off)
   }
 
   fileExists(p: string): boolean { return this.#files.has(path.resolve(p)) }
@@ -215,6 +230,8 @@ export class SimDisk implements Disk {
   }
 
   #sync(ino: Inode): void {
+    const flips = currentFlips(ino)
+    ino.durableFlips = flips.size ? flips : undefined
     this.fsyncs++
     ino.durable = Buffer.from(ino.data.subarray(0, ino.len))
     ino.pending = []
@@ -225,4 +242,18 @@ export class SimDisk implements Disk {
     if (!f) throw errno('EBADF', String(fd))
     return f
   }
+}
+
+/** Where flips lie after the first `n` bytes of write `w` landed on bytes flipped at `flips`. */
+function overlay(flips: Set<number>, w: { pos: number; bytes: Buffer; flips?: Set<number> }, n: number): void {
+  for (const off of [...flips]) if (off >= w.pos && off < w.pos + n) flips.delete(off)
+  if (w.flips) for (const off of w.flips) if (off < w.pos + n) flips.add(off)
+}
+
+/** Flips in a file's current bytes: the durable ones, overlaid by every write since, in order. */
+function currentFlips(ino: Inode): Set<number> {
+  const flips = new Set(ino.durableFlips ?? [])
+  for (const w of ino.pending) overlay(flips, w, w.bytes.length)
+  for (const off of [...flips]) if (off >= ino.len) flips.delete(off)
+  return flips
 }
