@@ -32,7 +32,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { openCluster } from '../engine/index.js'
-import { serve } from '../engine/server/index.js'
+import { serve, SERVE_SEGMENT_NICE } from '../engine/server/index.js'
 import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, removeTempDir, table, writeResults } from './util.js'
 
 const PG_BIN = '/usr/lib/postgresql/15/bin'
@@ -240,11 +240,11 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
 
 async function runHexad(cfg: Config, pgbench: string, round: number): Promise<PgbenchResult> {
   const dir = makeTempDir('wire-hexad')
-  const cluster = await openCluster({ dir })
+  const cluster = await openCluster({ dir, segmentNice: SERVE_SEGMENT_NICE }) // as `hexad serve` opens it
   try {
     const endpoints = await serve(cluster, { pg: { port: 0, auth: 'trust' } })
     try {
-      const setting = 'hexad serve (in process), pg endpoint, trust; commit acknowledged when 4 of 6 segments fsynced its redo'
+      const setting = `hexad serve (in process), pg endpoint, trust, segment threads at nice ${SERVE_SEGMENT_NICE} (as hexad serve); commit acknowledged when 4 of 6 segments fsynced its redo`
       return await pgbenchOn(cfg, pgbench, 'hexad', round, endpoints.pg!.port, 'bench', setting)
     } finally {
       await endpoints.close()

@@ -71,6 +71,7 @@ test('--help on each command; bad flags and values exit 2 with a clear message',
     [['serve', '--dir', 'x', '--pg', 'abc'], /--pg must be a port number/],
     [['serve', '--dir', 'x'], /nothing to serve/],
     [['serve', '--dir', 'x', '--mysql', '70000'], /--mysql must be a port number/],
+    [['serve', '--dir', 'x', '--pg', '0', '--segment-nice', '20'], /--segment-nice must be an integer 0\.\.19, got "20"/],
     [['serve', '--pg', '1'], /--dir DIR is required/],
     [['sql', '--dir'], /--dir needs a value/],
     [['sql', '--dir', 'x'], /no statement given/],
@@ -103,6 +104,16 @@ async function serveAndStop(signal: NodeJS.Signals): Promise<void> {
     }
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1])
     assert.is(out.split('\n').filter(l => l.includes('listening')).length, 1)
+    if (process.platform === 'linux') {
+      // serve's segment threads give way to its main thread (SERVE_SEGMENT_NICE): six at nice 10 or the process's own if higher
+      const niceOf = (t: string) => {
+        const stat = fs.readFileSync(`/proc/${child.pid}/task/${t}/stat`, 'utf8')
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+      }
+      const nices = fs.readdirSync(`/proc/${child.pid}/task`).map(niceOf)
+      const own = niceOf(String(child.pid))
+      if (own < 10) assert.is(nices.filter(n => n === 10).length, 6, `thread nice values of hexad serve: ${nices}`)
+    }
     const c = new pg.Client({ host: '127.0.0.1', port, user: 'app', password: 'pw' })
     await c.connect()
     await c.query('CREATE TABLE s (k int PRIMARY KEY)')

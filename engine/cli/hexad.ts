@@ -16,7 +16,7 @@ import fs from 'node:fs'
 import { destroyCluster, openCluster, type Cluster, type ClusterOptions } from '../compute/index.js'
 import { restorableWindow, restore } from '../backup/index.js'
 import { splitStatements } from '../sql/index.js'
-import { serve, type Endpoints, type ServeOptions } from '../server/index.js'
+import { serve, SERVE_SEGMENT_NICE, type Endpoints, type ServeOptions } from '../server/index.js'
 
 class UsageError extends Error {}
 
@@ -53,6 +53,8 @@ Options:
   --idle-timeout SEC     close sessions idle this long (default 0: never)
   --backup DIR           continuous backup into DIR (point-in-time restore: hexad restore)
   --backtrack-window SEC keep this much history for hexad backtrack (default 0: off)
+  --segment-nice N       niceness of the segment threads, 0..19 (default 10: the endpoints'
+                         thread goes first; 0 leaves them at the process's priority; Linux)
   -h, --help             this text`,
   clone: `Usage: hexad clone --dir DIR --to DIR
 
@@ -114,7 +116,7 @@ Options:
 interface Flags { [name: string]: string[] }
 
 const SPEC: Record<string, Record<string, 'value' | 'bool'>> = {
-  serve: { dir: 'value', pg: 'value', mysql: 'value', host: 'value', user: 'value', 'tls-key': 'value', 'tls-cert': 'value', 'max-connections': 'value', 'idle-timeout': 'value', backup: 'value', 'backtrack-window': 'value', help: 'bool' },
+  serve: { dir: 'value', pg: 'value', mysql: 'value', host: 'value', user: 'value', 'tls-key': 'value', 'tls-cert': 'value', 'max-connections': 'value', 'idle-timeout': 'value', backup: 'value', 'backtrack-window': 'value', 'segment-nice': 'value', help: 'bool' },
   sql: { dir: 'value', dialect: 'value', help: 'bool' },
   status: { dir: 'value', json: 'bool', help: 'bool' },
   clone: { dir: 'value', to: 'value', help: 'bool' },
@@ -319,7 +321,10 @@ async function cmdServe(flags: Flags): Promise<number> {
   if (mysqlPort !== undefined) options.mysql = { port: mysqlPort, ...common, ...(users.length ? { users } : {}), ...(tls ? { tls } : {}) }
   const backupDir = one(flags, 'backup')
   const window = positive(flags, 'backtrack-window')
-  const clusterOptions: ClusterOptions = { dir, ...(window ? { backtrackWindowMs: Math.round(window * 1000) } : {}), ...(backupDir ? { backup: { store: backupDir, onError: (e: Error) => log(`backup: ${e.message}`) } } : {}) }
+  const niceArg = one(flags, 'segment-nice')
+  if (niceArg !== undefined && !/^(1?\d)$/.test(niceArg)) throw new UsageError(`--segment-nice must be an integer 0..19, got "${niceArg}"`)
+  const segmentNice = niceArg === undefined ? SERVE_SEGMENT_NICE : Number(niceArg)
+  const clusterOptions: ClusterOptions = { dir, segmentNice, ...(window ? { backtrackWindowMs: Math.round(window * 1000) } : {}), ...(backupDir ? { backup: { store: backupDir, onError: (e: Error) => log(`backup: ${e.message}`) } } : {}) }
   const cluster: Cluster = await openCluster(clusterOptions)
   if (backupDir) process.stdout.write(`hexad: continuous backup into ${backupDir}\n`)
   if (window) process.stdout.write(`hexad: backtrack window ${window} s\n`)

@@ -15,6 +15,16 @@ import { endpointSource, type EndpointName } from './source.js'
 export type { PgServerOptions, PgUser, PgServer } from './pg/server.js'
 export type { MysqlServerOptions, MysqlUser, MysqlServer } from './mysql/server.js'
 
+/**
+ * The segment threads' niceness `hexad serve` opens its cluster with. A
+ * server process runs nothing but hexad, and its endpoints, SQL and B-tree
+ * all run on the main thread: segments that give way to it raised pgbench
+ * over the pg endpoint by 20-25% on 2 cores. In an application that embeds
+ * hexad it is an opt-in (openCluster's segmentNice, default 0), since there
+ * CPU-bound application threads would win over the commits' segments.
+ */
+export const SERVE_SEGMENT_NICE = 10
+
 export interface ServeOptions {
   pg?: PgServerOptions & { endpoint?: EndpointName }
   mysql?: MysqlServerOptions & { endpoint?: EndpointName }
