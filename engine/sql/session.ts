@@ -271,8 +271,7 @@ export class SqlEngine implements DdlHost, CatalogView {
     const key = dialect[0] + n.sig + '\0' + n.text
     let e = this.#cache.get(key)
     if (e) {
-      this.stats.cacheHits++
-      if (++e.hits % 64 === 0) { this.#cache.delete(key); this.#cache.set(key, e) } // keep hot statements young (LRU, cheaply)
+      this.touch(e)
       return { e, slots: n.slots }
     }
     let ast: any
@@ -356,7 +355,7 @@ export class SqlEngine implements DdlHost, CatalogView {
     return lexed
   }
 
-  /** A memoised text used `e` again: counted as a cache hit, and kept young as entry() keeps it. */
+  /** `e` is used again: counted as a cache hit, and hot statements kept young in the cache (LRU, cheaply). */
   touch(e: Entry): void {
     this.stats.cacheHits++
     if (++e.hits % 64 === 0 && e.key !== undefined && this.#cache.get(e.key) === e) { this.#cache.delete(e.key); this.#cache.set(e.key, e) }

@@ -650,8 +650,7 @@ export class SegmentNode {
     // that keeps every peer folding).
     const over = this.log.liveBytes / this.cfg.checkpointLogBytes
     if ((busy === 1 && over < 2) || (busy >= 2 && over < 4)) return
-    const word: GossipMessage = { t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList(), ckpt: true }
-    for (const port of this.peers.values()) port.postMessage(word)
+    this.#gossipScl(true)
     try {
       this.#fold(foldTo, victims)
     } finally {
@@ -741,8 +740,15 @@ export class SegmentNode {
     }
   }
 
-  #gossipScl(): void {
-    const msg: GossipMessage = { t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList() }
+  /** This segment's SCLs, fold bases and truncations, for the peers; `ckpt`: it starts a checkpoint now. */
+  #sclMessage(ckpt = false): GossipMessage {
+    const m: GossipMessage = { t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList() }
+    if (ckpt) m.ckpt = true
+    return m
+  }
+
+  #gossipScl(ckpt = false): void {
+    const msg = this.#sclMessage(ckpt)
     for (const port of this.peers.values()) port.postMessage(msg)
   }
 
@@ -760,7 +766,7 @@ export class SegmentNode {
     const port = this.peers.get(m.from)
     if (!port) return
     if (m.epoch < this.epoch) {
-      port.postMessage({ t: 'g-scl', from: this.cfg.id, epoch: this.epoch, truncations: this.truncations, scl: this.#sclList(), bases: this.#baseList() } satisfies GossipMessage)
+      port.postMessage(this.#sclMessage())
       return
     }
     if (m.t === 'g-scl') {

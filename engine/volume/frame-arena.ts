@@ -19,13 +19,11 @@ const CHUNK_BYTES = 4 << 20
 export class FrameArena {
   #chunk: SharedArrayBuffer | null = null
   #used = 0
-  /** chunks allocated so far (stats) */
-  chunks = 0
 
   /** A Buffer of `bytes` bytes in shared memory (contents undefined until written). */
   readonly alloc = (bytes: number): Buffer => {
-    if (bytes > CHUNK_BYTES >> 2) { this.chunks++; return Buffer.from(new SharedArrayBuffer(bytes)) }
-    if (!this.#chunk || this.#used + bytes > CHUNK_BYTES) { this.#chunk = new SharedArrayBuffer(CHUNK_BYTES); this.#used = 0; this.chunks++ }
+    if (bytes > CHUNK_BYTES >> 2) return Buffer.from(new SharedArrayBuffer(bytes))
+    if (!this.#chunk || this.#used + bytes > CHUNK_BYTES) { this.#chunk = new SharedArrayBuffer(CHUNK_BYTES); this.#used = 0 }
     const b = Buffer.from(this.#chunk, this.#used, bytes)
     this.#used += (bytes + 7) & ~7 // 8-byte aligned: readers may take typed-array views
     return b

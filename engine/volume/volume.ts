@@ -349,6 +349,8 @@ export class Volume {
   /** per PG, ascending LSNs of its records from the oldest read point still possible */
   readonly #history = new Map<number, number[]>()
   #pending: RecordTuple[] = []
+  /** estimate() of everything in #pending */
+  #pendingBytes = 0
   #pumpQueued = false
   readonly #shipments: Shipment[] = []
   readonly #arena = new FrameArena()
@@ -1064,6 +1066,7 @@ export class Volume {
       h.push(lsn)
       this.#quorum.allocated(lsn, pg, last)
       this.#pending.push(rec)
+      this.#pendingBytes += estimate(rec)
       cpl = lsn
     }
     this.#inflightBytes += bytes
@@ -1109,12 +1112,13 @@ export class Volume {
     while (this.#pending.length) {
       const undurable = this.#undurableShipments()
       if (undurable >= cap) break
+      // A full frame gains nothing from waiting for more records: bulk writes keep up to
+      // BULK_SHIPMENTS_MAX frames in flight (one 8 MB MTR 1.12x, eight 2 MB ones 1.31x against one).
+      if (undurable >= this.#o.shipmentsInflightMax && this.#pendingBytes < this.#o.frameBytesMax) break
       let n = 0
       let bytes = 0
       while (n < this.#pending.length && (n === 0 || bytes < this.#o.frameBytesMax)) bytes += estimate(this.#pending[n++])
-      // A full frame gains nothing from waiting for more records: bulk writes keep up to
-      // BULK_SHIPMENTS_MAX frames in flight (one 8 MB MTR 1.12x, eight 2 MB ones 1.31x against one).
-      if (undurable >= this.#o.shipmentsInflightMax && bytes < this.#o.frameBytesMax) break
+      this.#pendingBytes -= bytes
       const records = n === this.#pending.length ? this.#pending : this.#pending.slice(0, n)
       this.#pending = n === this.#pending.length ? [] : this.#pending.slice(n)
       // Placed once in shared memory and posted to every segment as a view (frame-arena.ts).
@@ -1530,6 +1534,7 @@ export class Volume {
     for (const w of this.#durableWaiters.splice(0)) w.reject(this.#fenced)
     for (const r of [...this.#reads.values()]) this.#finishRead(r, this.#fenced)
     this.#pending = []
+    this.#pendingBytes = 0
     unregisterLive(this)
   }
 
