@@ -57,7 +57,7 @@ import {
   initNode, initOverflowPage, insertCellBytes, internalCellChild, isNodeType, leafBodyOffset, leafCellBytes, leafCellFlags, leafLeft,
   leafOverflowHead, leafRight, leafValueLength, leftmostChild, makeInternalCell, maxInlineValueBytes, maxKeyBytes,
   nodeCapacityBytes, nodeFits, nodeLevel, nodeUsedBytes, overflowCapacityBytes, overflowLength, overflowNext, pageType, pageTypeName,
-  removeCell, reserveCell, scratchPage, setLeafLeft, setLeafRight, setLeftmostChild, slotCount, slotOffset, writeLeafCell,
+  removeCell, reserveCell, scratchPage, setLeafLeft, shrinkLeafValue, setLeafRight, setLeftmostChild, slotCount, slotOffset, writeLeafCell,
 } from './page-format.js'
 
 export { MAX_VALUE_BYTES, maxInlineValueBytes, maxKeyBytes } from './page-format.js'
@@ -176,10 +176,12 @@ export class BTree {
     const overflow = value.length > maxInlineValueBytes(pa.pageSize)
     if (pos >= 0 && !overflow) {
       const off = slotOffset(found, pos)
-      if ((leafCellFlags(found, off) & LEAF_FLAG_OVERFLOW) === 0 && leafValueLength(found, off) === value.length) {
-        // Same-size replace: overwrite the value bytes where they are.
+      if ((leafCellFlags(found, off) & LEAF_FLAG_OVERFLOW) === 0 && leafValueLength(found, off) >= value.length) {
+        // A replace by a value no longer than the old one happens where the cell is.
         const leaf = await pa.write(leafId)
-        leaf.set(value, leafBodyOffset(leaf, slotOffset(leaf, pos)))
+        const at = slotOffset(leaf, pos)
+        if (leafValueLength(leaf, at) === value.length) leaf.set(value, leafBodyOffset(leaf, at))
+        else shrinkLeafValue(leaf, at, value)
         return
       }
     }

@@ -23,7 +23,17 @@ import type { PageOp } from '../common/page-ops.js'
 import type { PageWrite, Volume } from '../volume/volume.js'
 import type { BufferCache } from './buffer-cache.js'
 import type { PageAccess } from './page-access.js'
-import { sealPage } from './page-format.js'
+import { sealPage, setMoveSink } from './page-format.js'
+
+/** Moves kept per page and MTR; later ones are left to the diff. */
+const MOVES_PER_PAGE_MAX = 64
+
+/** The MTR and page id of every private page copy an MTR is writing (until it finishes). */
+const owners = new WeakMap<Uint8Array, { mtr: Mtr; pageId: number }>()
+setMoveSink((page, src, dst, len) => {
+  const o = owners.get(page)
+  if (o) o.mtr.noteMove(o.pageId, src, dst, len)
+})
 
 /** Changed ranges closer than this are shipped as one write (each op costs ~16 bytes of framing). */
 const DIFF_GAP_BYTES = 16
@@ -33,6 +43,8 @@ export class Mtr implements PageAccess {
   readonly #cache: BufferCache
   readonly #before = new Map<number, Uint8Array | null>()
   readonly #after = new Map<number, Uint8Array>()
+  /** per page, the memmoves made on its copy (in order): shipped as `move` ops ahead of the diff */
+  readonly #moves = new Map<number, PageOp[]>()
   #finished = false
 
   constructor(cache: BufferCache, pageSize: number) {
@@ -54,7 +66,20 @@ export class Mtr implements PageAccess {
     const copy = new Uint8Array(base)
     this.#before.set(pageId, base)
     this.#after.set(pageId, copy)
+    owners.set(copy, { mtr: this, pageId })
     return copy
+  }
+
+  /**
+   * A memmove inside one of this MTR's page copies (compactNode tells of
+   * each). Moves are hints: the diff that follows them corrects whatever
+   * they do not explain, so any list of moves yields the right page.
+   */
+  noteMove(pageId: number, src: number, dst: number, len: number): void {
+    if (this.#finished || !this.#before.get(pageId)) return
+    let list = this.#moves.get(pageId)
+    if (!list) { list = []; this.#moves.set(pageId, list) }
+    if (list.length < MOVES_PER_PAGE_MAX) list.push({ op: 'move', src, dst, len })
   }
 
   create(pageId: number): Uint8Array {
@@ -62,6 +87,7 @@ export class Mtr implements PageAccess {
     const page = new Uint8Array(this.pageSize)
     if (!this.#before.has(pageId)) this.#before.set(pageId, null)
     this.#after.set(pageId, page)
+    this.#moves.delete(pageId)
     return page
   }
 
@@ -78,9 +104,19 @@ export class Mtr implements PageAccess {
     const writes: PageWrite[] = []
     const pages: number[] = []
     for (const [pageId, after] of this.#after) {
+      owners.delete(after)
       sealPage(after)
       const before = this.#before.get(pageId) ?? null
-      let ops = before ? diff(before, after) : initOps(after)
+      const moves = before ? this.#moves.get(pageId) : undefined
+      let ops: PageOp[]
+      if (moves && moves.length) {
+        // The storage applies the moves first, then the writes: diff against what the moves make of `before`.
+        const moved = new Uint8Array(before!)
+        for (const m of moves) if (m.op === 'move') moved.copyWithin(m.dst, m.src, m.src + m.len)
+        ops = [...moves, ...diff(moved, after)]
+      } else {
+        ops = before ? diff(before, after) : initOps(after)
+      }
       // A page rewritten wholesale (e.g. freed: a header and zeros) ships smaller as an init;
       // only a diff of more than a quarter of the page can lose to one.
       if (before && ops.length && opBytes(ops) > after.length >> 2) {
@@ -136,11 +172,22 @@ function opBytes(ops: PageOp[]): number {
   return n
 }
 
+/**
+ * Ops that make a page of `page` from nothing: an init with the image up to
+ * its trailing zeros, or (smaller when the page's free space lies in its
+ * middle, as in a slotted page) an empty init and the non-zero ranges.
+ */
 function initOps(page: Uint8Array): PageOp[] {
   let end = page.length
   while (end > 0 && page[end - 1] === 0) end--
-  return [{ op: 'init', image: page.slice(0, end) }]
+  const whole: PageOp[] = [{ op: 'init', image: page.slice(0, end) }]
+  if (end === 0) return [{ op: 'init' }]
+  let zeros = zeroPages.get(page.length)
+  if (!zeros) { zeros = new Uint8Array(page.length); zeroPages.set(page.length, zeros) }
+  const sparse: PageOp[] = [{ op: 'init' }, ...diff(zeros, page)]
+  return opBytes(sparse) < opBytes(whole) ? sparse : whole
 }
+const zeroPages = new Map<number, Uint8Array>()
 
 /** Runs MTRs one at a time and ships each as one volume write. */
 /** One MTR as read replicas receive it: its redo and its CPL, once durable. */

@@ -507,19 +507,60 @@ export function scratchPage(pageSize: number, k: 0 | 1): Uint8Array {
 
 /** Packs the live cells against the end of the page, dropping dead space. */
 export function compactNode(p: Uint8Array): void {
-  const copy = scratchPage(p.length, 0)
-  copy.set(p)
+  // Cells keep their physical order and slide toward the end of the page, highest first, so a
+  // cell only ever moves up and never over one not yet moved: done in place, and each run of
+  // adjacent cells is one memmove that the MTR can ship as a `move` op (a few bytes of redo
+  // instead of a diff of the whole cell area).
   const n = slotCount(p)
-  let start = p.length
-  for (let i = 0; i < n; i++) {
-    const off = slotOffset(copy, i)
-    const bytes = cellBytesAt(copy, off)
-    start -= bytes
-    p.set(copy.subarray(off, off + bytes), start)
-    writeU16(p, NODE_HEADER_BYTES + i * SLOT_BYTES, start)
+  const offs: number[] = new Array(n)
+  const order: number[] = new Array(n)
+  for (let i = 0; i < n; i++) { offs[i] = slotOffset(p, i); order[i] = i }
+  order.sort((a, b) => offs[b] - offs[a])
+  let end = p.length
+  let k = 0
+  while (k < n) {
+    // a run: cells contiguous in the page, each ending where the one above it starts
+    const top = offs[order[k]] + cellBytesAt(p, offs[order[k]])
+    let bottom = offs[order[k]]
+    let j = k + 1
+    while (j < n && offs[order[j]] + cellBytesAt(p, offs[order[j]]) === bottom) bottom = offs[order[j++]]
+    const len = top - bottom
+    const delta = end - top
+    if (delta !== 0) {
+      p.copyWithin(bottom + delta, bottom, top)
+      moveSink?.(p, bottom, bottom + delta, len)
+      for (let r = k; r < j; r++) writeU16(p, NODE_HEADER_BYTES + order[r] * SLOT_BYTES, offs[order[r]] + delta)
+    }
+    end -= len
+    k = j
   }
-  writeU32(p, NODE_CELL_START, start)
+  writeU32(p, NODE_CELL_START, end)
   writeU32(p, NODE_FRAGMENTED, 0)
+}
+
+/** Told of every memmove compactNode makes (the MTR turns them into `move` ops); null: nobody listens. */
+let moveSink: ((page: Uint8Array, src: number, dst: number, len: number) => void) | null = null
+
+/** Sets the listener for compactNode's memmoves and returns the one it replaces. */
+export function setMoveSink(sink: typeof moveSink): typeof moveSink {
+  const prev = moveSink
+  moveSink = sink
+  return prev
+}
+
+/**
+ * Replaces the inline value of the leaf cell at `off` with a value no longer
+ * than the one there (same key): the cell stays where it is and the bytes it
+ * no longer uses count as fragmented. A few bytes of redo instead of a cell
+ * removed and inserted (and maybe a page compacted).
+ */
+export function shrinkLeafValue(p: Uint8Array, off: number, value: Uint8Array): void {
+  assert(p[TYPE_OFFSET] === PAGE_TYPE_LEAF && (p[off + 2] & LEAF_FLAG_OVERFLOW) === 0, 'shrinkLeafValue: not an inline leaf cell')
+  const old = readU32(p, off + 3)
+  assert(value.length <= old, `shrinkLeafValue: a ${value.length}-byte value does not fit the ${old}-byte one`)
+  writeU32(p, off + 3, value.length)
+  p.set(value, off + LEAF_CELL_HEADER_BYTES + (p[off] | (p[off + 1] << 8)))
+  writeU32(p, NODE_FRAGMENTED, fragmentedBytes(p) + old - value.length)
 }
 
 function checkNode(page: Uint8Array): string | null {
