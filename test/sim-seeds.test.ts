@@ -48,6 +48,21 @@ if (replay !== undefined && replay !== '') {
   })
 }
 
+/**
+ * Seeds that once failed, kept as regressions: 30260 flagged a flipped bit
+ * that later writes had replaced (a checker fix); 110843646 made a stale
+ * writer's membership change write volume.meta after a newer writer opened,
+ * and the fencing error escaped from the segment message handler.
+ */
+const ONCE_FAILED = [30260, 110843646]
+
+test('seeds that once failed pass', async () => {
+  for (const seed of ONCE_FAILED) {
+    const r = await runSeed(seed)
+    assert.ok(r.ok, describe(r))
+  }
+})
+
 test('a seed replays exactly: the same schedule, the same events, the same outcome', async () => {
   const seed = replay ? Number(replay) : 4242
   const a = await runSeed(seed)

@@ -904,7 +904,7 @@ export class Volume {
     return this.#sets().map(s => `${s.write}/${s.members.length} of [${s.members.join(',')}]`).join(' and ')
   }
 
-  #transition: { target: QuorumSet; need: Map<number, number>; done: Promise<void>; resolve: () => void } | null = null
+  #transition: { target: QuorumSet; need: Map<number, number>; done: Promise<void>; resolve: () => void; reject: (err: Error) => void } | null = null
   readonly #replaceTimers = new Map<number, TimerHandle>()
 
   /** The quorum sets and whether a change is under way. */
@@ -990,8 +990,9 @@ export class Volume {
       need.set(pg, last)
     }
     let resolve!: () => void
-    const done = new Promise<void>(r => { resolve = r })
-    this.#transition = { target, need, done, resolve }
+    let reject!: (err: Error) => void
+    const done = new Promise<void>((ok, fail) => { resolve = ok; reject = fail })
+    this.#transition = { target, need, done, resolve, reject }
     return done
   }
 
@@ -1011,7 +1012,14 @@ export class Volume {
     }
     this.#transition = null
     this.#meta.sets = [t.target]
-    this.#writeOwnMeta()
+    try {
+      this.#writeOwnMeta()
+    } catch (err) {
+      // Runs from a segment's message: a newer handle opened the volume (this one is now fenced),
+      // so the change fails for whoever asked for it; nothing is thrown into the message loop.
+      t.reject(err as Error)
+      return
+    }
     this.#quorum.setSets(this.#meta.sets)
     this.#broadcastMembers()
     t.resolve()
@@ -1533,6 +1541,7 @@ export class Volume {
     for (const a of this.#allocWaiters.splice(0)) a.reject(this.#fenced)
     for (const w of this.#durableWaiters.splice(0)) w.reject(this.#fenced)
     for (const r of [...this.#reads.values()]) this.#finishRead(r, this.#fenced)
+    if (this.#transition) { this.#transition.reject(this.#fenced); this.#transition = null }
     this.#pending = []
     this.#pendingBytes = 0
     unregisterLive(this)
