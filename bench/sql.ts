@@ -232,7 +232,7 @@ class HexadStore {
 
 // ------------------------------------------------------------------ workloads
 
-interface TpcbResult { store: string; round: number; txs: number; seconds: number; tps: number; retries: number; latencyMs: { p50: number; p99: number; mean: number }; cpuCores: number }
+interface TpcbResult { store: string; round: number; txs: number; seconds: number; tps: number; retries: number; latencyMs: { p50: number; p99: number; mean: number }; cpuCores: number; redoBytesPerTx?: number }
 
 function pct(sorted: number[], p: number): number { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : 0 }
 
@@ -264,6 +264,7 @@ async function tpcbHexad(hx: HexadStore, cfg: Config, round: number, rnd: () => 
   const lat: number[] = []
   let retries = 0
   const c0 = process.cpuUsage()
+  const redo0 = hx.db.stats().redoBytes
   const t0 = performance.now()
   const end = t0 + cfg.durationMs
   const timer = progressLine('hexad', t0, () => lat.length)
@@ -289,7 +290,8 @@ async function tpcbHexad(hx: HexadStore, cfg: Config, round: number, rnd: () => 
   const seconds = (performance.now() - t0) / 1000
   const c = process.cpuUsage(c0)
   lat.sort((x, y) => x - y)
-  return { store: 'hexad', round, txs: lat.length, seconds, tps: lat.length / seconds, retries, latencyMs: { p50: pct(lat, 0.5), p99: pct(lat, 0.99), mean: lat.reduce((s, x) => s + x, 0) / lat.length }, cpuCores: (c.user + c.system) / 1e6 / seconds }
+  const redoBytesPerTx = lat.length ? (hx.db.stats().redoBytes - redo0) / lat.length : 0
+  return { store: 'hexad', round, txs: lat.length, seconds, tps: lat.length / seconds, retries, latencyMs: { p50: pct(lat, 0.5), p99: pct(lat, 0.99), mean: lat.reduce((s, x) => s + x, 0) / lat.length }, cpuCores: (c.user + c.system) / 1e6 / seconds, redoBytesPerTx }
 }
 
 interface PointResult { store: string; query: string; opsPerSec: number; wallOpsPerSec: number; samples: number; p50: number; p99: number }
@@ -347,7 +349,7 @@ export async function run(args: string[]): Promise<unknown> {
       for (const s of order) {
         const r = s === 'hexad' ? await tpcbHexad(hx, cfg, round, rnd) : tpcbSqlite(lite, cfg, round, rnd)
         tpcb.push(r)
-        console.log(`    round ${round} ${r.store.padEnd(15)} ${fmt(r.tps).padStart(8)} tx/s  (${r.txs} tx in ${fmt(r.seconds)} s, p50 ${fmt(r.latencyMs.p50)} ms, p99 ${fmt(r.latencyMs.p99)} ms, ${r.retries} retries, CPU ${fmt(r.cpuCores, 2)} cores)`)
+        console.log(`    round ${round} ${r.store.padEnd(15)} ${fmt(r.tps).padStart(8)} tx/s  (${r.txs} tx in ${fmt(r.seconds)} s, p50 ${fmt(r.latencyMs.p50)} ms, p99 ${fmt(r.latencyMs.p99)} ms, ${r.retries} retries, CPU ${fmt(r.cpuCores, 2)} cores${r.redoBytesPerTx !== undefined ? `, ${fmt(r.redoBytesPerTx)} B redo/tx` : ''})`)
       }
     }
     // checks (not timed)
