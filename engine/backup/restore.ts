@@ -22,7 +22,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { applyEncodedOp } from '../common/page-ops.js'
 import { badInput, HexadError } from '../common/errors.js'
-import { R_FLAGS, R_LSN, R_OPS, R_PAGE, RECORD_FLAG_CPL, type FramePayload } from '../storage/format.js'
+import { R_FLAGS, R_LSN, R_PAGE, RECORD_FLAG_CPL, recordOps, type FramePayload } from '../storage/format.js'
 import { openVolume, type Volume } from '../volume/volume.js'
 import { baseManifestName, chunkPages, corruption, decodeLogObject, decodeRecord, getRequired, HEAD_NAME, listCatalog, logChain, padLsn, type BaseManifest, type Catalog, type GapRecord, type HeadRecord, type LogHeader } from './objects.js'
 import { describeObject, toStore, type BackupStore } from './store.js'
@@ -257,7 +257,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
           if (id < lo || id >= hi) continue
           let page = images.get(id)
           if (!page) { page = new Uint8Array(base.pageSize); images.set(id, page) }
-          for (const op of r[R_OPS]) applyEncodedOp(page, op)
+          for (const op of recordOps(r)) applyEncodedOp(page, op)
         }
       }
       const ids = [...images.keys()].sort((a, b) => a - b)

@@ -37,7 +37,7 @@
 import { createHash } from 'node:crypto'
 import { pack } from '../../native-bindings/index.js'
 import type { PageOp } from '../common/page-ops.js'
-import { decodeFrame, decodeMeta, R_FLAGS, R_LSN, R_OPS, R_PAGE, RECORD_FLAG_CPL } from '../storage/format.js'
+import { decodeFrame, decodeMeta, R_FLAGS, R_LSN, R_PAGE, RECORD_FLAG_CPL, recordOps } from '../storage/format.js'
 import { setPlantedBugs, type PlantedBugs } from '../storage/planted-bugs.js'
 import type { CorruptionReport } from '../storage/disk.js'
 import type { Truncation } from '../storage/protocol.js'
@@ -515,7 +515,7 @@ class Simulation {
     for (const rec of p.records) {
       this.recordPg.set(rec[R_LSN], Math.floor(rec[R_PAGE] / PAGES_PER_GROUP))
       if (!(rec[R_FLAGS] & RECORD_FLAG_CPL)) continue
-      const stamp = rec[R_OPS].find(op => op[0] === 1 && op[1] === STAMP_OFFSET) as [1, number, Uint8Array] | undefined
+      const stamp = recordOps(rec).find(op => op[0] === 1 && op[1] === STAMP_OFFSET) as [1, number, Uint8Array] | undefined
       if (!stamp) { this.fail(`CPL record ${rec[R_LSN]} carries no MTR stamp`); continue }
       const b = Buffer.from(stamp[2])
       if (b.readUInt32LE(4) !== STAMP_MAGIC) { this.fail(`CPL record ${rec[R_LSN]} has a bad stamp`); continue }

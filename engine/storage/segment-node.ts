@@ -30,7 +30,7 @@ import { applyEncodedOp } from '../common/page-ops.js'
 import { realClock, type Clock, type TimerHandle } from './clock.js'
 import { realDisk, writeFileDurable, type CorruptionReport, type Disk } from './disk.js'
 import { plantedBugs } from './planted-bugs.js'
-import { checkFrame, decodeCheckedFrame, decodeFrame, decodeFrameUnchecked, decodeMeta, decodeVersionBody, encodeFrame, encodeMeta, encodeVersion, R_LSN, R_OPS, R_PAGE, readVersionHeader, VERSION_HEADER_BYTES, type RecordTuple } from './format.js'
+import { checkFrame, decodeCheckedFrame, decodeFrame, decodeFrameUnchecked, decodeMeta, decodeVersionBody, encodeFrame, encodeMeta, encodeVersion, R_LSN, R_PAGE, readVersionHeader, recordOps, VERSION_HEADER_BYTES, type RecordTuple } from './format.js'
 import { HotLog, noteRecord, type FrameExtent, type LogFileInfo } from './hot-log.js'
 import { PageStore, type Version } from './page-store.js'
 import type { ClientReply, ClientRequest, GossipMessage, PgReport, SclList, SegmentConfig, SegmentStats, Truncation } from './protocol.js'
@@ -244,7 +244,7 @@ export class SegmentNode {
   #checkBase(page: number, st: PgSegment): void {
     const chain = st.chains.get(page)
     const first = chain?.length ? st.records.get(chain[0]) : undefined
-    if (first && !this.pages.newest(page) && first[R_OPS][0]?.[0] !== 0) {
+    if (first && !this.pages.newest(page) && recordOps(first)[0]?.[0] !== 0) {
       if (!this.#needBase.has(page)) this.#needBase.set(page, 0)
     } else this.#needBase.delete(page)
   }
@@ -476,7 +476,7 @@ export class SegmentNode {
       let i = firstAbove(chain, from)
       for (; i < chain.length && chain[i] <= at; i++) {
         const r = st!.records.get(chain[i])!
-        for (const op of r[R_OPS]) applyEncodedOp(image, op)
+        for (const op of recordOps(r)) applyEncodedOp(image, op)
         applied++
         last = chain[i]
       }

@@ -24,7 +24,7 @@
 import path from 'node:path'
 import { badInput, HexadError } from '../common/errors.js'
 import { validateOp, type EncodedOp, type PageOp } from '../common/page-ops.js'
-import { decodeFrame, decodeMeta, encodeFrame, encodeMeta, R_FLAGS, R_LSN, RECORD_FLAG_CPL, type RecordTuple } from '../storage/format.js'
+import { decodeFrame, decodeMeta, encodeFrame, encodeMeta, packOps, R_FLAGS, R_LSN, R_OPS, RECORD_FLAG_CPL, type RecordTuple } from '../storage/format.js'
 import type { ClientReply, ClientRequest, RecoverReport, SegmentStats, SclList, Truncation } from '../storage/protocol.js'
 import { realClock, type Clock, type TimerHandle } from '../storage/clock.js'
 import { realDisk, writeFileDurable, type Disk } from '../storage/disk.js'
@@ -1066,7 +1066,7 @@ export class Volume {
       const lsn = this.#nextLsn++
       const pg = Math.floor(pageId / this.pagesPerGroup)
       const last = i === encoded.length - 1
-      const rec: RecordTuple = [lsn, pageId, this.#pgTail.get(pg) ?? 0, this.#pageLast.get(pageId) ?? -1, last ? RECORD_FLAG_CPL : 0, ops]
+      const rec: RecordTuple = [lsn, pageId, this.#pgTail.get(pg) ?? 0, this.#pageLast.get(pageId) ?? -1, last ? RECORD_FLAG_CPL : 0, packOps(ops)]
       this.#pgTail.set(pg, lsn)
       this.#pageLast.set(pageId, lsn)
       let h = this.#history.get(pg)
@@ -1652,8 +1652,10 @@ export class VolumeFaults {
 }
 
 function estimate(r: RecordTuple): number {
+  const ops = r[R_OPS]
+  if (!Array.isArray(ops)) return RECORD_OVERHEAD_BYTES + ops.length
   let n = RECORD_OVERHEAD_BYTES
-  for (const op of r[5]) n += 16 + (op[0] === 0 ? (op[1]?.length ?? 0) : op[0] === 1 ? op[2].length : 0)
+  for (const op of ops) n += 16 + (op[0] === 0 ? (op[1]?.length ?? 0) : op[0] === 1 ? op[2].length : 0)
   return n
 }
 
