@@ -13,8 +13,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { encodeOp, applyEncodedOp } from '../engine/common/page-ops.js'
 import { BufferCache } from '../engine/compute/buffer-cache.js'
-import { diff, Mtr } from '../engine/compute/mtr.js'
-import { PAGE_TYPE_LEAF, checkPage, initNode, insertCellBytes, leafCellBytes, nodeFits, removeCell, shrinkLeafValue, slotCount, slotOffset, writeLeafCell } from '../engine/compute/page-format.js'
+import { diff, Mtr, opBytes } from '../engine/compute/mtr.js'
+import { PAGE_TYPE_LEAF, checkPage, initNode, insertCellBytes, leafCellBytes, nodeFits, removeCell, shrinkLeafValue, slotCount, slotOffset, writeLeafCell, leafValueLength } from '../engine/compute/page-format.js'
 import type { PageWrite } from '../engine/volume/volume.js'
 
 function prng(seed: number): () => number {
@@ -72,11 +72,7 @@ function applyWrite(page: Uint8Array, w: PageWrite): Uint8Array {
   return out
 }
 
-function shipped(w: PageWrite): number {
-  let n = 0
-  for (const op of w.ops) n += 16 + (op.op === 'write' ? op.bytes.length : op.op === 'init' ? (op.image?.length ?? 0) : 0)
-  return n
-}
+const shipped = (w: PageWrite): number => opBytes(w.ops)
 
 function leafCell(i: number, valueBytes: number, rnd: () => number): Uint8Array {
   const key = new TextEncoder().encode(`key-${String(i).padStart(6, '0')}`)
@@ -121,7 +117,7 @@ test('compactions ship as moves: the redo rebuilds the page and is far smaller t
       const i = (rnd() * slotCount(p)) | 0
       if (rnd() < 0.3) {
         const off = slotOffset(p, i)
-        const len = p[off + 3] | (p[off + 4] << 8)
+        const len = leafValueLength(p, off)
         shrinkLeafValue(p, off, new Uint8Array((rnd() * len) | 0).fill(e + 1))
         continue
       }

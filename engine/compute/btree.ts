@@ -179,9 +179,7 @@ export class BTree {
       if ((leafCellFlags(found, off) & LEAF_FLAG_OVERFLOW) === 0 && leafValueLength(found, off) >= value.length) {
         // A replace by a value no longer than the old one happens where the cell is.
         const leaf = await pa.write(leafId)
-        const at = slotOffset(leaf, pos)
-        if (leafValueLength(leaf, at) === value.length) leaf.set(value, leafBodyOffset(leaf, at))
-        else shrinkLeafValue(leaf, at, value)
+        shrinkLeafValue(leaf, slotOffset(leaf, pos), value)
         return
       }
     }

@@ -25,6 +25,8 @@ import type { BufferCache } from './buffer-cache.js'
 import type { PageAccess } from './page-access.js'
 import { sealPage, setMoveSink } from './page-format.js'
 
+type MoveOp = Extract<PageOp, { op: 'move' }>
+
 /** Moves kept per page and MTR; later ones are left to the diff. */
 const MOVES_PER_PAGE_MAX = 64
 
@@ -44,7 +46,7 @@ export class Mtr implements PageAccess {
   readonly #before = new Map<number, Uint8Array | null>()
   readonly #after = new Map<number, Uint8Array>()
   /** per page, the memmoves made on its copy (in order): shipped as `move` ops ahead of the diff */
-  readonly #moves = new Map<number, PageOp[]>()
+  readonly #moves = new Map<number, MoveOp[]>()
   #finished = false
 
   constructor(cache: BufferCache, pageSize: number) {
@@ -112,7 +114,7 @@ export class Mtr implements PageAccess {
       if (moves && moves.length) {
         // The storage applies the moves first, then the writes: diff against what the moves make of `before`.
         const moved = new Uint8Array(before!)
-        for (const m of moves) if (m.op === 'move') moved.copyWithin(m.dst, m.src, m.src + m.len)
+        for (const m of moves) moved.copyWithin(m.dst, m.src, m.src + m.len)
         ops = [...moves, ...diff(moved, after)]
       } else {
         ops = before ? diff(before, after) : initOps(after)
@@ -166,7 +168,8 @@ export function diff(a: Uint8Array, b: Uint8Array): PageOp[] {
   return ops
 }
 
-function opBytes(ops: PageOp[]): number {
+/** What `ops` cost on the wire, roughly (each op ~16 bytes of framing plus its bytes). */
+export function opBytes(ops: PageOp[]): number {
   let n = 0
   for (const op of ops) n += 16 + (op.op === 'write' ? op.bytes.length : op.op === 'init' ? (op.image?.length ?? 0) : 0)
   return n
@@ -180,8 +183,8 @@ function opBytes(ops: PageOp[]): number {
 function initOps(page: Uint8Array): PageOp[] {
   let end = page.length
   while (end > 0 && page[end - 1] === 0) end--
-  const whole: PageOp[] = [{ op: 'init', image: page.slice(0, end) }]
   if (end === 0) return [{ op: 'init' }]
+  const whole: PageOp[] = [{ op: 'init', image: page.slice(0, end) }]
   let zeros = zeroPages.get(page.length)
   if (!zeros) { zeros = new Uint8Array(page.length); zeroPages.set(page.length, zeros) }
   const sparse: PageOp[] = [{ op: 'init' }, ...diff(zeros, page)]

@@ -513,17 +513,18 @@ export function compactNode(p: Uint8Array): void {
   // instead of a diff of the whole cell area).
   const n = slotCount(p)
   const offs: number[] = new Array(n)
+  const lens: number[] = new Array(n)
   const order: number[] = new Array(n)
-  for (let i = 0; i < n; i++) { offs[i] = slotOffset(p, i); order[i] = i }
+  for (let i = 0; i < n; i++) { offs[i] = slotOffset(p, i); lens[i] = cellBytesAt(p, offs[i]); order[i] = i }
   order.sort((a, b) => offs[b] - offs[a])
   let end = p.length
   let k = 0
   while (k < n) {
     // a run: cells contiguous in the page, each ending where the one above it starts
-    const top = offs[order[k]] + cellBytesAt(p, offs[order[k]])
+    const top = offs[order[k]] + lens[order[k]]
     let bottom = offs[order[k]]
     let j = k + 1
-    while (j < n && offs[order[j]] + cellBytesAt(p, offs[order[j]]) === bottom) bottom = offs[order[j++]]
+    while (j < n && offs[order[j]] + lens[order[j]] === bottom) bottom = offs[order[j++]]
     const len = top - bottom
     const delta = end - top
     if (delta !== 0) {
@@ -541,26 +542,24 @@ export function compactNode(p: Uint8Array): void {
 /** Told of every memmove compactNode makes (the MTR turns them into `move` ops); null: nobody listens. */
 let moveSink: ((page: Uint8Array, src: number, dst: number, len: number) => void) | null = null
 
-/** Sets the listener for compactNode's memmoves and returns the one it replaces. */
-export function setMoveSink(sink: typeof moveSink): typeof moveSink {
-  const prev = moveSink
+/** Sets the listener for compactNode's memmoves. */
+export function setMoveSink(sink: typeof moveSink): void {
   moveSink = sink
-  return prev
 }
 
 /**
  * Replaces the inline value of the leaf cell at `off` with a value no longer
- * than the one there (same key): the cell stays where it is and the bytes it
- * no longer uses count as fragmented. A few bytes of redo instead of a cell
- * removed and inserted (and maybe a page compacted).
+ * than the one there (same key, same size or shorter): the cell stays where
+ * it is and the bytes it no longer uses count as fragmented. A few bytes of
+ * redo instead of a cell removed and inserted (and maybe a page compacted).
  */
 export function shrinkLeafValue(p: Uint8Array, off: number, value: Uint8Array): void {
-  assert(p[TYPE_OFFSET] === PAGE_TYPE_LEAF && (p[off + 2] & LEAF_FLAG_OVERFLOW) === 0, 'shrinkLeafValue: not an inline leaf cell')
-  const old = readU32(p, off + 3)
+  assert(p[TYPE_OFFSET] === PAGE_TYPE_LEAF && (leafCellFlags(p, off) & LEAF_FLAG_OVERFLOW) === 0, 'shrinkLeafValue: not an inline leaf cell')
+  const old = leafValueLength(p, off)
   assert(value.length <= old, `shrinkLeafValue: a ${value.length}-byte value does not fit the ${old}-byte one`)
   writeU32(p, off + 3, value.length)
-  p.set(value, off + LEAF_CELL_HEADER_BYTES + (p[off] | (p[off + 1] << 8)))
-  writeU32(p, NODE_FRAGMENTED, fragmentedBytes(p) + old - value.length)
+  p.set(value, leafBodyOffset(p, off))
+  if (old !== value.length) writeU32(p, NODE_FRAGMENTED, fragmentedBytes(p) + old - value.length)
 }
 
 function checkNode(page: Uint8Array): string | null {

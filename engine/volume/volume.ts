@@ -1651,12 +1651,9 @@ export class VolumeFaults {
   restartAZ(az: number): Promise<void> { this.#check(); return this.#storage.restartAZ(az) }
 }
 
+/** Bytes a queued record adds to a frame (its ops are packed: see write()). */
 function estimate(r: RecordTuple): number {
-  const ops = r[R_OPS]
-  if (!Array.isArray(ops)) return RECORD_OVERHEAD_BYTES + ops.length
-  let n = RECORD_OVERHEAD_BYTES
-  for (const op of ops) n += 16 + (op[0] === 0 ? (op[1]?.length ?? 0) : op[0] === 1 ? op[2].length : 0)
-  return n
+  return RECORD_OVERHEAD_BYTES + (r[R_OPS] as Uint8Array).length
 }
 
 function closedError(): HexadError {
