@@ -9,7 +9,7 @@
  * flipped bit is found, the stale writer is fenced.
  *
  * HEXAD_SEED=<n> replays exactly seed n and prints its fault schedule;
- * HEXAD_SIM_SEEDS=<count> changes how many seeds a run covers (default 300).
+ * HEXAD_SIM_SEEDS=<count> changes how many seeds a run covers (default 200).
  * For long runs: npm run soak -- --seeds 10000.
  */
 import { test } from 'uvu'
@@ -17,7 +17,7 @@ import * as assert from 'uvu/assert'
 import { runSeed, type SimResult } from '../engine/sim/simulator.js'
 
 const replay = process.env.HEXAD_SEED
-const COUNT = Number(process.env.HEXAD_SIM_SEEDS ?? 300)
+const COUNT = Number(process.env.HEXAD_SIM_SEEDS ?? 200)
 
 function describe(r: SimResult): string {
   return `seed ${r.seed} (replay: HEXAD_SEED=${r.seed} node test/run.mjs sim-seeds)\n${r.schedule.join('\n')}\n  ${r.failures.join('\n  ')}`
