@@ -44,6 +44,22 @@ export function unpack<T = unknown>(bytes: Uint8Array): T {
   return packr.unpack(asBuffer(bytes)) as T
 }
 
+// Decoding into values that share no memory with the input (bin values are
+// copied out). Inputs up to SCRATCH_BYTES are first copied into one scratch
+// Buffer: a small Uint8Array lives on V8's heap, and viewing it as a Buffer
+// would first move its bytes off the heap (measured: most of a row decode).
+const owning = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false, copyBuffers: true })
+const SCRATCH_BYTES = 4096
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES)
+
+/** MessagePack decoding whose result shares no memory with `bytes` (rows, whose bytes are transient). */
+export function unpackOwned<T = unknown>(bytes: Uint8Array): T {
+  const n = bytes.byteLength
+  if (n === 0 || n > SCRATCH_BYTES || Buffer.isBuffer(bytes)) return owning.unpack(asBuffer(bytes)) as T
+  scratch.set(bytes)
+  return owning.unpack(scratch, { start: 0, end: n }) as T
+}
+
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }

@@ -20,7 +20,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Cluster, Database, Keyspace, TxKeyspace } from '../engine/index.js'
 import {
-  assertEntries, assertValue, baseSeed, bytesEqual, cleanupTempDirs, collect, concat, fromLatin1, keyForm, keyPool, kvOptions,
+  assertEntries, assertValue, baseSeed, bytesEqual, cleanupTempDirs, collect, collectBatches, concat, fromLatin1, keyForm, keyPool, kvOptions,
   makeTempDir, patternBytes, randomBounds, randomValue, rmTempDir, show, showBounds, SortedModel, u8, withSeed, withTempCluster, type Bounds,
 } from './helpers/kv-helpers.js'
 import { openCluster } from '../engine/index.js'
@@ -242,13 +242,23 @@ test('scans with every bound kind, forward and reverse, with limits, outside and
               const limit = rng.pick(txLimits)
               const b: Bounds = { ...lo, ...hi, ...(reverse ? { reverse } : {}), ...(limit === undefined ? {} : { limit }) }
               assertEntries(await collect(tx.scan(b)), local.entries(b), `tx.scan ${showBounds(b)} with own writes`)
+              assertEntries(await collectBatches(tx.scanBatches(b)), local.entries(b), `tx.scanBatches ${showBounds(b)} with own writes`)
             }
           }
         }
         for (const limit of [1, 2]) for (const reverse of [false, true]) {
           const b: Bounds = { limit, reverse }
           assertEntries(await collect(tx.scan(b)), local.entries(b), `tx.scan ${showBounds(b)} with own writes`)
+          assertEntries(await collectBatches(tx.scanBatches(b)), local.entries(b), `tx.scanBatches ${showBounds(b)} with own writes`)
         }
+        // Without own writes in range, batches are whole leaves: a full scan of this tree takes several.
+        let batches = 0
+        for await (const batch of tx.keyspace('other-never-written').scanBatches()) batches += batch.length ? 1 : 100
+        assert.is(batches, 0, 'scanBatches of an empty keyspace yields nothing')
+        const full = await collectBatches(tx.scanBatches({ gte: 'k1', lt: 'k9' }), counts => {
+          assert.ok(counts.length > 1, `a scan over many leaves came in ${counts.length} batch(es)`)
+        })
+        assertEntries(full, local.entries({ gte: u8('k1'), lt: u8('k9') }), 'tx.scanBatches without own writes in range')
         throw new Abort()
       }).catch(err => { if (!(err instanceof Abort)) throw err })
       // The rolled-back writes are not there.

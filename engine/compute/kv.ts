@@ -446,6 +446,8 @@ export class Transaction implements LockOwner {
   put(key: Key, value: Value): Promise<void> { return this._put(DEFAULT_KEYSPACE, key, value) }
   del(key: Key): Promise<void> { return this._del(DEFAULT_KEYSPACE, key) }
   scan(opts: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> { return this._scan(DEFAULT_KEYSPACE, opts) }
+  /** The entries of scan(), a leaf's worth at a time: one await per array of entries (for bulk reads). */
+  scanBatches(opts: ScanOptions = {}): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> { return this._scanBatches(DEFAULT_KEYSPACE, opts) }
 
   /** @internal */
   async _get(ks: string, key: Key): Promise<Uint8Array | undefined> {
@@ -515,6 +517,15 @@ export class Transaction implements LockOwner {
 
   /** @internal */
   async *_scan(ks: string, opts: ScanOptions): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    for await (const batch of this._scanBatches(ks, opts)) yield* batch
+  }
+
+  /**
+   * @internal The entries of scan(), a B+tree leaf's worth at a time (one
+   * non-empty array per step), this transaction's own writes merged in.
+   * A bulk reader pays one await per leaf instead of one per entry.
+   */
+  async *_scanBatches(ks: string, opts: ScanOptions): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
     this.#check()
     const b = bounds(opts)
     const limit = checkLimit(opts.limit)
@@ -527,21 +538,34 @@ export class Transaction implements LockOwner {
     let n = 0
     const before = (x: Uint8Array, y: Uint8Array) => b.reverse ? compareBytes(x, y) > 0 : compareBytes(x, y) < 0
     for await (const batch of this.#e.scanAt(ks, b, this.snapshot)) {
+      if (own.length === 0 && n + batch.length < limit) {
+        // the usual case: nothing of this transaction's own in the range, the limit not reached
+        n += batch.length
+        yield batch
+        continue
+      }
+      const out: Array<[Uint8Array, Uint8Array]> = []
+      let full = false
       for (const [k, v] of batch) {
         while (oi < own.length && before(own[oi].key, k)) {
           const w = own[oi++]
-          if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
+          if (w.value) { out.push([w.key, w.value]); if (++n >= limit) { full = true; break } }
         }
+        if (full) break
         if (oi < own.length && compareBytes(own[oi].key, k) === 0) {
           const w = own[oi++]
-          if (w.value) { yield [w.key, w.value]; if (++n >= limit) return }
+          if (w.value) { out.push([w.key, w.value]); if (++n >= limit) { full = true; break } }
           continue
         }
-        yield [k, v]
-        if (++n >= limit) return
+        out.push([k, v])
+        if (++n >= limit) { full = true; break }
       }
+      if (out.length) yield out
+      if (full) return
     }
-    for (; oi < own.length; oi++) if (own[oi].value) { yield [own[oi].key, own[oi].value!]; if (++n >= limit) return }
+    const rest: Array<[Uint8Array, Uint8Array]> = []
+    for (; oi < own.length && n < limit; oi++) if (own[oi].value) { rest.push([own[oi].key, own[oi].value!]); n++ }
+    if (rest.length) yield rest
   }
 
   /** Commits; resolves once durable. Throws HEXAD_CONFLICT when serializability would break. */
@@ -670,6 +694,8 @@ export class TxKeyspace {
   put(key: Key, value: Value) { return this.#tx._put(this.name, key, value) }
   del(key: Key) { return this.#tx._del(this.name, key) }
   scan(opts: ScanOptions = {}) { return this.#tx._scan(this.name, opts) }
+  /** The entries of scan(), a leaf's worth at a time: one await per array of entries (for bulk reads). */
+  scanBatches(opts: ScanOptions = {}) { return this.#tx._scanBatches(this.name, opts) }
 }
 
 /** A handle on one keyspace of the database: every call is its own transaction. */

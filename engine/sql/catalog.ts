@@ -19,7 +19,7 @@
  * a unique index tuple holding a NULL: NULLs are distinct), or the index
  * tuple alone (unique); value = the primary key.
  */
-import { pack, unpack } from '../../native-bindings/index.js'
+import { pack, unpack, unpackOwned } from '../../native-bindings/index.js'
 import { SqlError, SQLSTATE } from './errors.js'
 import { encodeValue, KeyWriter } from './keys.js'
 import { Decimal, Json, normInt, SqlDate, type SqlType } from './values.js'
@@ -103,8 +103,13 @@ export function encodeRow(t: TableDef, row: unknown[]): Buffer {
 }
 
 export function decodeRow(t: TableDef, bytes: Uint8Array): unknown[] {
-  const a = unpack<unknown[]>(bytes)
+  const a = unpackOwned<unknown[]>(bytes)
   const cols = t.columns
+  if (a.length === cols.length) {
+    // the decoded array is the row's own: convert in place
+    for (let i = 0; i < cols.length; i++) { const v = a[i]; if (v !== null) a[i] = fromStored(v, cols[i].type) }
+    return a
+  }
   const row = new Array(cols.length)
   for (let i = 0; i < cols.length; i++) row[i] = fromStored(i < a.length ? a[i] : cols[i].fill ?? null, cols[i].type)
   return row

@@ -46,9 +46,9 @@ const ROWS_PER_YIELD = 256
  * the thread to the end: no other connection served, and no cancel request
  * even read.
  */
-export function checkCancel(env: Env): Promise<void> | undefined {
+export function checkCancel(env: Env, rows = 1): Promise<void> | undefined {
   if (env.signal?.aborted) throw cancelled()
-  env.rowsSinceYield = (env.rowsSinceYield ?? 0) + 1
+  env.rowsSinceYield = (env.rowsSinceYield ?? 0) + rows
   if (env.rowsSinceYield < ROWS_PER_YIELD) return undefined // the common case costs no await
   env.rowsSinceYield = 0
   return new Promise<void>((resolve, reject) => setImmediate(() => { if (env.signal?.aborted) reject(cancelled()); else resolve() }))

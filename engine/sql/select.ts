@@ -222,13 +222,28 @@ function keyValue1(v: unknown, t: SqlType, mode: 'eq' | 'lo' | 'hi'): { v: unkno
   return { v: c, exact: kindOf(c) === kindOf(v) }
 }
 
-/** The rows an access path reads, with their primary keys, in key order (reversed if asked). */
-export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Uint8Array; row: Row }> {
+export interface KeyedRow { key: Uint8Array; row: Row }
+
+/**
+ * The rows an access path reads, with their primary keys, in key order
+ * (reversed if asked), a batch at a time: a scan yields a B+tree leaf's
+ * rows at once, so a long read costs one await per leaf, not per row (a
+ * read through an index yields its rows one at a time). `rowsWanted`: the
+ * consumer stops after that many rows (a scan then reads no further, per
+ * prefix). Every yielded array is non-empty.
+ */
+export async function* accessBatches(a: Access, ex: Exec, rowsWanted?: number): AsyncGenerator<KeyedRow[]> {
   const t = a.table
   const env = ex.env
   const tks = ex.tx.keyspace(tableKeyspace(t))
   if (a.kind === 'full') {
-    for await (const [k, v] of tks.scan({ reverse: a.reverse })) { const y = checkCancel(env); if (y) await y; yield { key: k, row: decodeRow(t, v) } }
+    for await (const batch of tks.scanBatches({ reverse: a.reverse, limit: rowsWanted })) {
+      const y = checkCancel(env, batch.length)
+      if (y) await y
+      const out: KeyedRow[] = new Array(batch.length)
+      for (let i = 0; i < batch.length; i++) out[i] = { key: batch[i][0], row: decodeRow(t, batch[i][1]) }
+      yield out
+    }
     return
   }
   const descs = a.index ? a.index.desc : a.keyCols.map(() => false)
@@ -258,12 +273,14 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
     if (a.reverse) prefixes.reverse()
   }
   if (a.kind === 'get') {
+    const out: KeyedRow[] = []
     for (const p of prefixes) {
       const v = ex.lock ? await tks.getForUpdate(p) : await tks.get(p)
       const y = checkCancel(env)
       if (y) await y
-      if (v) yield { key: p, row: decodeRow(t, v) }
+      if (v) out.push({ key: p, row: decodeRow(t, v) })
     }
+    if (out.length) yield out
     return
   }
   const rangeType = a.keyCols[a.eq.length] !== undefined ? t.columns[a.keyCols[a.eq.length]].type : null
@@ -274,19 +291,28 @@ export async function* accessRows(a: Access, ex: Exec): AsyncGenerator<{ key: Ui
   if (hi) { const k = keyValue(hi.fn([], env), rangeType!, 'hi'); if (k === NO_MATCH) return; if (k === UNBOUNDED) hi = null; else { hiV = k.v; hiInc = hi.inclusive || !k.exact } }
   const ks = a.index ? ex.tx.keyspace(indexKeyspace(a.index)) : tks
   for (const p of prefixes) {
-    const opts: { gte?: Uint8Array; lt?: Uint8Array; reverse: boolean } = { reverse: a.reverse }
+    const opts: { gte?: Uint8Array; lt?: Uint8Array; reverse: boolean; limit?: number } = { reverse: a.reverse, limit: a.index ? undefined : rowsWanted }
     const enc = (v: unknown) => { const w = new KeyWriter(32); w.bytes(p); encodeValue(w, v, rangeType!.kind); return w.result() }
     opts.gte = lo ? (loInc ? enc(loV) : prefixEnd(enc(loV))) : p
     opts.lt = hi ? (hiInc ? prefixEnd(enc(hiV)) : enc(hiV)) : prefixEnd(p)
     if (lo && hi && Buffer.compare(Buffer.from(opts.gte), Buffer.from(opts.lt)) >= 0) continue
     if (p.length === 0 && !lo) delete opts.gte
     if (p.length === 0 && !hi) delete opts.lt
-    for await (const [k, v] of ks.scan(opts)) {
-      const y = checkCancel(env)
+    for await (const batch of ks.scanBatches(opts)) {
+      const y = checkCancel(env, batch.length)
       if (y) await y
-      if (!a.index) { yield { key: k, row: decodeRow(t, v) }; continue }
-      const rv = ex.lock ? await tks.getForUpdate(v) : await tks.get(v)
-      if (rv) yield { key: v, row: decodeRow(t, rv) }
+      if (!a.index) {
+        const out: KeyedRow[] = new Array(batch.length)
+        for (let i = 0; i < batch.length; i++) out[i] = { key: batch[i][0], row: decodeRow(t, batch[i][1]) }
+        yield out
+        continue
+      }
+      // Through an index, a row at a time: each is a read (a locking one under FOR UPDATE
+      // or in an UPDATE), and a consumer that stops early must not have read further.
+      for (const [, pk] of batch) {
+        const rv = ex.lock ? await tks.getForUpdate(pk) : await tks.get(pk)
+        if (rv) yield [{ key: pk, row: decodeRow(t, rv) }]
+      }
     }
   }
 }
@@ -754,7 +780,7 @@ async function sourceRows(s: Source, ex: Exec, forCorrelated: boolean): Promise<
   const out: Row[] = []
   // a correlated subquery's access path can only use constants: its table is read once for every outer row
   const access = s.access!
-  for await (const { row } of accessRows(access, ex)) out.push(row)
+  for await (const batch of accessBatches(access, ex)) for (const { row } of batch) out.push(row)
   void forCorrelated
   return out
 }
@@ -772,13 +798,17 @@ export async function runSelect(plan: SelectPlan, ex: Exec): Promise<Row[]> {
     const seen = plan.distinct ? new Set<string>() : null
     let skipped = 0
     const s = plan.sources[0]
-    for await (const { row } of accessRows(s.access!, ex)) {
-      if (plan.where && truthy(plan.where(row, env)) !== true) continue
-      const o = plan.outputs.map(f => f(row, env))
-      if (seen) { const k = o.map(hashKey).join('\u0001'); if (seen.has(k)) continue; seen.add(k) }
-      if (skipped < skip) { skipped++; continue }
-      out.push(o)
-      if (out.length >= limit) break
+    // Without a filter, the rows wanted are known: the scan reads no more of the last leaf than that.
+    const wanted = !plan.where && !seen && Number.isFinite(limit) ? skip + limit : undefined
+    for await (const batch of accessBatches(s.access!, ex, wanted)) {
+      for (const { row } of batch) {
+        if (plan.where && truthy(plan.where(row, env)) !== true) continue
+        const o = plan.outputs.map(f => f(row, env))
+        if (seen) { const k = o.map(hashKey).join('\u0001'); if (seen.has(k)) continue; seen.add(k) }
+        if (skipped < skip) { skipped++; continue }
+        out.push(o)
+        if (out.length >= limit) return out
+      }
     }
     return out
   }
@@ -810,7 +840,7 @@ async function lookupRows(s: Source, outerRows: Row[], ex: Exec): Promise<Row[] 
     reverse: false, keyCols: s.lookup!.cols, describe: '',
   }
   const out: Row[] = []
-  for await (const { row } of accessRows(access, ex)) out.push(row)
+  for await (const batch of accessBatches(access, ex)) for (const { row } of batch) out.push(row)
   return out
 }
 
@@ -915,11 +945,21 @@ function aggregate(plan: SelectPlan, rows: Row[], env: Env): Row[] {
   const groups = new Map<string, { key: unknown[]; st: AggState[] }>()
   const mk = () => specs.map(s => newState(s))
   if (keys.length === 0) groups.set('', { key: [], st: mk() })
+  const one = keys.length === 1 ? keys[0] : null
   for (const r of rows) {
-    const kv = keys.map(f => f(r, env))
-    const hk = keys.length ? kv.map(v => hashKey(numKey(v))).join('\u0001') : ''
-    let g = groups.get(hk)
-    if (!g) groups.set(hk, g = { key: kv, st: mk() })
+    let g: { key: unknown[]; st: AggState[] } | undefined
+    if (one) {
+      // one grouping key (the usual case): no arrays per row
+      const v = one(r, env)
+      const hk = hashKey(numKey(v))
+      g = groups.get(hk)
+      if (!g) groups.set(hk, g = { key: [v], st: mk() })
+    } else {
+      const kv = keys.map(f => f(r, env))
+      const hk = keys.length ? kv.map(v => hashKey(numKey(v))).join('\u0001') : ''
+      g = groups.get(hk)
+      if (!g) groups.set(hk, g = { key: kv, st: mk() })
+    }
     for (let i = 0; i < specs.length; i++) step(specs[i], g.st[i], r, env)
   }
   const out: Row[] = []

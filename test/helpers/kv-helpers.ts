@@ -153,6 +153,19 @@ export async function collect(it: AsyncIterable<[Uint8Array, Uint8Array]>): Prom
   return out
 }
 
+/** The entries of a batched scan, in order; checks that no batch is empty and hands the batch sizes to `sizes`. */
+export async function collectBatches(it: AsyncIterable<Array<[Uint8Array, Uint8Array]>>, sizes?: (counts: number[]) => void): Promise<Array<[Uint8Array, Uint8Array]>> {
+  const out: Array<[Uint8Array, Uint8Array]> = []
+  const counts: number[] = []
+  for await (const batch of it) {
+    if (batch.length === 0) throw new Error(`batch ${counts.length} of a batched scan is empty`)
+    counts.push(batch.length)
+    out.push(...batch)
+  }
+  sizes?.(counts)
+  return out
+}
+
 /** Compares a scan's entries with the model's, naming the first difference. */
 export function assertEntries(got: Array<[Uint8Array, Uint8Array]>, want: Array<[Uint8Array, Uint8Array]>, what: string): void {
   const n = Math.min(got.length, want.length)
