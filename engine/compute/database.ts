@@ -87,6 +87,7 @@ export class Database extends Keyspace {
       mtrs: e.runner.mtrs,
       redoBytes: e.runner.redoBytes,
       versionsKept: e.store.size,
+      snapshotsHeld: e.store.snapshotsHeld,
       keyspaces: e.keyspaces.size,
       cache: e.cache.stats(),
       vdl: e.vol.vdl,

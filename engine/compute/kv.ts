@@ -62,6 +62,8 @@ export interface DatabaseStats {
   mtrs: number
   redoBytes: number
   versionsKept: number
+  /** snapshots held now by open transactions, scans and snapshot handles (one that never returns to 0 when idle is a leak) */
+  snapshotsHeld: number
   keyspaces: number
   cache: ReturnType<BufferCache['stats']>
   vdl: number
@@ -857,7 +859,8 @@ function checkLimit(limit: unknown): number {
 }
 
 export function checkKeyspaceName(name: unknown): string {
-  if (typeof name !== 'string' || name.length === 0 || enc.encode(name).length > KEYSPACE_NAME_BYTES_MAX) {
+  // (a UTF-16 unit is at most 3 UTF-8 bytes: only a long name needs encoding to be measured)
+  if (typeof name !== 'string' || name.length === 0 || (name.length * 3 > KEYSPACE_NAME_BYTES_MAX && enc.encode(name).length > KEYSPACE_NAME_BYTES_MAX)) {
     throw badInput(`keyspace name must be a non-empty string of at most ${KEYSPACE_NAME_BYTES_MAX} bytes, got ${JSON.stringify(name)}`)
   }
   return name

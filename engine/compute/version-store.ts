@@ -47,18 +47,38 @@ export class VersionStore {
 
   get size(): number { return this.#entries.size }
 
+  /**
+   * The newest snapshot handed out and how many hold it, kept out of
+   * #snapshots: nearly every snapshot is taken and released at the durable
+   * point, and a Map entry made and deleted per read costs its rehashes.
+   * The durable point only grows, so an older one never becomes hot again.
+   */
+  #hotSeq = -1
+  #hotCount = 0
+
   /** Takes a snapshot at the durable point; release it with `release`. */
   acquire(): number {
     const s = this.durableSeq
-    this.#snapshots.set(s, (this.#snapshots.get(s) ?? 0) + 1)
+    if (s === this.#hotSeq) { this.#hotCount++; return s }
+    if (this.#hotCount > 0) this.#snapshots.set(this.#hotSeq, (this.#snapshots.get(this.#hotSeq) ?? 0) + this.#hotCount)
+    this.#hotSeq = s
+    this.#hotCount = 1
     return s
   }
 
   release(snapshot: number): void {
+    if (snapshot === this.#hotSeq && this.#hotCount > 0) { this.#hotCount--; return }
     const n = this.#snapshots.get(snapshot)
     if (!n) return
     if (n === 1) this.#snapshots.delete(snapshot)
     else this.#snapshots.set(snapshot, n - 1)
+  }
+
+  /** Snapshots in use (a count per transaction or read holding one). */
+  get snapshotsHeld(): number {
+    let n = this.#hotCount
+    for (const c of this.#snapshots.values()) n += c
+    return n
   }
 
   nextSeq(): number { return ++this.lastSeq }
@@ -119,6 +139,7 @@ export class VersionStore {
   /** Drops what no snapshot can need any more. */
   prune(): void {
     let horizon = this.durableSeq
+    if (this.#hotCount > 0 && this.#hotSeq < horizon) horizon = this.#hotSeq
     for (const s of this.#snapshots.keys()) if (s < horizon) horizon = s
     for (const [k, e] of this.#entries) {
       let i = -1

@@ -18,6 +18,7 @@
 import { SqlError, SQLSTATE } from './errors.js'
 import { Decimal, SqlDate, type Kind } from './values.js'
 
+const EMPTY = Buffer.alloc(0)
 const NULL_TAG = 0xfe
 const VALUE_TAG = 0x05
 
@@ -65,7 +66,13 @@ export class KeyWriter {
     this.buf[this.len++] = 1
   }
   invertFrom(start: number): void { for (let i = start; i < this.len; i++) this.buf[i] ^= 0xff }
-  result(): Buffer { return Buffer.from(this.buf.subarray(0, this.len)) }
+  /** The key written; the writer then starts over (empty), so the bytes returned are never written again. */
+  result(): Buffer {
+    const out = this.buf.subarray(0, this.len)
+    this.buf = EMPTY
+    this.len = 0
+    return out
+  }
 }
 
 /** Appends one value of kind `kind` (the value already has that type). */

@@ -253,18 +253,19 @@ export async function* accessBatches(a: Access, ex: Exec, rowsWanted?: number): 
     const col = a.keyCols[i]
     const type = t.columns[col].type
     const vals: Buffer[] = []
-    const seen = new Set<string>()
+    const seen = a.eq[i].length > 1 ? new Set<string>() : null
     for (const f of a.eq[i]) {
       const kv = keyValue(f([], env), type, 'eq')
       if (kv === NO_MATCH || kv === UNBOUNDED) continue
       const w = new KeyWriter(16)
       encodeValue(w, kv.v, type.kind, descs[i])
       const b = w.result()
+      if (!seen) { vals.push(b); continue }
       const s = b.toString('latin1')
       if (!seen.has(s)) { seen.add(s); vals.push(b) }
     }
     const next: Buffer[] = []
-    for (const p of prefixes) for (const v of vals) next.push(Buffer.concat([p, v]))
+    for (const p of prefixes) for (const v of vals) next.push(p.length ? Buffer.concat([p, v]) : v)
     prefixes = next
     if (!prefixes.length) return
   }
