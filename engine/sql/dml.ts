@@ -13,7 +13,7 @@ import {
 } from './catalog.js'
 import { SqlError, SQLSTATE, unsupported } from './errors.js'
 import { castTo, checkCancel, colName, compile, exprName, Scope, tableName, truthy, type ColBind, type CompileCtx, type Fn, type Row, type SubPlan } from './expr.js'
-import { accessBatches, compileSelect, conjuncts, planAccess, prepare, runSelect, type Access, type Exec, type Field, type PlanCtx, type SelectPlan } from './select.js'
+import { accessAll, compileSelect, conjuncts, planAccess, prepare, runSelect, type Access, type Exec, type Field, type PlanCtx, type SelectPlan } from './select.js'
 import { coerce, type SqlType } from './values.js'
 
 /** Allocates row ids and AUTO_INCREMENT / serial values (supplied by the engine). */
@@ -352,7 +352,7 @@ async function collect(access: Access, where: Fn | null, ex: Exec, subs: SubPlan
   await prepare({ subs } as SelectPlan, ex)
   const hits: Array<{ key: Uint8Array; row: Row }> = []
   const lockEx: Exec = { ...ex, lock: true }
-  for await (const batch of accessBatches(access, lockEx)) for (const r of batch) if (!where || truthy(where(r.row, ex.env)) === true) hits.push(r)
+  for (const r of await accessAll(access, lockEx)) if (!where || truthy(where(r.row, ex.env)) === true) hits.push(r)
   return hits
 }
 

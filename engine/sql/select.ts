@@ -224,6 +224,60 @@ function keyValue1(v: unknown, t: SqlType, mode: 'eq' | 'lo' | 'hi'): { v: unkno
 
 export interface KeyedRow { key: Uint8Array; row: Row }
 
+/** Every combination of an access path's equality values, as encoded key prefixes, in key order (none: nothing can match). */
+function eqPrefixes(a: Access, env: Env): Buffer[] {
+  const t = a.table
+  const descs = a.index ? a.index.desc : null
+  let prefixes: Buffer[] = [EMPTY_KEY]
+  for (let i = 0; i < a.eq.length; i++) {
+    const type = t.columns[a.keyCols[i]].type
+    const vals: Buffer[] = []
+    const seen = a.eq[i].length > 1 ? new Set<string>() : null
+    for (const f of a.eq[i]) {
+      const kv = keyValue(f([], env), type, 'eq')
+      if (kv === NO_MATCH || kv === UNBOUNDED) continue
+      const w = new KeyWriter(16)
+      encodeValue(w, kv.v, type.kind, descs ? descs[i] : false)
+      const b = w.result()
+      if (!seen) { vals.push(b); continue }
+      const s = b.toString('latin1')
+      if (!seen.has(s)) { seen.add(s); vals.push(b) }
+    }
+    const next: Buffer[] = []
+    for (const p of prefixes) for (const v of vals) next.push(p.length ? Buffer.concat([p, v]) : v)
+    prefixes = next
+    if (!prefixes.length) return prefixes
+  }
+  if (a.eq.length && prefixes.length > 1) {
+    prefixes.sort(Buffer.compare)
+    if (a.reverse) prefixes.reverse()
+  }
+  return prefixes
+}
+const EMPTY_KEY = Buffer.alloc(0)
+
+/** The rows of a 'get' access path (whole primary keys), in key order: a point read needs no generator. */
+async function pointRows(a: Access, ex: Exec): Promise<KeyedRow[]> {
+  const t = a.table
+  const tks = ex.tx.keyspace(tableKeyspace(t))
+  const out: KeyedRow[] = []
+  for (const p of eqPrefixes(a, ex.env)) {
+    const v = ex.lock ? await tks.getForUpdate(p) : await tks.get(p)
+    const y = checkCancel(ex.env)
+    if (y) await y
+    if (v) out.push({ key: p, row: decodeRow(t, v) })
+  }
+  return out
+}
+
+/** Every row an access path reads, in order. */
+export async function accessAll(a: Access, ex: Exec): Promise<KeyedRow[]> {
+  if (a.kind === 'get') return pointRows(a, ex)
+  const out: KeyedRow[] = []
+  for await (const batch of accessBatches(a, ex)) for (const r of batch) out.push(r)
+  return out
+}
+
 /**
  * The rows an access path reads, with their primary keys, in key order
  * (reversed if asked), a batch at a time: a scan yields a B+tree leaf's
@@ -246,44 +300,13 @@ export async function* accessBatches(a: Access, ex: Exec, rowsWanted?: number): 
     }
     return
   }
-  const descs = a.index ? a.index.desc : a.keyCols.map(() => false)
-  // every combination of the equality values, as encoded prefixes, in key order
-  let prefixes: Buffer[] = [Buffer.alloc(0)]
-  for (let i = 0; i < a.eq.length; i++) {
-    const col = a.keyCols[i]
-    const type = t.columns[col].type
-    const vals: Buffer[] = []
-    const seen = a.eq[i].length > 1 ? new Set<string>() : null
-    for (const f of a.eq[i]) {
-      const kv = keyValue(f([], env), type, 'eq')
-      if (kv === NO_MATCH || kv === UNBOUNDED) continue
-      const w = new KeyWriter(16)
-      encodeValue(w, kv.v, type.kind, descs[i])
-      const b = w.result()
-      if (!seen) { vals.push(b); continue }
-      const s = b.toString('latin1')
-      if (!seen.has(s)) { seen.add(s); vals.push(b) }
-    }
-    const next: Buffer[] = []
-    for (const p of prefixes) for (const v of vals) next.push(p.length ? Buffer.concat([p, v]) : v)
-    prefixes = next
-    if (!prefixes.length) return
-  }
-  if (a.eq.length && prefixes.length > 1) {
-    prefixes.sort(Buffer.compare)
-    if (a.reverse) prefixes.reverse()
-  }
   if (a.kind === 'get') {
-    const out: KeyedRow[] = []
-    for (const p of prefixes) {
-      const v = ex.lock ? await tks.getForUpdate(p) : await tks.get(p)
-      const y = checkCancel(env)
-      if (y) await y
-      if (v) out.push({ key: p, row: decodeRow(t, v) })
-    }
+    const out = await pointRows(a, ex)
     if (out.length) yield out
     return
   }
+  const prefixes = eqPrefixes(a, env)
+  if (!prefixes.length) return
   const rangeType = a.keyCols[a.eq.length] !== undefined ? t.columns[a.keyCols[a.eq.length]].type : null
   let loV: unknown = undefined, hiV: unknown = undefined
   let loInc = false, hiInc = false
@@ -778,12 +801,9 @@ async function sourceRows(s: Source, ex: Exec, forCorrelated: boolean): Promise<
     }
     return runSelect(s.rows!, ex)
   }
-  const out: Row[] = []
   // a correlated subquery's access path can only use constants: its table is read once for every outer row
-  const access = s.access!
-  for await (const batch of accessBatches(access, ex)) for (const { row } of batch) out.push(row)
   void forCorrelated
-  return out
+  return rowsOf(await accessAll(s.access!, ex))
 }
 
 /** Runs a compiled SELECT; returns output rows (internal values, in field order). */
@@ -799,18 +819,22 @@ export async function runSelect(plan: SelectPlan, ex: Exec): Promise<Row[]> {
     const seen = plan.distinct ? new Set<string>() : null
     let skipped = 0
     const s = plan.sources[0]
-    // Without a filter, the rows wanted are known: the scan reads no more of the last leaf than that.
-    const wanted = !plan.where && !seen && Number.isFinite(limit) ? skip + limit : undefined
-    for await (const batch of accessBatches(s.access!, ex, wanted)) {
+    // Takes a batch's rows; true once the limit is reached.
+    const take = (batch: KeyedRow[]): boolean => {
       for (const { row } of batch) {
         if (plan.where && truthy(plan.where(row, env)) !== true) continue
         const o = plan.outputs.map(f => f(row, env))
         if (seen) { const k = o.map(hashKey).join('\u0001'); if (seen.has(k)) continue; seen.add(k) }
         if (skipped < skip) { skipped++; continue }
         out.push(o)
-        if (out.length >= limit) return out
+        if (out.length >= limit) return true
       }
+      return false
     }
+    if (s.access!.kind === 'get') { take(await pointRows(s.access!, ex)); return out }
+    // Without a filter, the rows wanted are known: the scan reads no more of the last leaf than that.
+    const wanted = !plan.where && !seen && Number.isFinite(limit) ? skip + limit : undefined
+    for await (const batch of accessBatches(s.access!, ex, wanted)) if (take(batch)) break
     return out
   }
   const inputs: Row[][] = []
@@ -840,8 +864,12 @@ async function lookupRows(s: Source, outerRows: Row[], ex: Exec): Promise<Row[] 
     table: t, kind: unique ? 'get' : 'range', index: s.lookup!.index, eq: [[...seen.values()].map(v => () => v)], lo: null, hi: null,
     reverse: false, keyCols: s.lookup!.cols, describe: '',
   }
-  const out: Row[] = []
-  for await (const batch of accessBatches(access, ex)) for (const { row } of batch) out.push(row)
+  return rowsOf(await accessAll(access, ex))
+}
+
+function rowsOf(keyed: KeyedRow[]): Row[] {
+  const out: Row[] = new Array(keyed.length)
+  for (let i = 0; i < keyed.length; i++) out[i] = keyed[i].row
   return out
 }
 
