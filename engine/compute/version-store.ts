@@ -21,6 +21,8 @@
 import { assert } from '../common/errors.js'
 
 export interface KeyVersions {
+  /** its key in the store (storeKey) */
+  id: string
   ks: number
   key: Uint8Array
   base: Uint8Array | null
@@ -87,7 +89,7 @@ export class VersionStore {
   record(ks: number, key: Uint8Array, seq: number, value: Uint8Array | null, before: Uint8Array | null): void {
     const k = storeKey(ks, key)
     let e = this.#entries.get(k)
-    if (!e) { e = { ks, key, base: before, versions: [] }; this.#entries.set(k, e) }
+    if (!e) { e = { id: k, ks, key, base: before, versions: [] }; this.#entries.set(k, e) }
     const last = e.versions[e.versions.length - 1]
     assert(!last || last.seq <= seq, 'versions recorded out of order')
     if (last && last.seq === seq) last.value = value
@@ -141,11 +143,11 @@ export class VersionStore {
     let horizon = this.durableSeq
     if (this.#hotCount > 0 && this.#hotSeq < horizon) horizon = this.#hotSeq
     for (const s of this.#snapshots.keys()) if (s < horizon) horizon = s
-    for (const [k, e] of this.#entries) {
+    for (const e of this.#entries.values()) {
       let i = -1
       for (let j = e.versions.length - 1; j >= 0; j--) if (e.versions[j].seq <= horizon) { i = j; break }
       if (i < 0) continue
-      if (i === e.versions.length - 1) { this.#entries.delete(k); continue }
+      if (i === e.versions.length - 1) { this.#entries.delete(e.id); continue }
       e.base = e.versions[i].value
       e.versions.splice(0, i + 1)
     }

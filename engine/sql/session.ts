@@ -96,6 +96,8 @@ interface Lexed {
   entry: { e: Entry; slots: Slot[] } | null
 }
 const AUTOCOMMIT_RETRIES = 20
+/** statement kinds (node-sql-parser's ast.type) that run as queries or DML */
+const DML_KINDS = new Set(['select', 'insert', 'update', 'delete', 'replace'])
 
 const require = createRequire(import.meta.url)
 const parsers: Partial<Record<Dialect, { astify(sql: string, opt: object): any }>> = {}
@@ -617,7 +619,7 @@ export class SqlSession {
     if (TX_WORDS.has(w0) && (w0 !== 'start' || words[1] === 'transaction') && (w0 !== 'begin' || words.length === 1 || ['work', 'transaction', 'isolation', 'read'].includes(words[1]))) {
       return this.#txControl(w0)
     }
-    if (['savepoint', 'release'].includes(w0) || (w0 === 'rollback' && words.includes('to'))) throw unsupported('SAVEPOINT')
+    if (w0 === 'savepoint' || w0 === 'release' || (w0 === 'rollback' && words.includes('to'))) throw unsupported('SAVEPOINT')
     if (this.#failed) throw new SqlError(SQLSTATE.inFailedTx, 'current transaction is aborted, commands ignored until end of transaction block')
     if (this.#replica && !['select', 'with', 'explain', 'values', '('].includes((toks[0]?.s ?? '').toLowerCase())) {
       throw readOnly(toks.slice(0, w0 === 'alter' || w0 === 'create' || w0 === 'drop' ? 2 : 1).map(t => t.s.toUpperCase()).join(' '))
@@ -662,7 +664,7 @@ export class SqlSession {
       return this.#ddl(e.ast, eng)
     }
     if (kind === 'transaction') return this.#txControl(String(e.ast.expr?.action?.value ?? '').toLowerCase())
-    if (!['select', 'insert', 'update', 'delete', 'replace'].includes(kind)) throw unsupported(`${kind.toUpperCase()} statements`)
+    if (!DML_KINDS.has(kind)) throw unsupported(`${kind.toUpperCase()} statements`)
     if (this.#replica && (kind !== 'select' || lock)) throw readOnly(lock ? 'SELECT ... FOR UPDATE' : kind.toUpperCase())
     const p = this.#overlay ? eng.prepare(e, dialect, overlayView(eng, this.#overlay)) : eng.prepare(e, dialect)
     if (explain) {
