@@ -17,7 +17,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Cluster, Reader } from '../engine/index.js'
-import { cleanupTempDirs, codeOf, collect, settlesWithin, utf8, withTempCluster } from './helpers/kv-helpers.js'
+import { cleanupTempDirs, codeOf, collect, collectBatches, settlesWithin, utf8, withTempCluster } from './helpers/kv-helpers.js'
 
 const GUARD_MS = 60_000
 
@@ -30,6 +30,9 @@ async function converged(cluster: Cluster, r: Reader, ks: string | null, what: s
   const mine = await collect(w.scan())
   const theirs = await collect(rk.scan())
   assert.is(theirs.length, mine.length, `${what}: the reader's scan has as many entries as the writer's`)
+  const batched = await collectBatches(rk.scanBatches())
+  assert.is(batched.length, mine.length, `${what}: the reader's scanBatches has as many entries as the writer's scan`)
+  for (let i = 0; i < mine.length; i++) assert.equal(Buffer.compare(batched[i][0], mine[i][0]), 0, `${what}: key #${i} in scanBatches`)
   for (let i = 0; i < mine.length; i++) {
     assert.equal(Buffer.compare(theirs[i][0], mine[i][0]), 0, `${what}: key #${i}`)
     assert.equal(Buffer.compare(theirs[i][1], mine[i][1]), 0, `${what}: value of key #${i}`)

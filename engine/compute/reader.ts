@@ -80,6 +80,8 @@ export class Reader {
   get(key: Key): Promise<Uint8Array | undefined> { return this._get(DEFAULT_KEYSPACE, key) }
   async getString(key: Key): Promise<string | undefined> { const v = await this.get(key); return v && dec.decode(v) }
   scan(options: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> { return this._scan(DEFAULT_KEYSPACE, options) }
+  /** The entries of scan(), a batch at a time (one await per batch). */
+  scanBatches(options: ScanOptions = {}): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> { return this._scanBatches(DEFAULT_KEYSPACE, options) }
 
   /**
    * One read point for several reads (a read-only transaction): until
@@ -112,6 +114,11 @@ export class Reader {
    * scan left open delays this replica.
    */
   async *_scan(ks: string, options: ScanOptions, snap?: number): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    for await (const batch of this._scanBatches(ks, options, snap)) yield* batch
+  }
+
+  /** @internal The entries of _scan, a batch from the replica's worker at a time (each non-empty). */
+  async *_scanBatches(ks: string, options: ScanOptions, snap?: number): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
     this.#check()
     const { b, limit } = scanBounds(options)
     if (limit === 0) return
@@ -122,7 +129,7 @@ export class Reader {
     try {
       for (;;) {
         if (batch.t !== 'batch') return
-        for (const e of batch.entries) yield e
+        if (batch.entries.length) yield batch.entries
         if (batch.done) { done = true; return }
         batch = await this.#request({ t: 'scan-next', id })
       }
@@ -256,6 +263,8 @@ export class ReaderSnapshot {
     return {
       get: async (key: Key) => { check(); return this.#r._get(name, key, this.#id) },
       scan: (options: ScanOptions = {}) => { check(); return this.#r._scan(name, options, this.#id) },
+      /** the entries of scan(), a batch at a time */
+      scanBatches: (options: ScanOptions = {}) => { check(); return this.#r._scanBatches(name, options, this.#id) },
     }
   }
   /** Releases the read point: the replica applies redo again. */
@@ -275,6 +284,8 @@ export class ReaderKeyspace {
   get(key: Key) { return this.#r._get(this.name, key) }
   async getString(key: Key) { const v = await this.get(key); return v && dec.decode(v) }
   scan(options: ScanOptions = {}) { return this.#r._scan(this.name, options) }
+  /** The entries of scan(), a batch at a time (one await per batch). */
+  scanBatches(options: ScanOptions = {}) { return this.#r._scanBatches(this.name, options) }
 }
 
 /** Validates reader options; fills defaults. */

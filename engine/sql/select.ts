@@ -30,7 +30,9 @@ import {
 import { encodeValue, KeyWriter, prefixEnd } from './keys.js'
 import { coerce, compare, Decimal, hashKey, isInt, kindOf, normInt, T, toDecimal, type SqlType } from './values.js'
 
-export interface TxLike { keyspace(name: string): TxKeyspace }
+/** What SQL statements call on a keyspace: a writer transaction's, or a replica snapshot's (whose writes refuse). */
+export type SqlKeyspace = Pick<TxKeyspace, 'get' | 'getForUpdate' | 'put' | 'del' | 'scan' | 'scanBatches'>
+export interface TxLike { keyspace(name: string): SqlKeyspace }
 
 export interface CatalogView {
   table(name: string): TableDef

@@ -14,7 +14,7 @@
  * older one are compiled again from the cached AST.
  */
 import type { Database } from '../compute/database.js'
-import type { Transaction, TxKeyspace } from '../compute/kv.js'
+import type { Transaction } from '../compute/kv.js'
 import type { Reader, ReaderSnapshot } from '../compute/reader.js'
 import type { Volume } from '../volume/volume.js'
 import { createRequire } from 'node:module'
@@ -24,7 +24,7 @@ import { compileDelete, compileInsert, compileUpdate, runDelete, runInsert, runU
 import { SqlError, SQLSTATE, toSqlError, unsupported } from './errors.js'
 import { CompileCtx, type Env, type Row } from './expr.js'
 import { firstWord, normalize, tokenize, type Dialect, type Slot } from './lexer.js'
-import { compileSelect, runCorrelated, runSelect, type CatalogView, type Exec, type Field, type PlanCtx, type SelectPlan, type TxLike } from './select.js'
+import { compileSelect, runCorrelated, runSelect, type CatalogView, type Exec, type Field, type PlanCtx, type SelectPlan, type SqlKeyspace, type TxLike } from './select.js'
 import { fromParam, kindOf, PG_OID, T, toJs, type SqlType } from './values.js'
 import { verifySql, type SqlVerifyReport } from './verify.js'
 
@@ -848,18 +848,17 @@ function readOnly(what: string): SqlError {
 class ReplicaTx implements TxLike {
   readonly #snap: ReaderSnapshot
   constructor(snap: ReaderSnapshot) { this.#snap = snap }
-  keyspace(name: string): TxKeyspace {
+  keyspace(name: string): SqlKeyspace {
     const ks = this.#snap.keyspace(name)
     const refuse = (): never => { throw readOnly('a write') }
     return {
-      name,
       get: (key: Uint8Array | string) => ks.get(key),
       getForUpdate: () => refuse(),
-      getString: async (key: Uint8Array | string) => { const v = await ks.get(key); return v && new TextDecoder().decode(v) },
       put: () => refuse(),
       del: () => refuse(),
       scan: (opts = {}) => ks.scan(opts),
-    } as unknown as TxKeyspace
+      scanBatches: (opts = {}) => ks.scanBatches(opts),
+    }
   }
   async commit(): Promise<void> { this.#snap.close() }
   rollback(): void { this.#snap.close() }
