@@ -217,6 +217,7 @@ test('scans with every bound kind, forward and reverse, with limits, outside and
             const limit = rng.pick(limits)
             const b: Bounds = { ...lo, ...hi, ...(reverse ? { reverse } : {}), ...(limit === undefined ? {} : { limit }) }
             assertEntries(await collect(db.scan(b)), model.entries(b), `scan ${showBounds(b)}`)
+            assertEntries(await collectBatches(db.scanBatches(b)), model.entries(b), `scanBatches ${showBounds(b)}`)
             checked++
           }
         }

@@ -769,18 +769,25 @@ export class Keyspace {
 
   /** Entries in key order (or reverse), within the bounds, at one snapshot. */
   async *scan(opts: ScanOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    for await (const batch of this.scanBatches(opts)) for (const e of batch) yield e
+  }
+
+  /**
+   * The entries of scan(), a B+tree leaf's worth at a time (each array
+   * non-empty, the caller's own): one await per leaf, for bulk reads.
+   */
+  async *scanBatches(opts: ScanOptions = {}): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
     this.#e.checkOpen()
     const b = bounds(opts)
     const limit = checkLimit(opts.limit)
+    if (limit === 0) return
     const snap = this.#e.store.acquire()
     try {
       let n = 0
-      if (limit === 0) return
       for await (const batch of this.#e.scanAt(this.name, b, snap)) {
-        for (const e of batch) {
-          yield e
-          if (++n >= limit) return
-        }
+        if (n + batch.length >= limit) { yield batch.length + n === limit ? batch : batch.slice(0, limit - n); return }
+        n += batch.length
+        yield batch
       }
     } finally {
       this.#e.store.release(snap)
