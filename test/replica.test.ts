@@ -17,6 +17,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Cluster, Reader } from '../engine/index.js'
+import { openVolume } from '../engine/index.js'
 import { cleanupTempDirs, codeOf, collect, collectBatches, settlesWithin, utf8, withTempCluster } from './helpers/kv-helpers.js'
 
 const GUARD_MS = 60_000
@@ -162,6 +163,42 @@ test('a replica snapshot holds one read point across several gets and scans unti
     assert.is(await r.getString('b'), '2')
     try { await snap.get('a'); assert.unreachable() } catch (err) { assert.is(codeOf(err), 'HEXAD_CLOSED') }
   })
+})
+
+test('a reader whose writer handle is fenced mid-stream does not take the process down', async () => {
+  // A failover opens a new volume handle; the old one is fenced while the reader's worker may
+  // still report applied LSNs. Pinning through the fenced handle threw out of the worker's
+  // message listener and ended the process (seen in CI in cluster-failover). The window is a
+  // race: several tries, each fencing the handle with 400 writes in flight.
+  const uncaught: Error[] = []
+  const onUncaught = (err: Error) => { uncaught.push(err) }
+  process.on('uncaughtException', onUncaught)
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await withTempCluster(`replica-fence-${attempt}`, {}, async (cluster, dir) => {
+        const r = cluster.addReader({ name: 'r1' })
+        const db = cluster.writer
+        for (let i = 0; i < 100; i++) await db.put(`k${i}`, 'v'.repeat(50))
+        await settlesWithin(r.caughtUp(), GUARD_MS, 'the reader catching up')
+        const writes = Array.from({ length: 400 }, (_, i) => db.put(`x${i}`, 'w'.repeat(2000)).then(() => 'ok', err => codeOf(err)))
+        await new Promise(res => setTimeout(res, 5))
+        const other = await openVolume({ dir }) // a second handle: the cluster's is fenced
+        try {
+          const codes = await Promise.all(writes)
+          assert.ok(codes.every(c => c === 'ok' || c === 'HEXAD_FENCED'), `writes end acknowledged or fenced, got ${[...new Set(codes)].join(', ')}`)
+          await new Promise(res => setTimeout(res, 300)) // the reader's late reports arrive
+          assert.equal(uncaught.map(e => e.message), [], `attempt ${attempt}: nothing thrown out of a listener`)
+          // it answers from what it holds, or a page it must read fails cleanly through the fenced handle
+          const got = await r.get('k1').then(v => v && utf8(v), err => codeOf(err))
+          assert.ok(got === 'v'.repeat(50) || got === 'HEXAD_FENCED', `a read on the reader: ${String(got)}`)
+        } finally {
+          await other.close()
+        }
+      })
+    }
+  } finally {
+    process.off('uncaughtException', onUncaught)
+  }
 })
 
 test('bad input and lifecycle: duplicate name, 16th reader, bad options, removeReader, use after close', async () => {

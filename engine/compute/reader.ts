@@ -201,7 +201,10 @@ export class Reader {
           (err: HexadError) => this.#send({ t: 'page', id: m.id, message: err.message, code: err.code }))
         return
       case 'applied':
-        if (m.lsn > this.#pin.lsn && !this.#closed) {
+        // Once the writer's volume handle is fenced (a failover opened a new one) or closed, there
+        // is nothing to pin through it: the reader keeps its point until it is moved to the new
+        // writer or closed. (pinReadPoint would throw, and out of this listener that ends the process.)
+        if (m.lsn > this.#pin.lsn && !this.#closed && this.#vol.usable) {
           // Pin the new point before releasing the old one: storage never passes what we may read.
           const next = this.#vol.pinReadPoint(Math.min(m.lsn, this.#vol.vdl))
           this.#pin.release()
