@@ -272,35 +272,40 @@ async function pointRows(a: Access, ex: Exec): Promise<KeyedRow[]> {
   return out
 }
 
+/** Every row an access path reads, in order, as `pick` keeps it (a point read through no generator or async iterator). */
+async function collectAccess<T>(a: Access, ex: Exec, pick: (r: KeyedRow) => T): Promise<T[]> {
+  if (a.kind === 'get') return (await pointRows(a, ex)).map(pick)
+  const out: T[] = []
+  for await (const batch of scanBatches(a, ex)) for (let i = 0; i < batch.length; i++) out.push(pick(batch[i]))
+  return out
+}
+
+/** Every row an access path reads with its primary key, in order (UPDATE and DELETE: they write by key). */
+export function accessAll(a: Access, ex: Exec): Promise<KeyedRow[]> { return collectAccess(a, ex, r => r) }
+
 /**
  * Every row an access path reads, in order, without their keys: the
  * batches' {key, row} pairs die young (kept, 100k of them outlive the
  * young generation: a GROUP BY over 100k rows took 1.5x as long).
  */
-async function accessRowsAll(a: Access, ex: Exec): Promise<Row[]> {
-  const out: Row[] = []
-  if (a.kind === 'get') { for (const r of await pointRows(a, ex)) out.push(r.row); return out }
-  for await (const batch of accessBatches(a, ex)) for (let i = 0; i < batch.length; i++) out.push(batch[i].row)
-  return out
-}
+function accessRowsAll(a: Access, ex: Exec): Promise<Row[]> { return collectAccess(a, ex, r => r.row) }
 
-/** Every row an access path reads with its primary key, in order (UPDATE and DELETE: they write by key). */
-export async function accessAll(a: Access, ex: Exec): Promise<KeyedRow[]> {
-  if (a.kind === 'get') return pointRows(a, ex)
-  const out: KeyedRow[] = []
-  for await (const batch of accessBatches(a, ex)) for (const r of batch) out.push(r)
+/** A batch of a table's entries, decoded. */
+function decodeBatch(t: TableDef, batch: Array<[Uint8Array, Uint8Array]>): KeyedRow[] {
+  const out: KeyedRow[] = new Array(batch.length)
+  for (let i = 0; i < batch.length; i++) out[i] = { key: batch[i][0], row: decodeRow(t, batch[i][1]) }
   return out
 }
 
 /**
- * The rows an access path reads, with their primary keys, in key order
- * (reversed if asked), a batch at a time: a scan yields a B+tree leaf's
- * rows at once, so a long read costs one await per leaf, not per row (a
- * read through an index yields its rows one at a time). `rowsWanted`: the
- * consumer stops after that many rows (a scan then reads no further, per
- * prefix). Every yielded array is non-empty.
+ * The rows a scanning access path ('full' or 'range') reads, with their
+ * primary keys, in key order (reversed if asked), a batch at a time: a
+ * table scan yields a B+tree leaf's rows at once, so a long read costs one
+ * await per leaf, not per row (a read through an index yields its rows one
+ * at a time). `rowsWanted`: the consumer stops after that many rows (a scan
+ * then reads no further, per prefix). Every yielded array is non-empty.
  */
-export async function* accessBatches(a: Access, ex: Exec, rowsWanted?: number): AsyncGenerator<KeyedRow[]> {
+async function* scanBatches(a: Access, ex: Exec, rowsWanted?: number): AsyncGenerator<KeyedRow[]> {
   const t = a.table
   const env = ex.env
   const tks = ex.tx.keyspace(tableKeyspace(t))
@@ -308,15 +313,8 @@ export async function* accessBatches(a: Access, ex: Exec, rowsWanted?: number): 
     for await (const batch of tks.scanBatches({ reverse: a.reverse, limit: rowsWanted })) {
       const y = checkCancel(env, batch.length)
       if (y) await y
-      const out: KeyedRow[] = new Array(batch.length)
-      for (let i = 0; i < batch.length; i++) out[i] = { key: batch[i][0], row: decodeRow(t, batch[i][1]) }
-      yield out
+      yield decodeBatch(t, batch)
     }
-    return
-  }
-  if (a.kind === 'get') {
-    const out = await pointRows(a, ex)
-    if (out.length) yield out
     return
   }
   const prefixes = eqPrefixes(a, env)
@@ -339,12 +337,7 @@ export async function* accessBatches(a: Access, ex: Exec, rowsWanted?: number): 
     for await (const batch of ks.scanBatches(opts)) {
       const y = checkCancel(env, batch.length)
       if (y) await y
-      if (!a.index) {
-        const out: KeyedRow[] = new Array(batch.length)
-        for (let i = 0; i < batch.length; i++) out[i] = { key: batch[i][0], row: decodeRow(t, batch[i][1]) }
-        yield out
-        continue
-      }
+      if (!a.index) { yield decodeBatch(t, batch); continue }
       // Through an index, a row at a time: each is a read (a locking one under FOR UPDATE
       // or in an UPDATE), and a consumer that stops early must not have read further.
       for (const [, pk] of batch) {
@@ -845,10 +838,10 @@ export async function runSelect(plan: SelectPlan, ex: Exec): Promise<Row[]> {
       }
       return false
     }
-    if (s.access!.kind === 'get') { take(await pointRows(s.access!, ex)); return out }
     // Without a filter, the rows wanted are known: the scan reads no more of the last leaf than that.
     const wanted = !plan.where && !seen && Number.isFinite(limit) ? skip + limit : undefined
-    for await (const batch of accessBatches(s.access!, ex, wanted)) if (take(batch)) break
+    if (s.access!.kind === 'get') take(await pointRows(s.access!, ex)) // a point read: no generator or async iterator
+    else for await (const batch of scanBatches(s.access!, ex, wanted)) if (take(batch)) break
     return out
   }
   const inputs: Row[][] = []
