@@ -141,4 +141,38 @@ test('scrub is rate-bounded: the bytes verified per second stay near scrubBytesP
   })
 })
 
+test('scrub gives way to writes: while frames keep arriving it verifies a quarter of scrubBytesPerSecond', async () => {
+  await withSeed(FILE, 'scrub-busy', SEED, 2, async rng => {
+    const dir = makeTempDir('scrub-busy')
+    const rate = 1 << 20
+    const vol = await openVolume(smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: rate }))
+    try {
+      // Enough log that an idle second would verify the full rate.
+      await writeBatch(vol, rng, 1500, [])
+      const idle0 = await vol.segmentStats()
+      const ti = Date.now()
+      await new Promise(r => setTimeout(r, 600))
+      const idle1 = await vol.segmentStats()
+      const idleSecs = (Date.now() - ti) / 1000
+      // Then a second of writes with no pause longer than a scrub tick.
+      const a = await vol.segmentStats()
+      const t0 = Date.now()
+      while (Date.now() - t0 < 1000) await writeBatch(vol, rng, 8, [])
+      const b = await vol.segmentStats()
+      const secs = (Date.now() - t0) / 1000
+      for (let i = 0; i < 6; i++) {
+        const idle = idle1[i]!.scrubBytes - idle0[i]!.scrubBytes
+        const busy = b[i]!.scrubBytes - a[i]!.scrubBytes
+        assert.ok(idle > rate * idleSecs / 3, `segment ${i} idle: ${idle} bytes in ${idleSecs.toFixed(2)} s at ${rate} B/s`)
+        assert.ok(busy > 0, `segment ${i} still scrubs under writes (${busy} bytes)`)
+        // A tick may overshoot by one frame or version (at most 64 KiB here).
+        assert.ok(busy <= rate / 4 * (secs + 0.1) + 64 * 1024 * 2, `segment ${i} scrubbed ${busy} bytes in ${secs.toFixed(2)} s of writes, limit ${rate / 4} B/s`)
+      }
+    } finally {
+      await vol.close()
+      rmTempDir(dir)
+    }
+  })
+})
+
 test.run()

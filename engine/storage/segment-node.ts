@@ -60,6 +60,13 @@ const CHECKPOINT_WORD_MS = 10_000
 const BASE_ASK_AGAIN_MS = 1000
 /** the scrubber wakes this often and verifies scrubBytesPerSecond * SCRUB_TICK_MS / 1000 bytes */
 const SCRUB_TICK_MS = 50
+/**
+ * While writes arrive the scrubber verifies 1/SCRUB_BUSY_SHARE of its rate:
+ * background work gives way to the foreground, as in Aurora's storage nodes.
+ * (TPC-B in process, 16 clients: six segments scrubbing 4 MiB/s each cost
+ * 5-13% of its transactions on 2 cores.)
+ */
+const SCRUB_BUSY_SHARE = 4
 /** pages per rebuild chunk (a chunk is one message and one synchronous build on the peer) */
 const REBUILD_CHUNK_PAGES = 64
 /** every this many gossip turns, each writer is sent every SCL again */
@@ -146,6 +153,8 @@ export class SegmentNode {
    * index (a snapshot taken when the log part ends).
    */
   #scrub = { phase: 'log' as 'log' | 'pages', file: 0, frame: 0, endFile: 0, endFrame: 0, pages: [] as Array<[number, Version]>, page: 0 }
+  /** frames arrived since the scrubber's last tick: it then does a quarter of its share (foreground first) */
+  #framesSinceScrub = false
   /** damaged frames waiting for a peer to send their records again, by "file:offset" */
   readonly #frameRepairs = new Map<string, { file: LogFileInfo; ext: FrameExtent; askedAt: number; turn: number }>()
   #closed = false
@@ -304,6 +313,7 @@ export class SegmentNode {
         }
         const { file, ext } = appended
         this.s.framesAppended++
+        this.#framesSinceScrub = true
         this.#pendingFrames.push({ port, seq: m.seq, bytes, h, file, ext })
         this.#scheduleFlush()
         return
@@ -1029,7 +1039,8 @@ export class SegmentNode {
   #scrubTick(): void {
     if (this.#closed) return
     const sc = this.#scrub
-    let budget = Math.max(1, Math.floor(this.cfg.scrubBytesPerSecond * SCRUB_TICK_MS / 1000))
+    let budget = Math.max(1, Math.floor(this.cfg.scrubBytesPerSecond * SCRUB_TICK_MS / 1000 / (this.#framesSinceScrub ? SCRUB_BUSY_SHARE : 1)))
+    this.#framesSinceScrub = false
     while (budget > 0) {
       if (sc.phase === 'log') {
         const f = this.log.files.find(x => x.seq >= sc.file)
@@ -1043,12 +1054,17 @@ export class SegmentNode {
         }
         if (f.seq !== sc.file) { sc.file = f.seq; sc.frame = 0 }
         if (sc.frame >= f.frames.length) { sc.file = f.seq + 1; sc.frame = 0; continue }
-        const ext = f.frames[sc.frame++]
-        if (ext.recs === null) continue // appended, not yet decoded: checked on a later pass
-        budget -= ext.len
-        this.s.scrubBytes += ext.len
-        this.s.scrubFrames++
-        if (!this.log.verify(f, ext)) this.#frameDamaged(f, ext)
+        // This file's next frames, up to the budget, checked with one read.
+        const run: FrameExtent[] = []
+        const last = f.seq === sc.endFile ? Math.min(sc.endFrame, f.frames.length) : f.frames.length
+        while (budget > 0 && sc.frame < last) {
+          const ext = f.frames[sc.frame++]
+          if (ext.recs === null) continue // appended, not yet decoded: checked on a later pass
+          budget -= ext.len
+          run.push(ext)
+        }
+        for (const ext of run) { this.s.scrubBytes += ext.len; this.s.scrubFrames++ }
+        for (const ext of this.log.verifyRun(f, run)) this.#frameDamaged(f, ext)
         continue
       }
       if (sc.page >= sc.pages.length) {

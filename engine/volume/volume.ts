@@ -74,7 +74,7 @@ export interface VolumeOptions {
   gossipIntervalMs?: number
   /** bytes of built page images each segment worker keeps in memory (default 16 MiB) */
   segmentCacheBytes?: number
-  /** bytes per second each segment re-reads and verifies in the background (scrub; default 4 MiB/s) */
+  /** bytes per second each segment re-reads and verifies in the background (scrub; default 4 MiB/s, a quarter of it while writes keep arriving) */
   scrubBytesPerSecond?: number
   /**
    * scheduling niceness of the segment worker threads, 0..19 (default 0:
