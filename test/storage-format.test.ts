@@ -6,7 +6,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { applyEncodedOp, type EncodedOp } from '../engine/common/page-ops.js'
-import { decodeFrame, encodeFrame, packOps, R_OPS, recordOps, type RecordTuple } from '../engine/storage/format.js'
+import { randomBytes } from 'node:crypto'
+import { COMPRESS_THRESHOLD_BYTES, decodeFrame, encodeFrame, FRAME_FLAG_LZ4, packOps, R_OPS, recordOps, type RecordTuple } from '../engine/storage/format.js'
 
 const ops: EncodedOp[] = [
   [0, null],
@@ -43,6 +44,28 @@ test('packed ops that do not decode are named, not applied', () => {
   assert.throws(() => recordOps(bad), /record 9 \(page 3\): its ops do not decode/)
   const notList: RecordTuple = [9, 3, 4, -1, 0, packOps(7 as never)]
   assert.throws(() => recordOps(notList), /its ops do not decode/)
+})
+
+test('a frame is stored compressed only when lz4 saves at least an eighth of it', () => {
+  const frameOf = (bytes: Uint8Array) => encodeFrame({ epoch: 1, vdl: 0, records: [[1, 0, 0, -1, 1, packOps([[1, 0, bytes]])]] })
+  const flagsOf = (f: Buffer) => f.readUInt16LE(4)
+  const size = COMPRESS_THRESHOLD_BYTES * 4
+  // Random bytes with a twentieth of zeros: lz4 saves ~5%, too little to pay six decompressions for.
+  const noise = randomBytes(size)
+  noise.fill(0, size - Math.floor(size / 20))
+  const raw = frameOf(noise)
+  assert.is(flagsOf(raw) & FRAME_FLAG_LZ4, 0, 'a payload lz4 saves ~5% of is stored raw')
+  // Repetitive bytes (rows of text): stored compressed, and much smaller.
+  const text = Buffer.from('pgbench_accounts filler '.repeat(Math.ceil(size / 24)).slice(0, size))
+  const packed = frameOf(text)
+  assert.is(flagsOf(packed) & FRAME_FLAG_LZ4, FRAME_FLAG_LZ4, 'compressible payload stored compressed')
+  assert.ok(packed.length < raw.length / 4, `compressed frame ${packed.length} B against ${raw.length} B raw`)
+  // Both read back to the same ops.
+  for (const [f, bytes] of [[raw, noise], [packed, text]] as const) {
+    const got = decodeFrame(f)
+    assert.ok(got, 'the frame decodes')
+    assert.equal(Buffer.from((recordOps(got!.records[0])[0] as [number, number, Uint8Array])[2]), Buffer.from(bytes))
+  }
 })
 
 test.run()
