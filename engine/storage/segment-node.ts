@@ -63,8 +63,9 @@ const SCRUB_TICK_MS = 50
 /**
  * While writes arrive the scrubber verifies 1/SCRUB_BUSY_SHARE of its rate:
  * background work gives way to the foreground, as in Aurora's storage nodes.
- * (TPC-B in process, 16 clients: six segments scrubbing 4 MiB/s each cost
- * 5-13% of its transactions on 2 cores.)
+ * (TPC-B in process, 16 clients, before the one-read-per-tick change: six
+ * segments scrubbing 4 MiB/s each against 1 KiB/s cost 5-13% of its
+ * transactions on 2 cores.)
  */
 const SCRUB_BUSY_SHARE = 4
 /** pages per rebuild chunk (a chunk is one message and one synchronous build on the peer) */
@@ -1061,10 +1062,11 @@ export class SegmentNode {
           const ext = f.frames[sc.frame++]
           if (ext.recs === null) continue // appended, not yet decoded: checked on a later pass
           budget -= ext.len
+          this.s.scrubBytes += ext.len
+          this.s.scrubFrames++
           run.push(ext)
         }
-        for (const ext of run) { this.s.scrubBytes += ext.len; this.s.scrubFrames++ }
-        for (const ext of this.log.verifyRun(f, run)) this.#frameDamaged(f, ext)
+        for (const ext of this.log.verify(f, run)) this.#frameDamaged(f, ext)
         continue
       }
       if (sc.page >= sc.pages.length) {
