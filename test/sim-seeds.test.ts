@@ -52,9 +52,12 @@ if (replay !== undefined && replay !== '') {
  * Seeds that once failed, kept as regressions: 30260 flagged a flipped bit
  * that later writes had replaced (a checker fix); 110843646 made a stale
  * writer's membership change write volume.meta after a newer writer opened,
- * and the fencing error escaped from the segment message handler.
+ * and the fencing error escaped from the segment message handler; 701611
+ * crashed all six segments with the same unsynced page version torn (header
+ * whole, body not), and each refused the page while waiting for another to
+ * repair it (the page store now buries such a version at open).
  */
-const ONCE_FAILED = [30260, 110843646]
+const ONCE_FAILED = [30260, 110843646, 701611]
 
 test('seeds that once failed pass', async () => {
   for (const seed of ONCE_FAILED) {

@@ -68,8 +68,9 @@ export class PageStore {
    * rebuilt); damage past it is an append a crash tore, possibly out of
    * order (a later entry landed, an earlier one did not): every entry there
    * was made after the last fold, from records the log still holds, so it is
-   * dropped and reported as a torn tail. Without `synced` (an older meta),
-   * all damage in the middle counts as corruption.
+   * dropped and reported as a torn tail; an entry there whose header is
+   * intact has its body checked too, and one a crash tore is buried. Without
+   * `synced` (an older meta), all damage in the middle counts as corruption.
    */
   open(synced?: Map<number, number>): void {
     const disk = this.#disk
@@ -83,11 +84,28 @@ export class PageStore {
       let off = 0
       let end = 0
       let buf: Buffer | null = null
+      let buried = false
       while (off + VERSION_HEADER_BYTES <= size) {
         disk.read(fd, header, 0, VERSION_HEADER_BYTES, off)
         const h = readVersionHeader(header, 0)
         if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size && (h.flags & VERSION_FLAG_DEAD)) {
           off += VERSION_HEADER_BYTES + h.storedLen // replaced from a peer after it failed its checksum
+          end = off
+          continue
+        }
+        if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size &&
+            synced && off + VERSION_HEADER_BYTES + h.storedLen > (synced.get(seq) ?? 0) && !plantedBugs.skipReadCrc && !bodyIntact(disk, fd, h, off)) {
+          // An append past the synced length whose header landed and whose body a crash
+          // tore: it was built after the last fold, from records the log still holds, so it
+          // is buried (dead on disk, as buryDamaged does) and the page is built from them.
+          // Kept, it would fail its checksum when read and the page would wait for a peer's
+          // image, and every segment that crashed with the same unsynced version waits too.
+          const dead = encodeDeadVersionHeader(h.pageId, h.lsn, h.storedLen, h.rawLen)
+          disk.write(fd, dead, 0, dead.length, off)
+          buried = true
+          this.#onCorrupt({ path: path.join(this.dir, name), off, len: VERSION_HEADER_BYTES + h.storedLen, kind: 'torn-tail' })
+          this.tornEntries++
+          off += VERSION_HEADER_BYTES + h.storedLen
           end = off
           continue
         }
@@ -113,6 +131,7 @@ export class PageStore {
         }
         off = next
       }
+      if (buried) disk.fdatasync(fd)
       if (end < size && this.damagedEntries === 0) { // torn tail of an unsynced append
         this.#onCorrupt({ path: path.join(this.dir, name), off: end, len: size - end, kind: 'torn-tail' })
         disk.truncate(fd, end)
@@ -380,4 +399,11 @@ function findNextVersion(buf: Buffer, from: number): number {
     if (h !== null && h !== 'zero' && off + VERSION_HEADER_BYTES + h.storedLen <= buf.length) return off
   }
   return -1
+}
+
+/** Whether the body of the entry at `off` (header `h`, already read) is whole: checksum, and it decodes to rawLen bytes. */
+function bodyIntact(disk: Disk, fd: number, h: VersionHeader, off: number): boolean {
+  const body = Buffer.allocUnsafe(h.storedLen)
+  if (disk.read(fd, body, 0, h.storedLen, off + VERSION_HEADER_BYTES) !== h.storedLen) return false
+  return decodeVersionBody(h, body) !== null
 }

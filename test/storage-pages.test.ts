@@ -1,0 +1,101 @@
+/**
+ * The page store at open: a version appended after the last recorded sync
+ * whose header landed but whose body a crash tore is buried (dead on disk)
+ * and left out of the index, so the page is built from the log's records
+ * instead of failing its checksum at every read and waiting for a peer's
+ * image (soak seed 701611: all six segments had torn the same unsynced
+ * version and each waited for another to repair it). Damage inside the
+ * synced prefix still counts as corruption.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { PageStore } from '../engine/storage/page-store.js'
+import { VERSION_HEADER_BYTES } from '../engine/storage/format.js'
+
+const PAGE = 512
+
+function image(fill: number): Uint8Array {
+  const p = new Uint8Array(PAGE)
+  for (let i = 0; i < PAGE; i++) p[i] = (fill * 31 + i * 7) & 0xff // not compressible to nothing: the body has bytes to tear
+  return p
+}
+
+/** Overwrites the last `n` bytes of the body of the entry at `off` (length `len`) in `file` with zeros. */
+function tear(file: string, off: number, len: number, n: number): void {
+  const fd = fs.openSync(file, 'r+')
+  fs.writeSync(fd, Buffer.alloc(n), 0, n, off + len - n)
+  fs.closeSync(fd)
+}
+
+function withDir(fn: (dir: string) => void): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-pages-'))
+  try { fn(dir) } finally { fs.rmSync(dir, { recursive: true, force: true }) }
+}
+
+test('a torn version past the synced length is buried at open; the versions around it stay', () => withDir(dir => {
+  const a = new PageStore(dir, 1 << 20)
+  a.open()
+  a.append(1, 10, image(1))
+  a.sync()
+  const synced = new Map(a.syncedExtents())
+  const torn = a.append(1, 20, image(2)) // after the last recorded sync: its records are still in the log
+  a.append(2, 21, image(3))
+  a.close()
+  assert.ok(torn.len > VERSION_HEADER_BYTES + 8)
+  tear(a.locate(torn).path, torn.off, torn.len, 8)
+
+  const b = new PageStore(dir, 1 << 20)
+  b.open(synced)
+  assert.is(b.tornEntries, 1, 'the torn entry is counted as torn')
+  assert.is(b.damagedEntries, 0, 'and not as corruption')
+  assert.is(b.newest(1)?.lsn, 10, 'page 1 falls back to its synced version (its records rebuild the rest)')
+  assert.equal(b.read(1, b.newest(1)!), image(1))
+  assert.is(b.newest(2)?.lsn, 21, 'the intact entry after the torn one stays')
+  assert.equal(b.read(2, b.newest(2)!), image(3))
+  const all = new Map(b.syncedExtents())
+  b.close()
+
+  // Buried on disk: an open whose recorded sync covers the whole file no longer sees it.
+  const c = new PageStore(dir, 1 << 20)
+  c.open(all)
+  assert.is(c.newest(1)?.lsn, 10)
+  assert.is(c.tornEntries + c.damagedEntries, 0)
+  c.close()
+}))
+
+test('an intact version past the synced length is kept', () => withDir(dir => {
+  const a = new PageStore(dir, 1 << 20)
+  a.open()
+  a.append(1, 10, image(1))
+  a.sync()
+  const synced = new Map(a.syncedExtents())
+  a.append(1, 20, image(2))
+  a.close()
+  const b = new PageStore(dir, 1 << 20)
+  b.open(synced)
+  assert.is(b.newest(1)?.lsn, 20)
+  assert.equal(b.read(1, b.newest(1)!), image(2))
+  assert.is(b.tornEntries, 0)
+  b.close()
+}))
+
+test('a torn body inside the synced prefix is still found at read (corruption, repaired from a peer)', () => withDir(dir => {
+  const a = new PageStore(dir, 1 << 20)
+  a.open()
+  const v = a.append(1, 10, image(1))
+  a.sync()
+  const synced = new Map(a.syncedExtents())
+  a.close()
+  tear(a.locate(v).path, v.off, v.len, 8)
+  const b = new PageStore(dir, 1 << 20)
+  b.open(synced)
+  assert.is(b.tornEntries, 0)
+  assert.is(b.newest(1)?.lsn, 10, 'indexed: a synced version is never dropped silently')
+  assert.is(b.read(1, b.newest(1)!), null, 'its checksum fails at read')
+  b.close()
+}))
+
+test.run()
