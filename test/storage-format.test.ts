@@ -2,12 +2,18 @@
  * Redo records in frames: the ops of a record travel packed apart (one
  * `bin` per record, unpacked when a page is built), and frames written
  * before that, which carry the ops array itself, still read the same.
+ * The writer ships frames raw unless the volume's `compressFrames` is on.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { applyEncodedOp, type EncodedOp } from '../engine/common/page-ops.js'
 import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import { openVolume } from '../engine/index.js'
 import { COMPRESS_THRESHOLD_BYTES, decodeFrame, encodeFrame, FRAME_FLAG_LZ4, packOps, R_OPS, recordOps, type RecordTuple } from '../engine/storage/format.js'
+import { cleanupTempDirs, listFrames, logFiles, makeTempDir, rejectsWith, rmTempDir, smallOptions } from './helpers/volume-helpers.js'
+
+test.after(() => cleanupTempDirs())
 
 const ops: EncodedOp[] = [
   [0, null],
@@ -66,6 +72,28 @@ test('a frame is stored compressed only when lz4 saves at least an eighth of it'
     assert.ok(got, 'the frame decodes')
     assert.equal(Buffer.from((recordOps(got!.records[0])[0] as [number, number, Uint8Array])[2]), Buffer.from(bytes))
   }
+})
+
+test('the writer ships frames raw by default and lz4-compressed with compressFrames; both read back', async () => {
+  const text = (page: number) => Buffer.from(`pgbench_accounts ${page} filler `.repeat(200).slice(0, 4000))
+  const flags: Record<string, number[]> = {}
+  for (const compressFrames of [undefined, true]) {
+    const dir = makeTempDir('frames')
+    const vol = await openVolume(smallOptions(dir, compressFrames ? { compressFrames } : {}))
+    try {
+      // Compressible redo, well over the compression threshold in each frame.
+      await vol.write(Array.from({ length: 4 }, (_, i) => ({ pageId: 1 + i, ops: [{ op: 'write' as const, offset: 0, bytes: text(i) }] })))
+      for (let i = 0; i < 4; i++) assert.equal(Buffer.from(await vol.readPage(1 + i)).subarray(0, 4000), text(i), `page ${1 + i} reads back`)
+      const log = fs.readFileSync(logFiles(dir, 0)[0])
+      flags[String(compressFrames ?? false)] = listFrames(log).filter(f => log.readUInt32LE(f.off + 12) > COMPRESS_THRESHOLD_BYTES).map(f => log.readUInt16LE(f.off + 4) & FRAME_FLAG_LZ4)
+    } finally {
+      await vol.close()
+      rmTempDir(dir)
+    }
+  }
+  assert.ok(flags.false.length > 0 && flags.false.every(f => f === 0), `default: every large frame raw (${flags.false})`)
+  assert.ok(flags.true.length > 0 && flags.true.every(f => f === FRAME_FLAG_LZ4), `compressFrames: every large frame compressed (${flags.true})`)
+  await rejectsWith(() => openVolume(smallOptions(makeTempDir('frames-bad'), { compressFrames: 1 as never })), 'HEXAD_BAD_INPUT', /compressFrames must be true or false/, 'a non-boolean compressFrames')
 })
 
 test.run()

@@ -85,12 +85,16 @@ export interface FramePayload {
   records: RecordTuple[]
 }
 
-/** Builds a frame: header + (possibly compressed) msgpack payload, in a buffer from `alloc` when given (the writer places frames in shared memory). */
-export function encodeFrame(payload: FramePayload, alloc?: (bytes: number) => Buffer): Buffer {
+/**
+ * Builds a frame: header + msgpack payload, lz4-compressed when `compress`
+ * and it pays, in a buffer from `alloc` when given (the writer places frames
+ * in shared memory).
+ */
+export function encodeFrame(payload: FramePayload, alloc?: (bytes: number) => Buffer, compress = true): Buffer {
   const raw = pack([payload.epoch, payload.vdl, payload.records])
   let body: Buffer = raw
   let flags = 0
-  if (raw.length > COMPRESS_THRESHOLD_BYTES) {
+  if (compress && raw.length > COMPRESS_THRESHOLD_BYTES) {
     const c = lz4Compress(raw)
     if (c.length <= raw.length * COMPRESS_KEEP_RATIO) { body = c; flags |= FRAME_FLAG_LZ4 }
   }

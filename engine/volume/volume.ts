@@ -58,6 +58,15 @@ export interface VolumeOptions {
   shipmentsInflightMax?: number
   /** redo bytes per frame at most (default 1 MiB) */
   frameBytesMax?: number
+  /**
+   * lz4-compress the frames shipped to the segments where that saves an
+   * eighth (default false). Each of the six segments decompresses every
+   * frame it is sent, to index its records, while the bytes saved are hot
+   * log that a checkpoint deletes; measured on 2 cores, TPC-B in SQL (whose
+   * redo lz4 halves) ran 1.05x faster with it off. Turn it on to halve the
+   * hot log's disk use for compressible redo. Frames are read either way.
+   */
+  compressFrames?: boolean
   /** a segment this many bytes behind is not sent frames; it catches up by gossip (default 32 MiB) */
   segmentLagBytesMax?: number
   /** how long a write waits for 4/6 before failing with HEXAD_QUORUM_LOST (default 30 s) */
@@ -185,6 +194,7 @@ const DEFAULTS = {
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
   scrubBytesPerSecond: 4 << 20, segmentNice: 0, replaceAfterMs: 0, backtrackWindowMs: 0,
+  compressFrames: false,
 }
 type Resolved = typeof DEFAULTS
 
@@ -311,13 +321,18 @@ function resolveOptions(options: VolumeOptions): Resolved {
     if (k === 'dir' || v === undefined) continue
     if (!(k in DEFAULTS)) throw badInput(`openVolume: unknown option ${k}`)
     if (k === 'backtrackWindowMs' && v === 0) { o.backtrackWindowMs = 0; continue }
+    if (k === 'compressFrames') {
+      if (typeof v !== 'boolean') throw badInput(`openVolume: compressFrames must be true or false, got ${String(v)}`)
+      o.compressFrames = v
+      continue
+    }
     if (k === 'segmentNice') {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 19) throw badInput(`openVolume: segmentNice must be an integer 0..19, got ${String(v)}`)
       o.segmentNice = v
       continue
     }
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw badInput(`openVolume: ${k} must be a positive integer, got ${String(v)}`)
-    ;(o as Record<string, number>)[k] = v
+    ;(o as Record<string, number | boolean>)[k] = v
   }
   if (o.pageSize < 512 || o.pageSize > 65536 || (o.pageSize & (o.pageSize - 1)) !== 0) throw badInput(`openVolume: pageSize must be a power of two in 512..65536, got ${o.pageSize}`)
   return o
@@ -1130,7 +1145,7 @@ export class Volume {
       const records = n === this.#pending.length ? this.#pending : this.#pending.slice(0, n)
       this.#pending = n === this.#pending.length ? [] : this.#pending.slice(n)
       // Placed once in shared memory and posted to every segment as a view (frame-arena.ts).
-      const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records }, this.#arena.alloc)
+      const frame = encodeFrame({ epoch: this.epoch, vdl: this.#quorum.vdl, records }, this.#arena.alloc, this.#o.compressFrames)
       const s: Shipment = { seq: ++this.#shipSeq, frame, lastLsn: records[records.length - 1][0], sentAt: this.#clock.now() }
       this.#shipments.push(s)
       this.#counters.framesShipped++
