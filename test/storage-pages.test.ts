@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { PageStore } from '../engine/storage/page-store.js'
+import { PageStore, type Version } from '../engine/storage/page-store.js'
 import { VERSION_HEADER_BYTES } from '../engine/storage/format.js'
 
 const PAGE = 512
@@ -30,17 +30,22 @@ function tear(file: string, off: number, len: number, n: number): void {
   fs.closeSync(fd)
 }
 
+/** A store in `dir` holding page 1 at LSN 10, synced, and the synced lengths its segment's meta would record. */
+function syncedStore(dir: string): { a: PageStore; v: Version; synced: Map<number, number> } {
+  const a = new PageStore(dir, 1 << 20)
+  a.open()
+  const v = a.append(1, 10, image(1))
+  a.sync()
+  return { a, v, synced: new Map(a.syncedExtents()) }
+}
+
 function withDir(fn: (dir: string) => void): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-pages-'))
   try { fn(dir) } finally { fs.rmSync(dir, { recursive: true, force: true }) }
 }
 
 test('a torn version past the synced length is buried at open; the versions around it stay', () => withDir(dir => {
-  const a = new PageStore(dir, 1 << 20)
-  a.open()
-  a.append(1, 10, image(1))
-  a.sync()
-  const synced = new Map(a.syncedExtents())
+  const { a, synced } = syncedStore(dir)
   const torn = a.append(1, 20, image(2)) // after the last recorded sync: its records are still in the log
   a.append(2, 21, image(3))
   a.close()
@@ -67,11 +72,7 @@ test('a torn version past the synced length is buried at open; the versions arou
 }))
 
 test('an intact version past the synced length is kept', () => withDir(dir => {
-  const a = new PageStore(dir, 1 << 20)
-  a.open()
-  a.append(1, 10, image(1))
-  a.sync()
-  const synced = new Map(a.syncedExtents())
+  const { a, synced } = syncedStore(dir)
   a.append(1, 20, image(2))
   a.close()
   const b = new PageStore(dir, 1 << 20)
@@ -83,11 +84,7 @@ test('an intact version past the synced length is kept', () => withDir(dir => {
 }))
 
 test('a torn body inside the synced prefix is still found at read (corruption, repaired from a peer)', () => withDir(dir => {
-  const a = new PageStore(dir, 1 << 20)
-  a.open()
-  const v = a.append(1, 10, image(1))
-  a.sync()
-  const synced = new Map(a.syncedExtents())
+  const { a, v, synced } = syncedStore(dir)
   a.close()
   tear(a.locate(v).path, v.off, v.len, 8)
   const b = new PageStore(dir, 1 << 20)

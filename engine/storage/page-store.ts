@@ -88,31 +88,26 @@ export class PageStore {
       while (off + VERSION_HEADER_BYTES <= size) {
         disk.read(fd, header, 0, VERSION_HEADER_BYTES, off)
         const h = readVersionHeader(header, 0)
-        if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size && (h.flags & VERSION_FLAG_DEAD)) {
-          off += VERSION_HEADER_BYTES + h.storedLen // replaced from a peer after it failed its checksum
-          end = off
-          continue
-        }
-        if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size &&
-            synced && off + VERSION_HEADER_BYTES + h.storedLen > (synced.get(seq) ?? 0) && !plantedBugs.skipReadCrc && !bodyIntact(disk, fd, h, off)) {
-          // An append past the synced length whose header landed and whose body a crash
-          // tore: it was built after the last fold, from records the log still holds, so it
-          // is buried (dead on disk, as buryDamaged does) and the page is built from them.
-          // Kept, it would fail its checksum when read and the page would wait for a peer's
-          // image, and every segment that crashed with the same unsynced version waits too.
-          const dead = encodeDeadVersionHeader(h.pageId, h.lsn, h.storedLen, h.rawLen)
-          disk.write(fd, dead, 0, dead.length, off)
-          buried = true
-          this.#onCorrupt({ path: path.join(this.dir, name), off, len: VERSION_HEADER_BYTES + h.storedLen, kind: 'torn-tail' })
-          this.tornEntries++
-          off += VERSION_HEADER_BYTES + h.storedLen
-          end = off
-          continue
-        }
-        if (h !== 'zero' && h !== null && off + VERSION_HEADER_BYTES + h.storedLen <= size) {
-          this.#files.set(seq, file)
-          this.#insert(h.pageId, { lsn: h.lsn, file: seq, off, len: VERSION_HEADER_BYTES + h.storedLen })
-          off += VERSION_HEADER_BYTES + h.storedLen
+        const len = h !== 'zero' && h !== null ? VERSION_HEADER_BYTES + h.storedLen : 0
+        if (h !== 'zero' && h !== null && off + len <= size) {
+          if (h.flags & VERSION_FLAG_DEAD) {
+            // replaced from a peer after it failed its checksum: skipped
+          } else if (synced && off + len > (synced.get(seq) ?? 0) && !plantedBugs.skipReadCrc && !bodyIntact(disk, fd, h, off)) {
+            // An append past the synced length whose header landed and whose body a crash
+            // tore: it was built after the last fold, from records the log still holds, so it
+            // is buried (dead on disk, as buryDamaged does) and the page is built from them.
+            // Kept, it would fail its checksum when read and the page would wait for a peer's
+            // image, and every segment that crashed with the same unsynced version waits too.
+            const dead = encodeDeadVersionHeader(h.pageId, h.lsn, h.storedLen, h.rawLen)
+            disk.write(fd, dead, 0, dead.length, off)
+            buried = true
+            this.#onCorrupt({ path: path.join(this.dir, name), off, len, kind: 'torn-tail' })
+            this.tornEntries++
+          } else {
+            this.#files.set(seq, file)
+            this.#insert(h.pageId, { lsn: h.lsn, file: seq, off, len })
+          }
+          off += len
           end = off
           continue
         }

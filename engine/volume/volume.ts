@@ -63,7 +63,7 @@ export interface VolumeOptions {
    * eighth (default false). Each of the six segments decompresses every
    * frame it is sent, to index its records, while the bytes saved are hot
    * log that a checkpoint deletes; measured on 2 cores, TPC-B in SQL (whose
-   * redo lz4 halves) ran 1.05x faster with it off. Turn it on to halve the
+   * redo lz4 halves) ran 1.03-1.09x faster with it off. Turn it on to halve the
    * hot log's disk use for compressible redo. Frames are read either way.
    */
   compressFrames?: boolean
