@@ -39,6 +39,17 @@ export function pack(value: unknown): Buffer {
   return packr.pack(value)
 }
 
+/**
+ * MessagePack decoding that hands `bin` values back as plain Uint8Array views
+ * of `bytes` (a Buffer view costs a subclass construction each: a segment's
+ * frame holds a hundred records, each with its ops as a bin). The caller
+ * must keep `bytes` unchanged as long as it keeps the views. Throws on
+ * malformed input.
+ */
+export function unpackViews<T = unknown>(bytes: Uint8Array): T {
+  return packr.unpack(Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes) as T
+}
+
 /** MessagePack decoding. Throws on malformed input. */
 export function unpack<T = unknown>(bytes: Uint8Array): T {
   return packr.unpack(asBuffer(bytes)) as T

@@ -7,7 +7,7 @@
  * hot log: the bytes that arrive are the bytes that are written, checked by
  * crc32c on both sides. A page version is one materialized page image.
  */
-import { crc32c, lz4Compress, lz4Uncompress, pack, unpack } from '../../native-bindings/index.js'
+import { crc32c, lz4Compress, lz4Uncompress, pack, unpack, unpackViews } from '../../native-bindings/index.js'
 import type { EncodedOp } from '../common/page-ops.js'
 
 export const FRAME_MAGIC = 0x484c5846 // 'HXLF'
@@ -52,7 +52,8 @@ export const RECORD_FLAG_CPL = 1
  * segment decodes a frame into one small tuple and one view per record and
  * unpacks the ops only when it builds a page (see {@link recordOps}), which
  * made decoding and holding a 107-record frame 2.4x cheaper and its heap a
- * third. Frames written before that carry the ops array itself.
+ * third. Frames written before that carry the ops array itself. A segment
+ * holds records in slots, not tuples (record-store.ts).
  */
 export type RecordTuple = [number, number, number, number, number, Uint8Array | EncodedOp[]]
 
@@ -136,7 +137,7 @@ export function decodeFramePayload(frame: Uint8Array, storedLen: number, flags: 
   if (body.length !== storedLen || crc32c(body) !== payloadCrc) return null
   try {
     const raw = flags & FRAME_FLAG_LZ4 ? lz4Uncompress(body) : body
-    const [epoch, vdl, records] = unpack<[number, number, RecordTuple[]]>(raw)
+    const [epoch, vdl, records] = unpackViews<[number, number, RecordTuple[]]>(raw)
     if (!Array.isArray(records)) return null
     return { epoch, vdl, records }
   } catch {
@@ -162,7 +163,7 @@ export function decodeCheckedFrame(frame: Uint8Array, h: HeaderCheck & { ok: tru
   try {
     const body = frame.subarray(FRAME_HEADER_BYTES)
     const raw = h.flags & FRAME_FLAG_LZ4 ? lz4Uncompress(body) : body
-    const [epoch, vdl, records] = unpack<[number, number, RecordTuple[]]>(raw)
+    const [epoch, vdl, records] = unpackViews<[number, number, RecordTuple[]]>(raw)
     if (!Array.isArray(records)) return null
     return { epoch, vdl, records }
   } catch {
@@ -260,7 +261,7 @@ export function decodeFrameUnchecked(frame: Uint8Array): FramePayload | null {
     const b = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
     const body = b.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + b.readUInt32LE(8))
     const raw = b.readUInt16LE(4) & FRAME_FLAG_LZ4 ? lz4Uncompress(body) : body
-    const [epoch, vdl, records] = unpack<[number, number, RecordTuple[]]>(raw)
+    const [epoch, vdl, records] = unpackViews<[number, number, RecordTuple[]]>(raw)
     if (!Array.isArray(records)) return null
     return { epoch, vdl, records }
   } catch {

@@ -20,17 +20,18 @@
  */
 import path from 'node:path'
 import { realDisk, type CorruptionReport, type Disk } from './disk.js'
-import { checkFrame, checkFrameHeader, crc32cOf, decodeFramePayload, FRAME_FLAG_DEAD, FRAME_HEADER_BYTES, FRAME_MAGIC, type FramePayload } from './format.js'
+import { checkFrame, checkFrameHeader, crc32cOf, decodeFramePayload, FRAME_FLAG_DEAD, FRAME_HEADER_BYTES, FRAME_MAGIC, R_LSN, R_PAGE, type FramePayload, type RecordTuple } from './format.js'
 
 /**
- * Where one frame lies in its file, and which records it holds (as
- * [lsn, pageId] pairs, filled once the frame is decoded): what the scrubber
- * checks and, when the frame fails, asks a peer for again.
+ * Where one frame lies in its file, and which records it holds (filled once
+ * the frame is decoded): what the scrubber checks and, when the frame fails,
+ * asks a peer for again.
  */
 export interface FrameExtent {
   off: number
   len: number
-  recs: Array<[number, number]> | null
+  /** the records' LSNs and page ids, as flat pairs (lsn, pageId, lsn, pageId, ...): one object per frame for as long as its file lives (see {@link frameRecs}) */
+  recs: Float64Array | null
   /** the frame was found damaged and its records written again elsewhere; its header now says so */
   dead: boolean
 }
@@ -94,7 +95,7 @@ export class HotLog {
         const h = checkFrameHeader(buf, off)
         if (h.ok && (h.flags & FRAME_FLAG_DEAD) && off + FRAME_HEADER_BYTES + h.storedLen <= buf.length) {
           // A frame the scrubber replaced: its records live in a later frame.
-          file.frames.push({ off, len: FRAME_HEADER_BYTES + h.storedLen, recs: [], dead: true })
+          file.frames.push({ off, len: FRAME_HEADER_BYTES + h.storedLen, recs: NO_RECS, dead: true })
           off += FRAME_HEADER_BYTES + h.storedLen
           end = off
           continue
@@ -104,7 +105,7 @@ export class HotLog {
           payload = decodeFramePayload(buf, h.storedLen, h.flags, h.payloadCrc, off)
         }
         if (payload && h.ok) {
-          file.frames.push({ off, len: FRAME_HEADER_BYTES + h.storedLen, recs: payload.records.map(r => [r[0], r[1]]), dead: false })
+          file.frames.push({ off, len: FRAME_HEADER_BYTES + h.storedLen, recs: frameRecs(payload.records), dead: false })
           onFrame(payload, file)
           result.frames++
           off += FRAME_HEADER_BYTES + h.storedLen
@@ -238,7 +239,7 @@ export class HotLog {
       this.#disk.close(fd)
     }
     ext.dead = true
-    ext.recs = []
+    ext.recs = NO_RECS
   }
 
   /** One fdatasync for everything appended since the last call (group commit). */
@@ -305,6 +306,22 @@ function writeDeadHeader(h: Buffer, storedLen: number): void {
   h.writeDoubleLE(0, 16)
   h.writeUInt32LE(0, 24)
   h.writeUInt32LE(crc32cOf(h.subarray(0, 28)), 28)
+}
+
+const NO_RECS = new Float64Array(0)
+
+/** The (lsn, pageId) pairs of a frame's records, flat (see {@link FrameExtent}). */
+export function frameRecs(records: RecordTuple[]): Float64Array {
+  const out = new Float64Array(records.length * 2)
+  for (let i = 0; i < records.length; i++) { out[2 * i] = records[i][R_LSN]; out[2 * i + 1] = records[i][R_PAGE] }
+  return out
+}
+
+/** The pairs of {@link frameRecs} as [lsn, pageId] tuples. */
+export function recPairs(recs: Float64Array | null): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  if (recs) for (let i = 0; i + 1 < recs.length; i += 2) out.push([recs[i], recs[i + 1]])
+  return out
 }
 
 export function noteRecord(file: LogFileInfo, pg: number, lsn: number): void {

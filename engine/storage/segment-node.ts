@@ -31,7 +31,7 @@ import { realClock, type Clock, type TimerHandle } from './clock.js'
 import { realDisk, writeFileDurable, type CorruptionReport, type Disk } from './disk.js'
 import { plantedBugs } from './planted-bugs.js'
 import { checkFrame, decodeCheckedFrame, decodeFrame, decodeFrameUnchecked, decodeMeta, decodeVersionBody, encodeFrame, encodeMeta, encodeVersion, R_LSN, R_PAGE, readVersionHeader, recordOps, VERSION_HEADER_BYTES, type RecordTuple } from './format.js'
-import { HotLog, noteRecord, type FrameExtent, type LogFileInfo } from './hot-log.js'
+import { frameRecs, HotLog, noteRecord, recPairs, type FrameExtent, type LogFileInfo } from './hot-log.js'
 import { PageStore, type Version } from './page-store.js'
 import type { ClientReply, ClientRequest, GossipMessage, PgReport, SclList, SegmentConfig, SegmentStats, Truncation } from './protocol.js'
 import { inRanges, PgSegment } from './segment.js'
@@ -604,7 +604,7 @@ export class SegmentNode {
       if (!payload) { this.s.corruptFrames++; f.port.postMessage({ t: 'error', message: `frame ${f.seq} does not decode` } satisfies ClientReply); continue }
       if (payload.vdl > this.vdlKnown) this.vdlKnown = payload.vdl
       for (const r of payload.records) this.#insert(r, f.file)
-      f.ext.recs = payload.records.map(r => [r[R_LSN], r[R_PAGE]])
+      f.ext.recs = frameRecs(payload.records)
       acks.push(f)
     }
     const touched = [...this.#touched]
@@ -866,7 +866,7 @@ export class SegmentNode {
       if (fresh.length === 0) return
       const frame = encodeFrame({ epoch: this.epoch, vdl: this.vdlKnown, records: fresh })
       const { file, ext } = this.log.append(frame)
-      ext.recs = fresh.map(r => [r[R_LSN], r[R_PAGE]])
+      ext.recs = frameRecs(fresh)
       for (const r of fresh) this.#insert(r, file)
       this.s.gapFillRecords += fresh.length
       this.#scheduleFlush()
@@ -1097,7 +1097,7 @@ export class SegmentNode {
 
   /** The records of a damaged frame that still matter here: not truncated, not folded. */
   #neededRecs(ext: FrameExtent): Array<[number, number]> {
-    return (ext.recs ?? []).filter(([lsn, pageId]) => {
+    return recPairs(ext.recs).filter(([lsn, pageId]) => {
       if (inRanges(lsn, this.truncations)) return false
       const st = this.pgs.get(Math.floor(pageId / this.cfg.pagesPerGroup))
       return !!st && lsn > st.base
@@ -1139,7 +1139,7 @@ export class SegmentNode {
     if (!payload || recs.some(([lsn, pageId]) => got.get(lsn)?.[R_PAGE] !== pageId)) { this.s.corruptFrames++; r.askedAt = 0; return }
     const records = recs.map(([lsn]) => got.get(lsn)!)
     const { file, ext } = this.log.append(encodeFrame({ epoch: this.epoch, vdl: this.vdlKnown, records }))
-    ext.recs = records.map(x => [x[R_LSN], x[R_PAGE]])
+    ext.recs = frameRecs(records)
     for (const x of records) noteRecord(file, Math.floor(x[R_PAGE] / this.cfg.pagesPerGroup), x[R_LSN])
     this.log.sync()
     this.log.markDead(r.file, r.ext)

@@ -11,7 +11,8 @@
  * `base` is the last record of the PG that was folded into page versions and
  * dropped from the log (checkpoint); records at or below it are not held.
  */
-import { R_FLAGS, R_LSN, R_PAGE, R_PREV, RECORD_FLAG_CPL, type RecordTuple } from './format.js'
+import { R_LSN, R_PAGE, R_PREV, RECORD_FLAG_CPL, type RecordTuple } from './format.js'
+import { RecordStore } from './record-store.js'
 import type { Truncation } from './protocol.js'
 
 export class PgSegment {
@@ -20,7 +21,8 @@ export class PgSegment {
   scl: number
   /** SCL as of the last fdatasync: the only SCL ever reported to anyone. */
   sclSynced: number
-  readonly records = new Map<number, RecordTuple>()
+  /** the records held, by LSN (compact: see record-store.ts) */
+  readonly records = new RecordStore()
   /** records above the SCL, keyed by their prevLsn */
   readonly waiting = new Map<number, number>()
   /** per page, LSNs of held records, ascending */
@@ -38,14 +40,16 @@ export class PgSegment {
   insert(r: RecordTuple): boolean {
     const lsn = r[R_LSN]
     if (lsn <= this.base || this.records.has(lsn)) return false
-    this.records.set(lsn, r)
+    this.records.add(r)
     if (lsn > this.maxLsn) this.maxLsn = lsn
     const page = r[R_PAGE]
     let chain = this.chains.get(page)
     if (!chain) { chain = []; this.chains.set(page, chain) }
+    // Records mostly arrive in LSN order: an append is a push (a splice at the end cost 6x more).
     let i = chain.length
     while (i > 0 && chain[i - 1] > lsn) i--
-    chain.splice(i, 0, lsn)
+    if (i === chain.length) chain.push(lsn)
+    else chain.splice(i, 0, lsn)
     if (lsn > this.scl) {
       if (r[R_PREV] === this.scl) this.#advance(lsn)
       else this.waiting.set(r[R_PREV], lsn)
@@ -64,7 +68,7 @@ export class PgSegment {
   /** Drops every record inside a truncation range and recomputes the chain. */
   truncate(ranges: Truncation[]): number {
     let dropped = 0
-    for (const lsn of [...this.records.keys()]) {
+    for (const lsn of [...this.records.lsns()]) {
       if (inRanges(lsn, ranges)) { this.#drop(lsn); dropped++ }
     }
     if (dropped) this.rebuildChain()
@@ -75,7 +79,7 @@ export class PgSegment {
     this.waiting.clear()
     this.scl = this.base
     const byPrev = new Map<number, number>()
-    for (const [lsn, r] of this.records) if (lsn > this.base) byPrev.set(r[R_PREV], lsn)
+    for (const lsn of this.records.lsns()) if (lsn > this.base) byPrev.set(this.records.prev(lsn), lsn)
     for (let next = byPrev.get(this.scl); next !== undefined; next = byPrev.get(this.scl)) {
       byPrev.delete(this.scl)
       this.scl = next
@@ -83,13 +87,13 @@ export class PgSegment {
     for (const [prev, lsn] of byPrev) if (lsn > this.scl) this.waiting.set(prev, lsn)
     if (this.sclSynced > this.scl) this.sclSynced = this.scl
     this.maxLsn = 0
-    for (const lsn of this.records.keys()) if (lsn > this.maxLsn) this.maxLsn = lsn
+    for (const lsn of this.records.lsns()) if (lsn > this.maxLsn) this.maxLsn = lsn
   }
 
   /** Records of this PG with after < lsn <= upto, ascending, at most `limit`. */
   range(after: number, upto: number, limit: number): RecordTuple[] {
     const out: RecordTuple[] = []
-    for (const [lsn, r] of this.records) if (lsn > after && lsn <= upto) out.push(r)
+    for (const lsn of this.records.lsns()) if (lsn > after && lsn <= upto) out.push(this.records.get(lsn)!)
     out.sort((a, b) => a[R_LSN] - b[R_LSN])
     return out.length > limit ? out.slice(0, limit) : out
   }
@@ -97,14 +101,14 @@ export class PgSegment {
   /** Last held-or-folded record at or below `lsn` that lies on the complete chain. */
   tailAtOrBelow(lsn: number): number {
     let tail = this.base
-    for (const l of this.records.keys()) if (l <= lsn && l <= this.scl && l > tail) tail = l
+    for (const l of this.records.lsns()) if (l <= lsn && l <= this.scl && l > tail) tail = l
     return tail
   }
 
   /** [lsn, isCpl] of chained records with after < lsn <= sclSynced, ascending. */
   chainedAbove(after: number): Array<[number, number]> {
     const out: Array<[number, number]> = []
-    for (const [lsn, r] of this.records) if (lsn > after && lsn <= this.sclSynced) out.push([lsn, r[R_FLAGS] & RECORD_FLAG_CPL])
+    for (const lsn of this.records.lsns()) if (lsn > after && lsn <= this.sclSynced) out.push([lsn, this.records.flags(lsn) & RECORD_FLAG_CPL])
     out.sort((a, b) => a[0] - b[0])
     return out
   }
@@ -112,19 +116,19 @@ export class PgSegment {
   /** Forgets records at or below `newBase` (they are folded into durable versions). */
   fold(newBase: number): void {
     if (newBase <= this.base) return
-    for (const lsn of [...this.records.keys()]) if (lsn <= newBase) this.#drop(lsn)
+    for (const lsn of [...this.records.lsns()]) if (lsn <= newBase) this.#drop(lsn)
     this.base = newBase
   }
 
   #drop(lsn: number): void {
-    const r = this.records.get(lsn)
-    if (!r) return
+    if (!this.records.has(lsn)) return
+    const page = this.records.page(lsn)
     this.records.delete(lsn)
-    const chain = this.chains.get(r[R_PAGE])
+    const chain = this.chains.get(page)
     if (chain) {
       const i = chain.indexOf(lsn)
       if (i >= 0) chain.splice(i, 1)
-      if (chain.length === 0) this.chains.delete(r[R_PAGE])
+      if (chain.length === 0) this.chains.delete(page)
     }
   }
 }
