@@ -11,9 +11,16 @@
  * variants of lz4 at 5–6x the cost (a thread-pool hop), and everything here is
  * called from segment worker threads that may block.
  */
+import { createRequire } from 'node:module'
 import { crc32c as nativeCrc32c } from '@node-rs/crc32'
-import { compressSync, uncompressSync } from 'lz4-napi'
 import { Packr } from 'msgpackr'
+
+// lz4-napi is loaded at its first use: its loader costs a segment thread
+// about a third of its start-up (a cluster open starts six), and a segment
+// needs it only once it reads or writes a page version.
+const require = createRequire(import.meta.url)
+let lz4: typeof import('lz4-napi') | null = null
+const lz4Module = (): typeof import('lz4-napi') => (lz4 ??= require('lz4-napi') as typeof import('lz4-napi'))
 
 /** CRC-32C (Castagnoli) of `bytes`, continuing from `seed` (0 to start). */
 export function crc32c(bytes: Uint8Array, seed = 0): number {
@@ -22,12 +29,12 @@ export function crc32c(bytes: Uint8Array, seed = 0): number {
 
 /** LZ4 block compression; the result carries its own uncompressed size. */
 export function lz4Compress(bytes: Uint8Array): Buffer {
-  return compressSync(asBuffer(bytes))
+  return lz4Module().compressSync(asBuffer(bytes))
 }
 
 /** Inverse of {@link lz4Compress}. Throws on malformed input. */
 export function lz4Uncompress(bytes: Uint8Array): Buffer {
-  return uncompressSync(asBuffer(bytes))
+  return lz4Module().uncompressSync(asBuffer(bytes))
 }
 
 // Records are encoded as arrays (tuples), so no shared structure table is
