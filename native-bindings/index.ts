@@ -12,13 +12,17 @@
  * called from segment worker threads that may block.
  */
 import { createRequire } from 'node:module'
-import { crc32c as nativeCrc32c } from '@node-rs/crc32'
 import { Packr } from 'msgpackr'
 
-// lz4-napi is loaded at its first use: its loader costs a segment thread
-// about a quarter of its start-up (35 of 130 ms; a cluster open starts six),
-// and a segment needs it only once it reads or writes a page version.
+// The two CommonJS packages are loaded with require, not import: an ESM
+// import of a CommonJS module makes Node parse it for its export names with
+// cjs-module-lexer, whose WebAssembly each thread compiles on first use;
+// that was 44 ms of CPU of every segment thread's start (six threads a
+// cluster open: 787 against 527 ms for six threads that load nothing).
+// lz4-napi is also loaded only at its first use: a segment needs it only
+// once it reads or writes a page version.
 const require = createRequire(import.meta.url)
+const { crc32c: nativeCrc32c } = require('@node-rs/crc32') as typeof import('@node-rs/crc32')
 let lz4: typeof import('lz4-napi') | null = null
 const lz4Module = (): typeof import('lz4-napi') => (lz4 ??= require('lz4-napi') as typeof import('lz4-napi'))
 

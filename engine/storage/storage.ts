@@ -202,7 +202,12 @@ export class Storage extends EventEmitter implements StorageLike {
       gossipIntervalMs: this.options.gossipIntervalMs, pageCacheBytes: this.options.pageCacheBytes, scrubBytesPerSecond: this.options.scrubBytesPerSecond,
       cloneLsn: this.options.cloneLsn ?? 0,
     }
-    const worker = new Worker(new URL('./segment-worker.js', import.meta.url), { workerData: { ...cfg, nice: this.options.nice ?? 0 } satisfies WorkerData })
+    const worker = new Worker(new URL('./segment-worker.js', import.meta.url), {
+      workerData: { ...cfg, nice: this.options.nice ?? 0 } satisfies WorkerData,
+      // msgpackr's native add-on only speeds up decoding strings, and a segment decodes numbers and
+      // bytes (frames, metas); loading it was a tenth of a segment thread's start.
+      env: { ...process.env, MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' },
+    })
     slot.worker = worker
     const ready = await new Promise<boolean>(resolve => {
       const onMsg = (m: { t: string; message?: string }) => {
