@@ -24,8 +24,8 @@ const PAGES = Array.from({ length: 32 }, (_, i) => i)
 
 test.after(() => cleanupTempDirs())
 
-/** No checkpoints (every record stays in every log, so peers can serve it); a fast scrubber. */
-const opts = (dir: string) => smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: 16 << 20 })
+/** No checkpoints (every record stays in every log, so peers can serve it); a fast scrubber that runs its passes back to back. */
+const opts = (dir: string) => smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: 16 << 20, scrubIntervalMs: 0 })
 
 async function writeBatch(vol: Volume, rng: Rng, n: number, history: MtrRecord[]): Promise<void> {
   const batch: MtrRecord[] = Array.from({ length: n }, () => ({ mtr: randomMtr(rng, PAGES, PAGE_SIZE), lsn: 0 }))
@@ -120,7 +120,7 @@ test('scrub is rate-bounded: the bytes verified per second stay near scrubBytesP
   await withSeed(FILE, 'scrub-rate', SEED, 1, async rng => {
     const dir = makeTempDir('scrub-rate')
     const rate = 256 * 1024
-    const vol = await openVolume(smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: rate }))
+    const vol = await openVolume(smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: rate, scrubIntervalMs: 0 }))
     try {
       await writeBatch(vol, rng, 400, [])
       const a = await vol.segmentStats()
@@ -145,7 +145,7 @@ test('scrub gives way to writes: while frames keep arriving it verifies a quarte
   await withSeed(FILE, 'scrub-busy', SEED, 2, async rng => {
     const dir = makeTempDir('scrub-busy')
     const rate = 1 << 20
-    const vol = await openVolume(smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: rate }))
+    const vol = await openVolume(smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: rate, scrubIntervalMs: 0 }))
     try {
       // Enough log that an idle second would verify the full rate.
       await writeBatch(vol, rng, 1500, [])
@@ -167,6 +167,40 @@ test('scrub gives way to writes: while frames keep arriving it verifies a quarte
         assert.ok(busy > 0, `segment ${i} still scrubs under writes (${busy} bytes)`)
         // A tick may overshoot by one frame or version (at most 64 KiB here).
         assert.ok(busy <= rate / 4 * (secs + 0.1) + 64 * 1024 * 2, `segment ${i} scrubbed ${busy} bytes in ${secs.toFixed(2)} s of writes, limit ${rate / 4} B/s`)
+      }
+    } finally {
+      await vol.close()
+      rmTempDir(dir)
+    }
+  })
+})
+
+test('scrub rests between passes: a pass starts scrubIntervalMs after the last one began, and nothing is verified in between', async () => {
+  for (const bad of [-1, 1.5, '10', null]) {
+    try {
+      await openVolume(smallOptions(makeTempDir('scrub-bad'), { scrubIntervalMs: bad as unknown as number }))
+      assert.unreachable(`scrubIntervalMs ${String(bad)} was accepted`)
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'HEXAD_BAD_INPUT', `scrubIntervalMs ${String(bad)}: ${(err as Error).message}`)
+    }
+  }
+  await withSeed(FILE, 'scrub-rest', SEED, 3, async rng => {
+    const dir = makeTempDir('scrub-rest')
+    const interval = 3000
+    const vol = await openVolume(smallOptions(dir, { checkpointLogBytes: 256 << 20, scrubBytesPerSecond: 16 << 20, scrubIntervalMs: interval }))
+    try {
+      const t0 = Date.now()
+      // The pass that began at open found an empty volume; the next one, an interval later, verifies these.
+      await writeBatch(vol, rng, 200, [])
+      const second = async () => (await vol.segmentStats()).every(s => s !== null && s.scrubPasses >= 2 && s.scrubBytes > 0)
+      assert.ok(await waitFor(second, 15_000), `every segment ends a second pass: ${JSON.stringify((await vol.segmentStats()).map(s => s && [s.scrubPasses, s.scrubBytes]))}`)
+      assert.ok(Date.now() - t0 >= interval - 100, `the second pass ended ${Date.now() - t0} ms after the open, not before the interval (${interval} ms)`)
+      const a = await vol.segmentStats()
+      await new Promise(r => setTimeout(r, 600))
+      const b = await vol.segmentStats()
+      for (let i = 0; i < 6; i++) {
+        assert.is(b[i]!.scrubPasses, a[i]!.scrubPasses, `segment ${i} starts no pass while it rests`)
+        assert.is(b[i]!.scrubBytes, a[i]!.scrubBytes, `segment ${i} verifies nothing while it rests`)
       }
     } finally {
       await vol.close()

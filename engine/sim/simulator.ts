@@ -169,7 +169,7 @@ class Simulation {
     this.storage = new SimStorage(DIR, {
       pageSize: PAGE_SIZE, pagesPerGroup: PAGES_PER_GROUP, logFileBytes: OPTIONS.logFileBytes!, coalesceThreshold: OPTIONS.coalesceThreshold!,
       checkpointLogBytes: OPTIONS.checkpointLogBytes!, gossipIntervalMs: OPTIONS.gossipIntervalMs!, pageCacheBytes: OPTIONS.segmentCacheBytes!,
-      scrubBytesPerSecond: OPTIONS.scrubBytesPerSecond!,
+      scrubBytesPerSecond: OPTIONS.scrubBytesPerSecond!, scrubIntervalMs: 0,
     }, this.clock, this.disk, this.net, {
       onCorrupt: (segment, r) => this.reports.push({ segment, r }),
       onNodeError: (segment, err) => {

@@ -24,6 +24,8 @@ export interface SegmentConfig {
   pageCacheBytes: number
   /** bytes of log frames and page versions the scrubber re-reads and verifies per second */
   scrubBytesPerSecond: number
+  /** the least time from the start of one scrub pass to the start of the next (0: back to back) */
+  scrubIntervalMs: number
   /**
    * A clone's segment: the LSN its volume was cloned at (0: not a clone). A
    * page this segment holds no version and no record of is 'absent' (the

@@ -153,7 +153,8 @@ export class SegmentNode {
    * where the log ended when the pass began), then every page version in the
    * index (a snapshot taken when the log part ends).
    */
-  #scrub = { phase: 'log' as 'log' | 'pages', file: 0, frame: 0, endFile: 0, endFrame: 0, pages: [] as Array<[number, Version]>, page: 0 }
+  /** where the scrubber is; 'rest': the pass ended and the next starts at `nextAt` (scrubIntervalMs after the last one began) */
+  #scrub = { phase: 'log' as 'log' | 'pages' | 'rest', file: 0, frame: 0, endFile: 0, endFrame: 0, pages: [] as Array<[number, Version]>, page: 0, startedAt: 0, nextAt: 0 }
   /** frames arrived since the scrubber's last tick: it then does a quarter of its share (foreground first) */
   #framesSinceScrub = false
   /** damaged frames waiting for a peer to send their records again, by "file:offset" */
@@ -1028,6 +1029,7 @@ export class SegmentNode {
     sc.endFrame = cur.frames.length
     sc.pages = []
     sc.page = 0
+    sc.startedAt = this.#clock.now()
   }
 
   /**
@@ -1040,6 +1042,10 @@ export class SegmentNode {
   #scrubTick(): void {
     if (this.#closed) return
     const sc = this.#scrub
+    if (sc.phase === 'rest') {
+      if (this.#clock.now() < sc.nextAt) return
+      this.#scrubStartPass()
+    }
     let budget = Math.max(1, Math.floor(this.cfg.scrubBytesPerSecond * SCRUB_TICK_MS / 1000 / (this.#framesSinceScrub ? SCRUB_BUSY_SHARE : 1)))
     this.#framesSinceScrub = false
     while (budget > 0) {
@@ -1071,7 +1077,13 @@ export class SegmentNode {
       }
       if (sc.page >= sc.pages.length) {
         this.s.scrubPasses++
-        this.#scrubStartPass()
+        if (this.cfg.scrubIntervalMs > 0) {
+          sc.phase = 'rest'
+          sc.pages = []
+          sc.nextAt = sc.startedAt + this.cfg.scrubIntervalMs
+        } else {
+          this.#scrubStartPass()
+        }
         break
       }
       const [pageId, v] = sc.pages[sc.page++]

@@ -33,6 +33,7 @@ export interface StorageOptions {
   gossipIntervalMs: number
   pageCacheBytes: number
   scrubBytesPerSecond: number
+  scrubIntervalMs: number
   /** the LSN a clone volume was cloned at (0 or absent: not a clone); see SegmentConfig */
   cloneLsn?: number
   /** niceness of the worker threads (0..19; 0 or absent: left as the process is; Linux only) */
@@ -200,6 +201,7 @@ export class Storage extends EventEmitter implements StorageLike {
       pageSize: this.options.pageSize, pagesPerGroup: this.options.pagesPerGroup, logFileBytes: this.options.logFileBytes,
       coalesceThreshold: this.options.coalesceThreshold, checkpointLogBytes: this.options.checkpointLogBytes,
       gossipIntervalMs: this.options.gossipIntervalMs, pageCacheBytes: this.options.pageCacheBytes, scrubBytesPerSecond: this.options.scrubBytesPerSecond,
+      scrubIntervalMs: this.options.scrubIntervalMs,
       cloneLsn: this.options.cloneLsn ?? 0,
     }
     const worker = new Worker(new URL('./segment-worker.js', import.meta.url), {

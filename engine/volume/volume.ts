@@ -86,6 +86,13 @@ export interface VolumeOptions {
   /** bytes per second each segment re-reads and verifies in the background (scrub; default 4 MiB/s, a quarter of it while writes keep arriving) */
   scrubBytesPerSecond?: number
   /**
+   * the least time from the start of one scrub pass to the start of the next
+   * (default 60 s; 0: back to back). Every open starts a pass. A pass over a
+   * small volume takes a tick, so back to back it re-verified everything 20
+   * times a second on every segment.
+   */
+  scrubIntervalMs?: number
+  /**
    * scheduling niceness of the segment worker threads, 0..19 (default 0:
    * left as the process is). A nicer segment gives way to the other threads
    * of the process. Measured on 2 cores at 10: when the writer's thread is
@@ -193,7 +200,7 @@ const DEFAULTS = {
   inflightBytesMax: 64 << 20, shipmentsInflightMax: 1, frameBytesMax: 1 << 20, segmentLagBytesMax: 32 << 20,
   quorumTimeoutMs: 30_000, readTimeoutMs: 30_000, logFileBytes: 16 << 20, coalesceThreshold: 64,
   checkpointLogBytes: 64 << 20, gossipIntervalMs: 25, segmentCacheBytes: 16 << 20,
-  scrubBytesPerSecond: 4 << 20, segmentNice: 0, replaceAfterMs: 0, backtrackWindowMs: 0,
+  scrubBytesPerSecond: 4 << 20, scrubIntervalMs: 60_000, segmentNice: 0, replaceAfterMs: 0, backtrackWindowMs: 0,
   compressFrames: false,
 }
 type Resolved = typeof DEFAULTS
@@ -260,6 +267,7 @@ export async function openVolumeOn(options: VolumeOptions, env: VolumeEnv): Prom
     pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, logFileBytes: o.logFileBytes,
     coalesceThreshold: o.coalesceThreshold, checkpointLogBytes: o.checkpointLogBytes,
     gossipIntervalMs: o.gossipIntervalMs, pageCacheBytes: o.segmentCacheBytes, scrubBytesPerSecond: o.scrubBytesPerSecond,
+    scrubIntervalMs: o.scrubIntervalMs,
     extraSlots: meta?.slots ?? [], cloneLsn: meta?.parent?.lsn ?? 0, nice: o.segmentNice,
   }
   const storage = await env.acquire(dir, storageOptions)
@@ -320,7 +328,7 @@ function resolveOptions(options: VolumeOptions): Resolved {
   for (const [k, v] of Object.entries(options)) {
     if (k === 'dir' || v === undefined) continue
     if (!(k in DEFAULTS)) throw badInput(`openVolume: unknown option ${k}`)
-    if (k === 'backtrackWindowMs' && v === 0) { o.backtrackWindowMs = 0; continue }
+    if ((k === 'backtrackWindowMs' || k === 'scrubIntervalMs') && v === 0) { o[k] = 0; continue }
     if (k === 'compressFrames') {
       if (typeof v !== 'boolean') throw badInput(`openVolume: compressFrames must be true or false, got ${String(v)}`)
       o.compressFrames = v
