@@ -13,7 +13,9 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { PageStore, type Version } from '../engine/storage/page-store.js'
-import { VERSION_HEADER_BYTES } from '../engine/storage/format.js'
+import { decodeMeta, VERSION_HEADER_BYTES } from '../engine/storage/format.js'
+import { openVolume } from '../engine/index.js'
+import { smallOptions } from './helpers/volume-helpers.js'
 
 const PAGE = 512
 
@@ -94,5 +96,34 @@ test('a torn body inside the synced prefix is still found at read (corruption, r
   assert.is(b.read(1, b.newest(1)!), null, 'its checksum fails at read')
   b.close()
 }))
+
+test('a clean close records the page files as synced to their ends, so the next open checks no version body', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-pages-close-'))
+  try {
+    // No checkpoint (it would record the lengths itself): the page versions the coalescer builds lie past the last recorded lengths.
+    const vol = await openVolume(smallOptions(dir, { checkpointLogBytes: 256 << 20 }))
+    for (let i = 0; i < 60; i++) await vol.write([{ pageId: i % 6, ops: [{ op: 'write', offset: 8 + i, bytes: new Uint8Array([i + 1]) }] }])
+    let versions = 0
+    for (let t = 0; t < 100 && versions < 6; t++) {
+      versions = (await vol.segmentStats()).reduce((n, s) => Math.min(n, s?.pageVersions ?? 0), Infinity)
+      await new Promise(r => setTimeout(r, 20))
+    }
+    assert.ok(versions > 0, 'every segment built page versions')
+    await vol.close()
+    for (let x = 0; x < 6; x++) {
+      const seg = path.join(dir, `segment-${x}`)
+      const meta = decodeMeta<{ pagesSynced: Array<[number, number]> }>(fs.readFileSync(path.join(seg, 'meta')))
+      const files = fs.readdirSync(path.join(seg, 'pages')).filter(n => n.endsWith('.hxp'))
+      assert.ok(files.length > 0)
+      for (const name of files) {
+        const size = fs.statSync(path.join(seg, 'pages', name)).size
+        const synced = new Map(meta!.pagesSynced).get(Number.parseInt(name, 10))
+        assert.is(synced, size, `segment ${x} ${name}: recorded synced length ${synced}, file ${size} bytes`)
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
 
 test.run()

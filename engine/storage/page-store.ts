@@ -223,10 +223,12 @@ export class PageStore {
     return list.length
   }
 
-  sync(): void {
-    if (!this.#dirty) return
+  /** Makes every append durable; says whether there was any to sync. */
+  sync(): boolean {
+    if (!this.#dirty) return false
     for (const f of this.#files.values()) { this.#disk.fdatasync(f.fd); this.#synced.set(f.seq, f.size) }
     this.#dirty = false
+    return true
   }
 
   /**
