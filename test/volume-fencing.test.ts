@@ -11,6 +11,7 @@
  *
  * Replay a failure with HEXAD_SEED=<seed printed on failure>.
  */
+import { parkedSegmentThreads } from '../engine/storage/storage.js'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -515,15 +516,21 @@ test('segmentNice renices the six segment threads and nothing else (Linux); 0 le
     const stat = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8')
     return [t, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])] as [string, number]
   }))
+  // Threads parked by the tests before this one end within 2 s; a nice-0 open would otherwise reuse them.
+  for (const until = Date.now() + 10_000; parkedSegmentThreads() > 0 && Date.now() < until;) await new Promise(r => setTimeout(r, 100))
+  assert.is(parkedSegmentThreads(), 0, 'no parked segment threads left from earlier tests')
   const before = niceOf()
   const own = before.get(String(process.pid))!
   // A worker is never given a higher priority than the process runs at.
   const reniced = Math.max(own, 7)
   for (const nice of [7, 0]) {
     const dir = makeTempDir(`nice-${nice}`)
+    // The threads of the nice-7 round are parked after its close (for reuse at nice 7 only), so
+    // "new" means new since just before this open: the nice-0 volume must start six threads of its own.
+    const existing = niceOf()
     const vol = await openVolume(smallOptions(dir, { segmentNice: nice }))
     try {
-      const fresh = [...niceOf()].filter(([t]) => !before.has(t))
+      const fresh = [...niceOf()].filter(([t]) => !existing.has(t))
       const at = (n: number) => fresh.filter(([, x]) => x === n).length
       if (nice === 7 && reniced !== own) {
         assert.is(at(reniced), 6, `segmentNice 7: six new threads at nice ${reniced}: ${JSON.stringify(fresh)}`)

@@ -40,37 +40,53 @@ function renice(nice: number): void {
   } catch { /* no /proc, or not allowed: run at the process's priority */ }
 }
 
-let seg: SegmentNode
-try {
-  seg = openSegmentNode(cfg)
-  parent.postMessage({ t: 'ready' })
-} catch (err) {
-  parent.postMessage({ t: 'failed', message: (err as Error).stack ?? String(err) })
-  process.exit(1)
+/** the segment this thread runs; null while parked after a close */
+let seg: SegmentNode | null = start(cfg)
+
+function start(c: SegmentConfig): SegmentNode {
+  try {
+    const s = openSegmentNode(c)
+    parent.postMessage({ t: 'ready' })
+    return s
+  } catch (err) {
+    parent.postMessage({ t: 'failed', message: (err as Error).stack ?? String(err) })
+    process.exit(1)
+  }
 }
 
-parent.on('message', (m: ControlMessage) => {
+parent.on('message', (m: ControlMessage | { t: 'start'; cfg: SegmentConfig }) => {
   switch (m.t) {
-    case 'client':
-      seg.clients.add(m.port)
-      m.port.on('message', (req: ClientRequest) => seg.onClient(m.port, req))
-      m.port.on('close', () => seg.clients.delete(m.port))
+    case 'start':
+      // A thread parked by storage.ts after a clean close, given the next segment to run (its own files closed).
+      seg = start(m.cfg)
       return
+    case 'client': {
+      // Each port is bound to the segment it was given to, never to a later one in this thread.
+      const node = seg
+      if (!node) { m.port.close(); return }
+      node.clients.add(m.port)
+      m.port.on('message', (req: ClientRequest) => node.onClient(m.port, req))
+      m.port.on('close', () => node.clients.delete(m.port))
+      return
+    }
     case 'peer': {
-      const old = seg.peers.get(m.peer)
+      const node = seg
+      if (!node) { m.port.close(); return }
+      const old = node.peers.get(m.peer)
       if (old) old.close()
-      seg.peers.set(m.peer, m.port)
-      m.port.on('message', (g: GossipMessage) => seg.onPeer(g))
+      node.peers.set(m.peer, m.port)
+      m.port.on('message', (g: GossipMessage) => node.onPeer(g))
       return
     }
     case 'peer-gone':
-      seg.peers.get(m.peer)?.close()
-      seg.peers.delete(m.peer)
+      seg?.peers.get(m.peer)?.close()
+      seg?.peers.delete(m.peer)
       return
     case 'close':
-      seg.close()
+      // The files are closed and the ports with them; the thread waits for a 'start' or its end.
+      seg?.close()
+      seg = null
       parent.postMessage({ t: 'closed' })
-      parent.close()
       return
   }
 })
