@@ -41,7 +41,7 @@
  * cache size (64 KiB: constant eviction, to the default).
  *
  * A second test runs the same kind of history on a clone: three cycles on
- * a parent, then a clone of the recovered parent, then eight cycles on the
+ * a parent, then a clone of the recovered parent, then five cycles on the
  * clone (each child opens the parent itself to read through it, and the
  * clone's segments ask for the parent's images again after every kill);
  * the parent ends exactly as it was when cloned.
@@ -256,7 +256,7 @@ test('kv crash on a clone: the history goes on in a clone of a crashed parent ac
     const atClone = await readState(parent.writer)
     parent.volume.createClone(cloneDir)
     await parent.close()
-    await crashCycles(cloneDir, m, 8, int, 'clone ', totals)
+    await crashCycles(cloneDir, m, 5, int, 'clone ', totals)
     assert.ok(m.max > 1, `seed ${SEED}: the history never got past transaction ${m.max}`)
     const again = await openCluster({ dir: parentDir, ...KV_CRASH_OPTIONS })
     try {
