@@ -18,7 +18,7 @@ import { Packr } from 'msgpackr'
 // import of a CommonJS module makes Node parse it for its export names with
 // cjs-module-lexer, whose WebAssembly each thread compiles on first use;
 // that was 44 ms of CPU of every segment thread's start (six threads a
-// cluster open: 787 against 527 ms for six threads that load nothing).
+// cluster open: 799 against 536 ms for six threads that load nothing).
 // lz4-napi is also loaded only at its first use: a segment needs it only
 // once it reads or writes a page version.
 const require = createRequire(import.meta.url)
