@@ -153,8 +153,8 @@ export class SegmentNode {
    * where the log ended when the pass began), then every page version in the
    * index (a snapshot taken when the log part ends).
    */
-  /** where the scrubber is; 'rest': the pass ended and the next starts at `nextAt` (scrubIntervalMs after the last one began) */
-  #scrub = { phase: 'log' as 'log' | 'pages' | 'rest', file: 0, frame: 0, endFile: 0, endFrame: 0, pages: [] as Array<[number, Version]>, page: 0, startedAt: 0, nextAt: 0 }
+  /** where the scrubber is; 'rest': the pass ended and the next starts scrubIntervalMs after `startedAt` */
+  #scrub = { phase: 'log' as 'log' | 'pages' | 'rest', file: 0, frame: 0, endFile: 0, endFrame: 0, pages: [] as Array<[number, Version]>, page: 0, startedAt: 0 }
   /** frames arrived since the scrubber's last tick: it then does a quarter of its share (foreground first) */
   #framesSinceScrub = false
   /** damaged frames waiting for a peer to send their records again, by "file:offset" */
@@ -1043,7 +1043,7 @@ export class SegmentNode {
     if (this.#closed) return
     const sc = this.#scrub
     if (sc.phase === 'rest') {
-      if (this.#clock.now() < sc.nextAt) return
+      if (this.#clock.now() < sc.startedAt + this.cfg.scrubIntervalMs) return
       this.#scrubStartPass()
     }
     let budget = Math.max(1, Math.floor(this.cfg.scrubBytesPerSecond * SCRUB_TICK_MS / 1000 / (this.#framesSinceScrub ? SCRUB_BUSY_SHARE : 1)))
@@ -1080,7 +1080,6 @@ export class SegmentNode {
         if (this.cfg.scrubIntervalMs > 0) {
           sc.phase = 'rest'
           sc.pages = []
-          sc.nextAt = sc.startedAt + this.cfg.scrubIntervalMs
         } else {
           this.#scrubStartPass()
         }
