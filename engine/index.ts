@@ -10,7 +10,7 @@ export { openCluster, destroyCluster, Cluster, Database, Keyspace, Transaction, 
 export type { ClusterOptions, CloneOptions, BacktrackReport, VerifyReport, Key, Value, ScanOptions, BatchOp, TransactionOptions, DatabaseStats, ReaderOptions, ReaderStats, FailoverReport, EndpointSpec, AutoScalingPolicy, ScalingEvent } from './compute/index.js'
 export { HexadError } from './common/errors.js'
 export { SqlError, SqlSession, splitStatements } from './sql/index.js'
-export type { SqlOptions, SqlResult, SqlField, Dialect } from './sql/index.js'
+export type { SqlOptions, SqlResult, SqlField, Dialect, FaultEvent } from './sql/index.js'
 export type { HexadErrorCode } from './common/errors.js'
 export { serve } from './server/index.js'
 export { restore, latestRestorable, restorableWindow, startBackup, BackupAgent, DirectoryBackupStore } from './backup/index.js'

@@ -12,14 +12,16 @@
  * - Statements differing only in literals share one parse and one plan
  *   (pgbench-style inlined literals); DDL invalidates plans.
  * - ALTER SYSTEM SIMULATE AZ / DISK FAILURE stops segments and restarts
- *   them after the interval, while writes keep committing; ALTER SYSTEM
+ *   them after the interval, while writes keep committing; the cluster
+ *   emits 'fault' for each restart, and a restart that fails is reported
+ *   and tried again; ALTER SYSTEM
  *   CRASH crashes the writer (57P01 after) and fails the cluster over to a
  *   new writer that has every committed row; a reopen recovers every
  *   committed row and none of the open transaction's.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { openCluster, type SqlError } from '../engine/index.js'
+import { openCluster, type FaultEvent, type SqlError } from '../engine/index.js'
 import { sqlEngine } from '../engine/sql/index.js'
 import { kvOptions } from './helpers/kv-helpers.js'
 import { sclsConverged } from './helpers/volume-helpers.js'
@@ -317,6 +319,8 @@ test('ALTER SYSTEM SIMULATE AZ / DISK FAILURE stops segments for the interval; w
   await withSql('sql-faults', async cluster => {
     const db = cluster.writer
     await db.sql('CREATE TABLE f (id INT PRIMARY KEY)')
+    const events: FaultEvent[] = []
+    cluster.on('fault', (e: FaultEvent) => events.push(e))
     const r = await db.sql('ALTER SYSTEM SIMULATE 100 PERCENT AZ FAILURE IN AZ 1 FOR INTERVAL 1 SECOND')
     assert.equal(r.rows, [{ failure: 'az', segments: '2,3', seconds: 1 }])
     const down = () => cluster.volume.stats().segments.filter(s => !s.up).map(s => s.id)
@@ -331,12 +335,22 @@ test('ALTER SYSTEM SIMULATE AZ / DISK FAILURE stops segments for the interval; w
     const t1 = Date.now()
     while (!sclsConverged(cluster.volume) && Date.now() - t1 < 30_000) await new Promise(res => setTimeout(res, 50))
     assert.ok(sclsConverged(cluster.volume), 'the restarted AZ caught up by gossip within 30 s')
+    assert.equal(events, [{ action: 'restored', failure: 'az', segments: [2, 3], attempt: 1 }], 'the restart is reported')
+    // A restart that fails is reported with its error and tried again a second later.
+    const faults = cluster.volume.faults
+    const real = faults.restartWorker.bind(faults)
+    let refusals = 1
+    faults.restartWorker = (id: number) => refusals-- > 0 ? Promise.reject(new Error(`injected: segment ${id} will not start`)) : real(id)
     await db.sql('ALTER SYSTEM SIMULATE 50 PERCENT DISK FAILURE IN DISK 5 FOR INTERVAL 1 SECOND')
     assert.equal(down(), [5])
     await db.sql('INSERT INTO f VALUES (100)')
     const t2 = Date.now()
     while (down().length && Date.now() - t2 < 15_000) await new Promise(res => setTimeout(res, 50))
     assert.equal(down(), [])
+    assert.equal(events.slice(1), [
+      { action: 'restore-failed', failure: 'disk', segments: [5], attempt: 1, error: 'injected: segment 5 will not start', retryInMs: 1000 },
+      { action: 'restored', failure: 'disk', segments: [5], attempt: 2 },
+    ])
     await fails(db.sql('ALTER SYSTEM SIMULATE AZ FAILURE IN AZ 7 FOR INTERVAL 1 SECOND'), '22023', 'AZ out of range')
     await fails(db.sql('ALTER SYSTEM SIMULATE AZ FAILURE FOR 3 SECONDS'), '42601', 'bad syntax', /ALTER SYSTEM/)
     await fails(db.sql('ALTER SYSTEM SIMULATE 0 PERCENT AZ FAILURE FOR INTERVAL 1 SECOND'), '22023', 'zero percent')

@@ -453,7 +453,7 @@ export class Cluster extends EventEmitter {
 
   #makeWriter(engine: Engine, volume: Volume): Database {
     const db = new Database(engine)
-    configureSql(db, { volume, crash: () => this.faults.crashWriter() })
+    configureSql(db, { volume, crash: () => this.faults.crashWriter(), onFault: e => this.emit('fault', e) })
     if (this.#dialect) configureSql(db, { dialect: this.#dialect })
     return db
   }

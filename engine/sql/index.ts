@@ -7,7 +7,7 @@ import type { Database } from '../compute/database.js'
 import { SqlEngine, type SqlConfig } from './session.js'
 
 export { SqlEngine, SqlSession, splitStatements } from './session.js'
-export type { SqlOptions, SqlResult, SqlField, SqlConfig, Dialect } from './session.js'
+export type { SqlOptions, SqlResult, SqlField, SqlConfig, Dialect, FaultEvent } from './session.js'
 export { SqlError } from './errors.js'
 export { verifySql } from './verify.js'
 export type { SqlVerifyReport } from './verify.js'

@@ -63,7 +63,29 @@ export interface SqlConfig {
   volume?: Volume
   /** what ALTER SYSTEM CRASH does when the database belongs to a cluster: its failover (a replica, or a new writer instance, takes over) */
   crash?: () => Promise<unknown>
+  /** told when a segment stopped by ALTER SYSTEM SIMULATE is restarted, or its restart fails (the cluster emits it as 'fault') */
+  onFault?: (e: FaultEvent) => void
 }
+
+/**
+ * The end of a simulated failure: its segments restarted (`restored`), or a
+ * restart that failed (`restore-failed`; retried every RESTORE_RETRY_MS, up to
+ * RESTORE_ATTEMPTS in all, unless the volume closed or the writer crashed).
+ */
+export interface FaultEvent {
+  action: 'restored' | 'restore-failed'
+  failure: 'az' | 'disk'
+  segments: number[]
+  /** 1 for the restart at the end of the interval */
+  attempt: number
+  /** restore-failed: why */
+  error?: string
+  /** restore-failed: the next attempt is due in this many ms (absent: no more attempts) */
+  retryInMs?: number
+}
+
+const RESTORE_RETRY_MS = 1000
+const RESTORE_ATTEMPTS = 30
 
 type Prepared =
   | { kind: 'select'; plan: SelectPlan }
@@ -195,7 +217,10 @@ export class SqlEngine implements DdlHost, CatalogView {
     if (config.dialect) this.dialect = config.dialect
     if (config.volume) this.volume = config.volume
     if (config.crash) this.#crash = config.crash
+    if (config.onFault) this.#onFault = config.onFault
   }
+
+  #onFault: ((e: FaultEvent) => void) | null = null
 
   #crash: (() => Promise<unknown>) | null = null
 
@@ -495,15 +520,29 @@ export class SqlEngine implements DdlHost, CatalogView {
       if (id < 0 || id > 5) throw new SqlError(SQLSTATE.invalidParameter, `disk (segment) must be 0..5, got ${id}`)
       await vol.faults.stopWorker(id); stopped = [id]; restart = () => vol.faults.restartWorker(id)
     }
-    const timer = setTimeout(() => { this.#timers.delete(timer); restart().catch(() => {}) }, seconds * 1000)
-    timer.unref()
-    this.#timers.add(timer)
+    this.#later(seconds * 1000, () => this.#restore(restart, what, stopped, 1))
     const rows = [{ failure: what, segments: stopped.join(','), seconds }]
     return { command: 'ALTER SYSTEM', rowCount: 1, rows, fields: [{ name: 'failure', type: 'text', oid: 25 }, { name: 'segments', type: 'text', oid: 25 }, { name: 'seconds', type: 'float8', oid: 701 }] }
   }
 
-  /** Restarts every segment stopped by SIMULATE now (tests, shutdown). */
-  clearTimers(): void { for (const t of this.#timers) clearTimeout(t); this.#timers.clear() }
+  /** Runs `fn` after `ms` unless the timers are cleared (crash, close); does not keep the process alive. */
+  #later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => { this.#timers.delete(timer); fn() }, ms)
+    timer.unref()
+    this.#timers.add(timer)
+  }
+
+  /** Restarts what a simulated failure stopped; a failed restart is reported and tried again. */
+  #restore(restart: () => Promise<void>, failure: 'az' | 'disk', segments: number[], attempt: number): void {
+    restart().then(
+      () => this.#onFault?.({ action: 'restored', failure, segments, attempt }),
+      (err: Error & { code?: string }) => {
+        const again = !this.crashed && err.code !== 'HEXAD_CLOSED' && attempt < RESTORE_ATTEMPTS
+        this.#onFault?.({ action: 'restore-failed', failure, segments, attempt, error: err.message, ...(again ? { retryInMs: RESTORE_RETRY_MS } : {}) })
+        if (again) this.#later(RESTORE_RETRY_MS, () => this.#restore(restart, failure, segments, attempt + 1))
+      },
+    ).catch(() => {}) // a listener that throws does not become an unhandled rejection
+  }
 }
 
 function slotTypes(sig: string): SqlType[] {
