@@ -6,6 +6,7 @@
  *   writes survive (invariants 1 and 3).
  * - Every open recovers and truncates above the recovered VDL: LSNs strictly
  *   increase across opens; an MTR that was not acknowledged is all or nothing.
+ *   After a clean close (every allocated LSN durable) no truncation is added.
  * - Bad input gets HEXAD_BAD_INPUT naming what was wrong, and the volume stays
  *   usable (invariant 10); a closed handle gets HEXAD_CLOSED.
  *
@@ -19,6 +20,7 @@ import fs from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { HexadError, openVolume, type PageWrite, type Volume } from '../engine/index.js'
+import { decodeMeta } from '../engine/storage/format.js'
 import {
   assertPage, baseSeed, checkAllPages, cleanupTempDirs, makeTempDir, modelAt, PageModel, pagesEqual, pool, randomMtr,
   rejectsWith, rmTempDir, sclsConverged, smallOptions, throwsWith, waitFor, withSeed, type MtrRecord, type Rng,
@@ -230,6 +232,64 @@ test('recovery at every open: LSNs strictly increase across opens, acknowledged 
         }
       }
     } finally {
+      rmTempDir(dir)
+    }
+  })
+})
+
+test('a clean close lets the next open add no truncation; a fenced handle or an unacknowledged write makes the next open add one', async () => {
+  await withSeed(FILE, 'clean', SEED, 7, async rng => {
+    const dir = makeTempDir('clean')
+    const meta = (f: string) => decodeMeta<{ truncations: Array<[number, number]>; closed?: { epoch: number; lsn: number } }>(fs.readFileSync(path.join(dir, f)))!
+    const history: MtrRecord[] = []
+    let lastLsn = 0
+    let unacked: MtrRecord | null = null
+    const handles: Volume[] = []
+    const open = async () => {
+      const vol = await openVolume(smallOptions(dir, { quorumTimeoutMs: 1500 }))
+      handles.push(vol)
+      assert.ok(vol.vdl >= lastLsn, `recovered VDL ${vol.vdl} below the last acknowledged LSN ${lastLsn}`)
+      if (unacked && await allOrNothing(vol, history, unacked, `open at epoch ${vol.epoch}`) === 'with') history.push(unacked)
+      unacked = null
+      await checkAllPages(vol, modelAt(history, Infinity), PAGES, `open at epoch ${vol.epoch}`)
+      await writeBatch(vol, rng, 20, history)
+      const lsns = history.slice(-20).map(h => h.lsn)
+      assert.ok(Math.min(...lsns) > lastLsn, `new LSNs (from ${Math.min(...lsns)}) above the last open's ${lastLsn}`)
+      lastLsn = Math.max(...lsns)
+      return vol
+    }
+    try {
+      let vol = await open() // the first open truncates (the volume is new)
+      const first = meta('volume.meta').truncations.length
+      await vol.close()
+      assert.equal(meta('volume.meta').closed, { epoch: vol.epoch, lsn: lastLsn }, 'the close is recorded with its VDL')
+      for (let i = 0; i < 4; i++) { vol = await open(); await vol.close() }
+      assert.is(meta('volume.meta').truncations.length, first, 'four clean reopens added no truncation')
+      for (let x = 0; x < 6; x++) assert.is(meta(`segment-${x}/meta`).truncations.length, first, `segment ${x} holds as many`)
+
+      // Fenced: the first handle never closes cleanly; the second open truncates after it.
+      const a = await open()
+      const b = await openVolume(smallOptions(dir))
+      handles.push(b)
+      assert.is(meta('volume.meta').truncations.length, first + 1, 'an open after a handle that did not close adds one')
+      await a.close() // fenced: records nothing
+      assert.is(meta('volume.meta').closed, undefined, 'a fenced close records no clean close')
+      await b.close()
+
+      // A write that never became durable: the close records nothing, and the next open truncates it away.
+      vol = await open()
+      await vol.faults.stopAZ(0)
+      await vol.faults.stopWorker(2)
+      const mtr: PageWrite[] = [{ pageId: 3, ops: [{ op: 'fill', offset: 0, len: 64, byte: 0xee }] }, { pageId: 9, ops: [{ op: 'fill', offset: 64, len: 64, byte: 0xee }] }]
+      await rejectsWith(vol.write(mtr), 'HEXAD_QUORUM_LOST', undefined, 'write with 3 segments up')
+      unacked = { mtr, lsn: lastLsn + 0.5 } // recovery may find it whole on the three that took it: all or nothing
+      await vol.close()
+      assert.is(meta('volume.meta').closed, undefined, 'a close with an unacknowledged write records no clean close')
+      vol = await open()
+      assert.is(meta('volume.meta').truncations.length, first + 2)
+      await vol.close()
+    } finally {
+      for (const h of handles) await h.close().catch(() => {})
       rmTempDir(dir)
     }
   })

@@ -16,6 +16,9 @@
  *                                       (covers anything an old writer could have allocated: it never
  *                                        ran more than LAL past max(its VDL, its own truncation's end))
  *   new LSNs start above the truncation
+ *   ...unless the last handle closed cleanly at VDL = C (`cleanLsn`: every LSN it allocated
+ *   was durable) and this recovery finds VDL = C and no record above it: then nothing can
+ *   lie past the VDL, no range is added, and new LSNs start above max(VDL, last truncation's end)
  *   tail(g) = last record of PG g at or below VDL                (prevLsn of g's next record)
  */
 import type { RecoverReport, Truncation } from '../storage/protocol.js'
@@ -28,7 +31,7 @@ export interface RecoveryResult {
   tails: Map<number, number>
 }
 
-export function computeRecovery(reports: RecoverReport[], truncations: Truncation[], lal: number): RecoveryResult {
+export function computeRecovery(reports: RecoverReport[], truncations: Truncation[], lal: number, cleanLsn: number | null = null): RecoveryResult {
   let floor = 0
   let maxSeen = 0
   for (const r of reports) { floor = Math.max(floor, r.vdlKnown); maxSeen = Math.max(maxSeen, r.maxLsn) }
@@ -61,6 +64,7 @@ export function computeRecovery(reports: RecoverReport[], truncations: Truncatio
   for (const [lsn, k] of known) if (lsn <= vdl && lsn > (tails.get(k.pg) ?? 0)) tails.set(k.pg, lsn)
   let lastEnd = 0
   for (const [, b] of truncations) lastEnd = Math.max(lastEnd, b)
+  if (cleanLsn !== null && vdl === cleanLsn && maxSeen <= vdl) return { vcl: vdl, vdl, truncation: null, nextLsn: Math.max(vdl, lastEnd) + 1, tails }
   const end = Math.max(vcl + lal, maxSeen, vdl, lastEnd ? lastEnd + lal : 0)
   const truncation: Truncation | null = end > vdl ? [vdl, end] : null
   return { vcl: vdl, vdl, truncation, nextLsn: end + 1, tails }

@@ -183,6 +183,8 @@ interface VolumeMeta {
   backtrack?: { to: number }
   /** named read points kept by features (the backup's next log start), as [name, lsn] */
   kept?: Array<[string, number]>
+  /** the handle of `epoch` closed cleanly: every LSN it allocated was durable, up to `lsn` (its VDL); the next recovery adds no truncation */
+  closed?: { epoch: number; lsn: number }
 }
 
 interface Shipment { seq: number; frame: Uint8Array; lastLsn: number; sentAt: number }
@@ -273,10 +275,13 @@ export async function openVolumeOn(options: VolumeOptions, env: VolumeEnv): Prom
   const storage = await env.acquire(dir, storageOptions)
   try {
     const m: VolumeMeta = meta ?? { pageSize: o.pageSize, pagesPerGroup: o.pagesPerGroup, epoch: 0, truncations: [] }
+    // Good for this open only: the epoch it names is over once the new one is on disk.
+    const clean = m.closed && m.closed.epoch === m.epoch ? m.closed.lsn : null
+    delete m.closed
     m.epoch += 1
     writeMeta(disk, metaPath, m)
     const vol = new Volume(dir, metaPath, o, m, storage, env)
-    await vol._recover()
+    await vol._recover(clean)
     return vol
   } catch (err) {
     await storage.release()
@@ -459,7 +464,7 @@ export class Volume {
   // ------------------------------------------------------------------ recovery
 
   /** @internal */
-  async _recover(): Promise<void> {
+  async _recover(cleanLsn: number | null = null): Promise<void> {
     const epoch = this.#meta.epoch
     const replies: Array<{ id: number; report: RecoverReport }> = []
     this.#quorum.sets = this.#sets()
@@ -469,7 +474,7 @@ export class Volume {
     const onDownEarly = (id: number) => { wentDown.add(id) }
     this.#storage.on('down', onDownEarly)
     try {
-      await this.#recoverFromQuorum(epoch, replies)
+      await this.#recoverFromQuorum(epoch, replies, cleanLsn)
     } finally {
       this.#storage.off('down', onDownEarly)
     }
@@ -486,7 +491,7 @@ export class Volume {
     if (this.#timeline) this.#sampleTimeline()
   }
 
-  async #recoverFromQuorum(epoch: number, replies: Array<{ id: number; report: RecoverReport }>): Promise<void> {
+  async #recoverFromQuorum(epoch: number, replies: Array<{ id: number; report: RecoverReport }>, cleanLsn: number | null): Promise<void> {
     await Promise.all(this.#slots().map(async id => {
       const port = this.#storage.connect(id)
       if (!port) return
@@ -497,7 +502,7 @@ export class Volume {
     }))
     // A read quorum of the (old) set intersects every write quorum.
     if (!this.#readQuorum(replies.map(r => r.id))) throw new HexadError('HEXAD_QUORUM_LOST', `recovery needs 3 of 6 segments (${this.#describeSets()}), ${replies.length} answered in ${this.dir}`)
-    const rec = computeRecovery(replies.map(r => r.report), this.#meta.truncations, this.#o.lalLsns)
+    const rec = computeRecovery(replies.map(r => r.report), this.#meta.truncations, this.#o.lalLsns, cleanLsn)
     // A clone's history starts at its clone LSN: the parent's state there is its first durable state.
     const floor = this.#meta.parent?.lsn ?? 0
     if (rec.vdl < floor) rec.vdl = floor
@@ -1635,6 +1640,7 @@ export class Volume {
         w.reject = e => { orig.rej(e); resolve() }
       })))
       this.#closed = true
+      this.#recordCleanClose()
       unregisterLive(this)
       if (this.#sampleTimer) this.#clock.clearTimeout(this.#sampleTimer)
       this.#timeline?.close()
@@ -1655,6 +1661,23 @@ export class Volume {
       await this.#parent?.close()
     })()
     return this.#closing
+  }
+
+  /**
+   * Every LSN this handle allocated is durable: say so in volume.meta, so the
+   * next open need not truncate past the VDL (a range per open, kept in every
+   * meta and gossip message for good, and new LSNs a LAL further on each
+   * time). Not when fenced (the meta is a newer handle's), nor with a
+   * backtrack to redo or a write that never became durable.
+   */
+  #recordCleanClose(): void {
+    if (this.#fenced || this.#meta.backtrack || this.#quorum.lastAllocated > this.#quorum.vdl) return
+    try {
+      this.#meta.closed = { epoch: this.#meta.epoch, lsn: this.#quorum.vdl }
+      this.#writeOwnMeta()
+    } catch {
+      delete this.#meta.closed // fenced meanwhile, or the disk refused: the next open truncates, as after a crash
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> { await this.close() }
