@@ -96,6 +96,9 @@ export interface SegmentStats {
   fsyncs: number
   coalesced: number
   gapFillRecords: number
+  /** SCL gossip rounds sent to the peers, and skipped because there was nothing new to tell */
+  gossipSent: number
+  gossipSkipped: number
   gcLogFiles: number
   gcVersions: number
   /** page-version files rewritten because most of their versions were collected */

@@ -1,0 +1,78 @@
+/**
+ * Quiet gossip: a segment whose SCLs, fold bases, epoch and truncations have
+ * not changed since it last gossiped, and whose peers all reported the SCLs
+ * it has, skips its SCL gossip (a heartbeat every 20 turns still goes out).
+ * An idle cluster then posts a few messages a second among its segments
+ * instead of 40 per segment and peer; and a segment that comes back behind
+ * still catches up, because its peers hear its lower SCLs and speak again.
+ *
+ * Replay a failure with HEXAD_SEED=<seed printed on failure>.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { openVolume, type Volume } from '../engine/index.js'
+import {
+  baseSeed, checkAllPages, cleanupTempDirs, makeTempDir, modelAt, pool, randomMtr, rmTempDir, sclsConverged, smallOptions, waitFor,
+  withSeed, type MtrRecord, type Rng,
+} from './helpers/volume-helpers.js'
+
+const FILE = 'storage-gossip'
+const SEED = baseSeed()
+const PAGE_SIZE = 4096
+const PAGES = Array.from({ length: 32 }, (_, i) => i)
+const GOSSIP_MS = 10
+
+test.after(() => cleanupTempDirs())
+
+async function writeBatch(vol: Volume, rng: Rng, n: number, history: MtrRecord[]): Promise<void> {
+  const batch: MtrRecord[] = Array.from({ length: n }, () => ({ mtr: randomMtr(rng, PAGES, PAGE_SIZE), lsn: 0 }))
+  await pool(batch, 8, async h => { h.lsn = (await vol.write(h.mtr)).lsn })
+  history.push(...batch)
+}
+
+/** gossip rounds sent and skipped by each segment over `ms` */
+async function gossipOver(vol: Volume, ms: number): Promise<Array<{ sent: number; skipped: number }>> {
+  const a = await vol.segmentStats()
+  await new Promise(r => setTimeout(r, ms))
+  const b = await vol.segmentStats()
+  return b.map((s, i) => ({ sent: s!.gossipSent - a[i]!.gossipSent, skipped: s!.gossipSkipped - a[i]!.gossipSkipped }))
+}
+
+test('an idle, converged cluster skips its gossip but for a heartbeat; a segment back from a stop still catches up', async () => {
+  await withSeed(FILE, 'quiet', SEED, 0, async rng => {
+    const dir = makeTempDir('gossip')
+    const vol = await openVolume(smallOptions(dir, { gossipIntervalMs: GOSSIP_MS, scrubIntervalMs: 60_000 }))
+    try {
+      const history: MtrRecord[] = []
+      await writeBatch(vol, rng, 60, history)
+      assert.ok(await waitFor(async () => sclsConverged(vol), 5000), 'the six segments converged')
+      // Settled: every segment has heard every peer say the same SCLs.
+      await new Promise(r => setTimeout(r, 20 * GOSSIP_MS))
+      const idle = await gossipOver(vol, 1000)
+      for (const [id, g] of idle.entries()) {
+        // 1 s at 10 ms a turn is about 100 turns: a heartbeat every 20 is about 5 (at most 1 in 10 allowed here).
+        assert.ok(g.sent + g.skipped >= 30, `segment ${id} ran its gossip turns (${g.sent + g.skipped})`)
+        assert.ok(g.sent * 10 <= g.sent + g.skipped, `segment ${id}: idle, it sent ${g.sent} of ${g.sent + g.skipped} gossip rounds`)
+      }
+
+      // A write moves every SCL: the segments speak again at once.
+      await writeBatch(vol, rng, 5, history)
+      assert.ok(await waitFor(async () => sclsConverged(vol), 5000), 'converged after the write')
+
+      // A segment that missed writes while stopped catches up by gap fill from quiet peers.
+      await vol.faults.stopWorker(4)
+      await writeBatch(vol, rng, 40, history)
+      await new Promise(r => setTimeout(r, 20 * GOSSIP_MS)) // the others settle and go quiet
+      await vol.faults.restartWorker(4)
+      assert.ok(await waitFor(async () => sclsConverged(vol), 10_000), 'the restarted segment caught up with its quiet peers')
+      const st = (await vol.segmentStats())[4]!
+      assert.ok(st.gapFillRecords > 0, `segment 4 filled its gap from peers (${st.gapFillRecords} records)`)
+      await checkAllPages(vol, modelAt(history, Infinity), PAGES, 'after the catch-up')
+    } finally {
+      await vol.close()
+      rmTempDir(dir)
+    }
+  })
+})
+
+test.run()
