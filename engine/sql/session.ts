@@ -525,7 +525,7 @@ export class SqlEngine implements DdlHost, CatalogView {
     return { command: 'ALTER SYSTEM', rowCount: 1, rows, fields: [{ name: 'failure', type: 'text', oid: 25 }, { name: 'segments', type: 'text', oid: 25 }, { name: 'seconds', type: 'float8', oid: 701 }] }
   }
 
-  /** Runs `fn` after `ms` unless the timers are cleared (crash, close); does not keep the process alive. */
+  /** Runs `fn` after `ms` unless ALTER SYSTEM CRASH clears the timers first; does not keep the process alive. */
   #later(ms: number, fn: () => void): void {
     const timer = setTimeout(() => { this.#timers.delete(timer); fn() }, ms)
     timer.unref()
