@@ -5,6 +5,8 @@
  * An idle cluster then posts a few messages a second among its segments
  * instead of 40 per segment and peer; and a segment that comes back behind
  * still catches up, because its peers hear its lower SCLs and speak again.
+ * A segment with nothing to do for 40 ticks slows its one timer to 500 ms
+ * (idle CPU), and speeds up at once when anything arrives.
  *
  * Replay a failure with HEXAD_SEED=<seed printed on failure>.
  */
@@ -30,12 +32,12 @@ async function writeBatch(vol: Volume, rng: Rng, n: number, history: MtrRecord[]
   history.push(...batch)
 }
 
-/** gossip rounds sent and skipped by each segment over `ms` */
-async function gossipOver(vol: Volume, ms: number): Promise<Array<{ sent: number; skipped: number }>> {
+/** gossip rounds sent and skipped, and ticks taken at the idle pace, by each segment over `ms` */
+async function gossipOver(vol: Volume, ms: number): Promise<Array<{ sent: number; skipped: number; slow: number }>> {
   const a = await vol.segmentStats()
   await new Promise(r => setTimeout(r, ms))
   const b = await vol.segmentStats()
-  return b.map((s, i) => ({ sent: s!.gossipSent - a[i]!.gossipSent, skipped: s!.gossipSkipped - a[i]!.gossipSkipped }))
+  return b.map((s, i) => ({ sent: s!.gossipSent - a[i]!.gossipSent, skipped: s!.gossipSkipped - a[i]!.gossipSkipped, slow: s!.slowTicks - a[i]!.slowTicks }))
 }
 
 test('an idle, converged cluster skips its gossip but for a heartbeat; a segment back from a stop still catches up', async () => {
@@ -48,16 +50,23 @@ test('an idle, converged cluster skips its gossip but for a heartbeat; a segment
       assert.ok(await waitFor(async () => sclsConverged(vol), 5000), 'the six segments converged')
       // Settled: every segment has heard every peer say the same SCLs.
       await new Promise(r => setTimeout(r, 20 * GOSSIP_MS))
-      const idle = await gossipOver(vol, 1000)
+      // Then 40 idle ticks (0.4 s at 10 ms) slow each timer to 500 ms: in the next 1.5 s a
+      // segment ticks about 3 times (each a heartbeat: 20 turns' time at full pace has passed).
+      await new Promise(r => setTimeout(r, 600))
+      const idle = await gossipOver(vol, 1500)
       for (const [id, g] of idle.entries()) {
-        // 1 s at 10 ms a turn is about 100 turns: a heartbeat every 20 is about 5 (at most 1 in 10 allowed here).
-        assert.ok(g.sent + g.skipped >= 30, `segment ${id} ran its gossip turns (${g.sent + g.skipped})`)
-        assert.ok(g.sent * 10 <= g.sent + g.skipped, `segment ${id}: idle, it sent ${g.sent} of ${g.sent + g.skipped} gossip rounds`)
+        assert.ok(g.slow >= 2, `segment ${id} ticked at the idle pace (${g.slow} slow ticks in 1.5 s)`)
+        assert.ok(g.sent + g.skipped <= 6, `segment ${id}: idle, it took ${g.sent + g.skipped} gossip turns in 1.5 s`)
       }
 
-      // A write moves every SCL: the segments speak again at once.
+      // A write moves every SCL: the segments wake and speak again at once.
+      const t0 = performance.now()
       await writeBatch(vol, rng, 5, history)
       assert.ok(await waitFor(async () => sclsConverged(vol), 5000), 'converged after the write')
+      const woke = performance.now() - t0
+      assert.ok(woke < 2000, `the idle segments converged ${Math.round(woke)} ms after the write`)
+      const busy = await gossipOver(vol, 200)
+      for (const [id, g] of busy.entries()) assert.ok(g.slow === 0 && g.sent + g.skipped >= 5, `segment ${id} ticks at full pace after the write (${g.sent + g.skipped} turns in 200 ms, ${g.slow} slow)`)
 
       // A segment that missed writes while stopped catches up by gap fill from quiet peers.
       await vol.faults.stopWorker(4)

@@ -99,6 +99,8 @@ export interface SegmentStats {
   /** SCL gossip rounds sent to the peers, and skipped because there was nothing new to tell */
   gossipSent: number
   gossipSkipped: number
+  /** timer ticks taken at the idle pace (IDLE_TICK_MS): the segment had nothing to do */
+  slowTicks: number
   gcLogFiles: number
   gcVersions: number
   /** page-version files rewritten because most of their versions were collected */
