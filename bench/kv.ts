@@ -35,9 +35,9 @@
  * whole data set fits in it): only hexad's, SQLite's and LevelDB's own caches are limited, and
  * lmdb has none but the page cache.
  *
- * Before (a) every store runs 100 untimed transactions of 100 rows (20 with --quick) of rows
- * of their own into a namespace of its own (hexad: keyspace 'warmup'; SQLite: table warmup;
- * lmdb and LevelDB: a second directory), so (a) measures a running
+ * Before (a) every store runs 100 untimed transactions of 100 rows (20 with --quick), with
+ * keys and values of their own, into a namespace of its own (hexad: keyspace 'warmup';
+ * SQLite: table warmup; lmdb and LevelDB: a second directory), so (a) measures a running
  * store, not its start: hexad's writer and six segment threads otherwise spend the first
  * seconds compiling their code (a fresh 50k-row run of (a) took 7.5 ms a commit cold and
  * 6.25 warm). The workloads never read those rows.
@@ -232,7 +232,7 @@ interface Store {
   writesOnly: boolean
   /** one durable transaction putting rows [from, to) */
   writeTx(from: number, to: number): MaybePromise<void>
-  /** the same for warm-up rows [from, to), into a namespace of its own (a keyspace, table, named database or directory) */
+  /** the same for warm-up rows [from, to), into a namespace of its own (a keyspace, a table or a directory) */
   warmupTx(from: number, to: number): MaybePromise<void>
   /** one durable single-put transaction */
   put(i: number): MaybePromise<void>
@@ -944,7 +944,7 @@ async function oneRound(cfg: Config, round: number, smallCache: number): Promise
     if (hexad) {
       const st = hexad.cluster().writer.stats().cache
       hexadTreeBytes = st.bytes
-      console.log(`    hexad's cache after the full scan: ${st.pages} pages, ${fmt(st.bytes / MiB)} MiB (about the size of its tree), ${st.misses} misses since open`)
+      console.log(`    hexad's cache after the full scan: ${st.pages} pages, ${fmt(st.bytes / MiB)} MiB (about the size of its tree, plus the warm-up keyspace), ${st.misses} misses since open`)
     }
 
     console.log(`\n[c] ${cfg.gets.toLocaleString('en-US')} random point gets, warm cache, one client, after ${cfg.getWarmup.toLocaleString('en-US')} warm-up gets (ops = gets)`)
@@ -1002,7 +1002,7 @@ export async function run(args: string[]): Promise<unknown> {
       `(SQLite cache_size and LevelDB cacheSize = ${fmt(smallCache / 1024)} KiB; lmdb has none). hexad's misses go to a segment worker (a thread round trip), ` +
       `which reads its page store through the same OS page cache`)
     const treeBytes = rounds[0].hexadTreeBytes
-    if (treeBytes) notes.push(`hexad's tree took ${fmt(treeBytes / MiB)} MiB of pages (its cache after a full scan) for ${fmt(DATA.bytes / MiB)} MiB of keys + values: the (d) cache is ${fmt(smallCache / treeBytes * 100)}% of its pages`)
+    if (treeBytes) notes.push(`hexad's tree took ${fmt(treeBytes / MiB)} MiB of pages (its cache after a full scan; it also holds the ${(cfg.warmupTxs * cfg.txRows).toLocaleString('en-US')} rows of the warm-up keyspace) for ${fmt(DATA.bytes / MiB)} MiB of keys + values: the (d) cache is ${fmt(smallCache / treeBytes * 100)}% of its pages`)
     if (storeInfo.some(s => s.id === 'better-sqlite3')) notes.push(`better-sqlite3 is synchronous: in (b) its ${cfg.clients} "clients" are ${cfg.singlePuts.toLocaleString('en-US')} commits one after the other (one fsync each); the others overlap their commits (group commit)`)
     if (storeInfo.some(s => s.id.startsWith('lmdb'))) notes.push('lmdb "commit awaited until flushed": default overlappingSync, each write awaited and then `await db.flushed`; "lmdb ovs:false" = overlappingSync: false, the faster durable setting in ECOSYSTEM.md')
 
