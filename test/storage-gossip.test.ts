@@ -15,7 +15,7 @@ import * as assert from 'uvu/assert'
 import { openVolume, type Volume } from '../engine/index.js'
 import {
   baseSeed, checkAllPages, cleanupTempDirs, makeTempDir, modelAt, pool, randomMtr, rmTempDir, sclsConverged, smallOptions, waitFor,
-  withSeed, type MtrRecord, type Rng,
+  rejectsWith, Rng, withSeed, type MtrRecord,
 } from './helpers/volume-helpers.js'
 
 const FILE = 'storage-gossip'
@@ -82,6 +82,23 @@ test('an idle, converged cluster skips its gossip but for a heartbeat; a segment
       rmTempDir(dir)
     }
   })
+})
+
+test('idleTickMs: 0 keeps an idle segment at full pace; a negative one is refused', async () => {
+  const dir = makeTempDir('gossip-fast')
+  await rejectsWith(() => openVolume(smallOptions(dir, { idleTickMs: -1 })), 'HEXAD_BAD_INPUT', /idleTickMs/, 'openVolume({ idleTickMs: -1 })')
+  const vol = await openVolume(smallOptions(dir, { gossipIntervalMs: GOSSIP_MS, scrubIntervalMs: 60_000, idleTickMs: 0 }))
+  try {
+    const rng = new Rng(SEED)
+    await writeBatch(vol, rng, 20, [])
+    assert.ok(await waitFor(async () => sclsConverged(vol), 5000), 'the six segments converged')
+    await new Promise(r => setTimeout(r, 600)) // past the 40 idle ticks that would slow it
+    const idle = await gossipOver(vol, 1000)
+    for (const [id, g] of idle.entries()) assert.ok(g.slow === 0 && g.sent + g.skipped >= 30, `segment ${id} stayed at full pace (${g.sent + g.skipped} turns in 1 s, ${g.slow} slow)`)
+  } finally {
+    await vol.close()
+    rmTempDir(dir)
+  }
 })
 
 test.run()

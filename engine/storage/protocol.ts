@@ -26,6 +26,8 @@ export interface SegmentConfig {
   scrubBytesPerSecond: number
   /** the least time from the start of one scrub pass to the start of the next (0: back to back) */
   scrubIntervalMs: number
+  /** an idle segment's timer period in ms (0: never slow; absent: IDLE_TICK_MS) */
+  idleTickMs?: number
   /**
    * A clone's segment: the LSN its volume was cloned at (0: not a clone). A
    * page this segment holds no version and no record of is 'absent' (the

@@ -90,7 +90,7 @@ const QUIET_GOSSIP_TURNS = 20
  * tick every 50: ~9 ms of CPU a second per segment on this VM).
  */
 const IDLE_TICKS_BEFORE_SLOW = 40
-/** an idle segment's tick: its heartbeats, SCL refreshes and scrub pass starts wait up to this long */
+/** an idle segment's tick by default (openVolume's idleTickMs): its heartbeats, SCL refreshes and scrub pass starts wait up to this long */
 const IDLE_TICK_MS = 500
 
 export class SegmentNode {
@@ -756,6 +756,7 @@ export class SegmentNode {
   // ---------------------------------------------------------------- timer
 
   get #checkpointEveryMs(): number { return Math.max(20, this.cfg.gossipIntervalMs * 2) }
+  get #idleTickMs(): number { return this.cfg.idleTickMs ?? IDLE_TICK_MS }
   get #baseTickMs(): number { return Math.min(this.cfg.gossipIntervalMs, this.#checkpointEveryMs, SCRUB_TICK_MS) }
 
   /** (Re)sets the one timer: never two chains of ticks. */
@@ -783,11 +784,11 @@ export class SegmentNode {
     }
     if (this.#closed) return
     this.#idleTicks = !active && !this.#active && this.#settled() ? this.#idleTicks + 1 : 0
-    this.#slow = this.#idleTicks >= IDLE_TICKS_BEFORE_SLOW
+    this.#slow = this.#idleTicks >= IDLE_TICKS_BEFORE_SLOW && this.#idleTickMs > 0
     this.s.slowTicks += this.#slow ? 1 : 0
     // A slow tick still comes in time for the next scrub pass.
     const passDue = this.#scrub.startedAt + this.cfg.scrubIntervalMs - now
-    this.#arm(this.#slow ? Math.max(this.#baseTickMs, Math.min(IDLE_TICK_MS, passDue)) : this.#baseTickMs)
+    this.#arm(this.#slow ? Math.max(this.#baseTickMs, Math.min(this.#idleTickMs, passDue)) : this.#baseTickMs)
   }
 
   /** Something arrived or changed: tick at full speed again (now, if the timer is slow). */

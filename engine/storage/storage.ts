@@ -34,6 +34,8 @@ export interface StorageOptions {
   pageCacheBytes: number
   scrubBytesPerSecond: number
   scrubIntervalMs: number
+  /** an idle segment's timer period (0: never slow; see SegmentConfig) */
+  idleTickMs?: number
   /** the LSN a clone volume was cloned at (0 or absent: not a clone); see SegmentConfig */
   cloneLsn?: number
   /** niceness of the worker threads (0..19; 0 or absent: left as the process is; Linux only) */
@@ -254,6 +256,7 @@ export class Storage extends EventEmitter implements StorageLike {
       coalesceThreshold: this.options.coalesceThreshold, checkpointLogBytes: this.options.checkpointLogBytes,
       gossipIntervalMs: this.options.gossipIntervalMs, pageCacheBytes: this.options.pageCacheBytes, scrubBytesPerSecond: this.options.scrubBytesPerSecond,
       scrubIntervalMs: this.options.scrubIntervalMs,
+      ...(this.options.idleTickMs !== undefined ? { idleTickMs: this.options.idleTickMs } : {}),
       cloneLsn: this.options.cloneLsn ?? 0,
     }
     const nice = this.#nice
