@@ -84,7 +84,7 @@ test('an idle, converged cluster skips its gossip but for a heartbeat; a segment
   })
 })
 
-test('idleTickMs: 0 keeps an idle segment at full pace; a negative one is refused', async () => {
+test('idleTickMs: 0 keeps an idle segment at full pace, gossiping only a heartbeat; a negative one is refused', async () => {
   const dir = makeTempDir('gossip-fast')
   await rejectsWith(() => openVolume(smallOptions(dir, { idleTickMs: -1 })), 'HEXAD_BAD_INPUT', /idleTickMs/, 'openVolume({ idleTickMs: -1 })')
   const vol = await openVolume(smallOptions(dir, { gossipIntervalMs: GOSSIP_MS, scrubIntervalMs: 60_000, idleTickMs: 0 }))
@@ -94,7 +94,11 @@ test('idleTickMs: 0 keeps an idle segment at full pace; a negative one is refuse
     assert.ok(await waitFor(async () => sclsConverged(vol), 5000), 'the six segments converged')
     await new Promise(r => setTimeout(r, 600)) // past the 40 idle ticks that would slow it
     const idle = await gossipOver(vol, 1000)
-    for (const [id, g] of idle.entries()) assert.ok(g.slow === 0 && g.sent + g.skipped >= 30, `segment ${id} stayed at full pace (${g.sent + g.skipped} turns in 1 s, ${g.slow} slow)`)
+    for (const [id, g] of idle.entries()) {
+      assert.ok(g.slow === 0 && g.sent + g.skipped >= 30, `segment ${id} stayed at full pace (${g.sent + g.skipped} turns in 1 s, ${g.slow} slow)`)
+      // About 100 turns at 10 ms: quiet, it sends only a heartbeat every 20 (at most 1 in 10 allowed here).
+      assert.ok(g.sent * 10 <= g.sent + g.skipped, `segment ${id}: idle at full pace, it sent ${g.sent} of ${g.sent + g.skipped} gossip rounds`)
+    }
   } finally {
     await vol.close()
     rmTempDir(dir)
