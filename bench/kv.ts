@@ -203,6 +203,13 @@ const V = (i: number): Buffer => DATA.values.subarray(i * VALUE_BYTES, (i + 1) *
 let WARM: Data
 const WK = (i: number): Buffer => WARM.keys.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES)
 const WV = (i: number): Buffer => WARM.values.subarray(i * VALUE_BYTES, (i + 1) * VALUE_BYTES)
+type PutOp = { type: 'put'; key: Buffer; value: Buffer }
+/** Put ops for rows [from, to) of the data (`warm`: of the warm-up rows). */
+function putOps(from: number, to: number, warm = false): PutOp[] {
+  const ops: PutOp[] = []
+  for (let i = from; i < to; i++) ops.push({ type: 'put', key: warm ? WK(i) : K(i), value: warm ? WV(i) : V(i) })
+  return ops
+}
 
 /** `n` random row indices below `rows` (uniform). */
 function accessPattern(n: number, rows: number, seed: number): Uint32Array {
@@ -269,16 +276,8 @@ async function openHexad(dir: string, cacheBytes: number): Promise<HexadStore> {
     setting: `openCluster, cacheBytes ${fmt(cacheBytes / MiB)} MiB; commits durable on 4 of 6 segments (fdatasync)`,
     version: (JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version,
     writesOnly: false,
-    writeTx(from, to) {
-      const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array }> = []
-      for (let i = from; i < to; i++) ops.push({ type: 'put', key: K(i), value: V(i) })
-      return db.batch(ops)
-    },
-    warmupTx(from, to) {
-      const ops: Array<{ type: 'put'; key: Uint8Array; value: Uint8Array }> = []
-      for (let i = from; i < to; i++) ops.push({ type: 'put', key: WK(i), value: WV(i) })
-      return db.keyspace('warmup').batch(ops)
-    },
+    writeTx: (from, to) => db.batch(putOps(from, to)),
+    warmupTx: (from, to) => db.keyspace('warmup').batch(putOps(from, to, true)),
     put: i => db.put(K(i), V(i)),
     getters: [{ label: 'hexad', async: true, get: k => db.get(k) }],
     async scan(k, n, onRow) {
@@ -431,16 +430,10 @@ async function openLevel(dir: string, cacheBytes: number): Promise<Store> {
     setting: `batch(ops, { sync: true }) / put(k, v, { sync: true }), cacheSize ${fmt(cacheBytes / MiB)} MiB; reads with await get()${hasGetSync ? ' and getSync()' : ' (no getSync in this version)'}`,
     version: pkgVersion('classic-level'),
     writesOnly: false,
-    async writeTx(from, to) {
-      const ops: Array<{ type: 'put'; key: Buffer; value: Buffer }> = []
-      for (let i = from; i < to; i++) ops.push({ type: 'put', key: K(i), value: V(i) })
-      await db.batch(ops, { sync: true })
-    },
+    async writeTx(from, to) { await db.batch(putOps(from, to), { sync: true }) },
     async warmupTx(from, to) {
       if (!warm) { warm = new Level<Buffer, Buffer>(path.join(dir, 'warmup.level'), { keyEncoding: 'buffer', valueEncoding: 'buffer' }); await warm.open() }
-      const ops: Array<{ type: 'put'; key: Buffer; value: Buffer }> = []
-      for (let i = from; i < to; i++) ops.push({ type: 'put', key: WK(i), value: WV(i) })
-      await warm.batch(ops, { sync: true })
+      await warm.batch(putOps(from, to, true), { sync: true })
     },
     put: i => db.put(K(i), V(i), { sync: true }),
     getters,

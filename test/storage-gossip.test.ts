@@ -51,7 +51,7 @@ test('an idle, converged cluster skips its gossip but for a heartbeat; a segment
       // Settled: every segment has heard every peer say the same SCLs.
       await new Promise(r => setTimeout(r, 20 * GOSSIP_MS))
       // Then 40 idle ticks (0.4 s at 10 ms) slow each timer to 500 ms: in the next 1.5 s a
-      // segment ticks about 3 times (each a heartbeat: 20 turns' time at full pace has passed).
+      // segment ticks about 3 times (each a heartbeat: 20 gossip periods have passed).
       await new Promise(r => setTimeout(r, 600))
       const idle = await gossipOver(vol, 1500)
       for (const [id, g] of idle.entries()) {

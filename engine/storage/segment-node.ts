@@ -70,16 +70,17 @@ const SCRUB_TICK_MS = 50
 const SCRUB_BUSY_SHARE = 4
 /** pages per rebuild chunk (a chunk is one message and one synchronous build on the peer) */
 const REBUILD_CHUNK_PAGES = 64
-/** every this many gossip turns, each writer is sent every SCL again */
-const SCL_REFRESH_TURNS = 20
+/** every this many gossip periods (gossipIntervalMs), each writer is sent every SCL again */
+const SCL_REFRESH_PERIODS = 20
 /**
  * A segment whose SCLs, fold bases, epoch and truncations have not changed
  * since it last gossiped, and whose peers all last reported the SCLs it has,
- * skips its gossip for up to this many turns (a heartbeat then repeats it: a
- * message lost on a lossy transport is sent again). An idle cluster of six
- * otherwise posts 1,200 messages a second among its segments.
+ * skips its gossip for up to this many gossip periods (gossipIntervalMs), at
+ * full pace or slow; a heartbeat then repeats it, so a message lost on a
+ * lossy transport is sent again. An idle cluster of six otherwise posts 1,200
+ * messages a second among its segments.
  */
-const QUIET_GOSSIP_TURNS = 20
+const QUIET_GOSSIP_PERIODS = 20
 /**
  * One timer drives the gossip, the checkpoints and the scrubber, each at its
  * own period. A segment with nothing to do (no write, request or news from a
@@ -797,7 +798,6 @@ export class SegmentNode {
     this.#idleTicks = 0
     if (!this.#slow || this.#closed) return
     this.#slow = false
-    this.#clock.clearTimeout(this.#timer)
     this.#arm(this.#baseTickMs)
   }
 
@@ -809,18 +809,15 @@ export class SegmentNode {
 
   // ---------------------------------------------------------------- gossip
 
-  #gossipTurn = 0
-
   #gossip(): void {
     this.#askBases()
     if (this.#closed) return
     // Every SCL, to every writer, now and then: a report lost on the way (a lossy transport) is
-    // otherwise never repeated for a PG that nothing writes any more.
-    // Turns, or their time at full pace when the timer is slow (an idle segment still repeats itself as often).
+    // otherwise never repeated for a PG that nothing writes any more. Counted in time, so a
+    // segment whose timer is slow repeats itself as often.
     const now = this.#clock.now()
-    ++this.#gossipTurn
-    if ((this.#gossipTurn - this.#lastRefresh.turn >= SCL_REFRESH_TURNS || now - this.#lastRefresh.at >= SCL_REFRESH_TURNS * this.cfg.gossipIntervalMs) && this.clients.size) {
-      this.#lastRefresh = { turn: this.#gossipTurn, at: now }
+    if (now - this.#lastRefreshAt >= SCL_REFRESH_PERIODS * this.cfg.gossipIntervalMs && this.clients.size) {
+      this.#lastRefreshAt = now
       const scl = this.#sclList()
       for (const port of this.clients) port.postMessage({ t: 'scl', scl, epoch: this.epoch } satisfies ClientReply)
     }
@@ -849,18 +846,18 @@ export class SegmentNode {
 
   #gossipScl(ckpt = false): void {
     const msg = this.#sclMessage(ckpt)
-    this.#lastGossip = { sig: gossipSig(msg), turn: this.#gossipTurn, at: this.#clock.now() }
+    this.#lastGossip = { sig: gossipSig(msg), at: this.#clock.now() }
     this.s.gossipSent++
     for (const port of this.peers.values()) port.postMessage(msg)
   }
 
-  #lastGossip = { sig: '', turn: 0, at: 0 }
-  #lastRefresh = { turn: 0, at: 0 }
+  #lastGossip = { sig: '', at: -Infinity }
+  #lastRefreshAt = -Infinity
 
-  /** Nothing to tell: see QUIET_GOSSIP_TURNS. Never while repairing or rebuilding, nor while a peer is unheard or reported other SCLs (behind or ahead). */
+  /** Nothing to tell: see QUIET_GOSSIP_PERIODS. Never while repairing or rebuilding, nor while a peer is unheard or reported other SCLs (behind or ahead). */
   #quiet(): boolean {
     const last = this.#lastGossip
-    if (this.#gossipTurn - last.turn >= QUIET_GOSSIP_TURNS || this.#clock.now() - last.at >= QUIET_GOSSIP_TURNS * this.cfg.gossipIntervalMs || !this.#converged()) return false
+    if (this.#clock.now() - last.at >= QUIET_GOSSIP_PERIODS * this.cfg.gossipIntervalMs || !this.#converged()) return false
     return gossipSig(this.#sclMessage()) === last.sig
   }
 
