@@ -134,6 +134,12 @@ export class Engine {
   #closed = false
   #inflight = new Set<Promise<unknown>>()
   counters = { commits: 0, conflicts: 0, retries: 0 }
+  /**
+   * Open transactions that have written and not yet published their commit:
+   * what a committing group tells the volume is still to come (group
+   * commit's wait, VolumeOptions.commitDelayMs).
+   */
+  writers = 0
   readonly readAccess: PageAccess
   /** B+tree handles by root page (a root never changes for a tree's life) */
   readonly #trees = new Map<number, BTree>()
@@ -382,7 +388,9 @@ export class Engine {
           out.push({ p, seq })
         }
         return out
-      }, () => { for (const [name, root] of created) this.keyspaces.set(name, root) })
+      }, () => { for (const [name, root] of created) this.keyspaces.set(name, root) },
+      // every writer still open besides this group's members is a commit to come
+      { siblings: Math.max(0, this.writers - group.length) })
     } catch (err) {
       if (group.length > 1) { for (const p of group) await this.#commitGroup([p]); return }
       group[0].reject(err)
@@ -424,6 +432,8 @@ export class Transaction implements LockOwner {
   readonly #ranges: Array<{ ks: string; b: Bounds }> = []
   readonly #lockKeys = new Set<string>()
   #state: 'active' | 'committing' | 'done' = 'active'
+  /** counted in Engine.writers */
+  #writer = false
   /** whether a locking read (latest value) was mixed with snapshot reads */
   #lockedRead = false
   /** the newest commit (seq) a locking read saw, maybe published but not yet durable */
@@ -513,6 +523,7 @@ export class Transaction implements LockOwner {
     this.#check()
     const k = copyKey(key, this.#e.vol.pageSize)
     const id = ks + '\0' + latin1(k)
+    if (!this.#writer) { this.#writer = true; this.#e.writers++ }
     await this.#lock(id, k, ks)
     this.#writes.set(id, { ks, key: k, value: v })
   }
@@ -597,6 +608,7 @@ export class Transaction implements LockOwner {
     try {
       const writes = [...this.#writes.values()].sort((x, y) => x.ks < y.ks ? -1 : x.ks > y.ks ? 1 : compareBytes(x.key, y.key))
       const r = await e.groupCommit(this, writes)
+      this.#leaveWriters()
       seq = r.seq
       durable = r.durable
     } catch (err) {
@@ -668,8 +680,15 @@ export class Transaction implements LockOwner {
   #finish(): void {
     if (this.#state === 'done') return
     this.#state = 'done'
+    this.#leaveWriters()
     this.#releaseLocks()
     this.#e.store.release(this.snapshot)
+  }
+
+  #leaveWriters(): void {
+    if (!this.#writer) return
+    this.#writer = false
+    this.#e.writers--
   }
 
   #releaseLocks(): void {

@@ -20,7 +20,7 @@
  */
 import { assert } from '../common/errors.js'
 import type { PageOp } from '../common/page-ops.js'
-import type { PageWrite, Volume } from '../volume/volume.js'
+import type { PageWrite, Volume, WriteOptions } from '../volume/volume.js'
 import type { BufferCache } from './buffer-cache.js'
 import type { PageAccess } from './page-access.js'
 import { sealPage, setMoveSink } from './page-format.js'
@@ -224,7 +224,7 @@ export class MtrRunner {
    * CPL that resolves once the MTR is durable. If `fn` throws, nothing is
    * published or shipped.
    */
-  async run<T>(fn: (mtr: Mtr) => Promise<T>, afterPublish?: (value: T) => void): Promise<{ value: T; durable: Promise<number> }> {
+  async run<T>(fn: (mtr: Mtr) => Promise<T>, afterPublish?: (value: T) => void, writeOptions?: WriteOptions): Promise<{ value: T; durable: Promise<number> }> {
     const prev = this.#tail
     let release!: () => void
     this.#tail = new Promise<void>(r => { release = r })
@@ -239,7 +239,7 @@ export class MtrRunner {
       if (writes.length === 0) return { value, durable: Promise.resolve(this.#vol.vdl) }
       this.mtrs++
       for (const w of writes) for (const op of w.ops) this.redoBytes += op.op === 'write' ? op.bytes.length : op.op === 'init' ? (op.image?.length ?? 0) : 0
-      const durable = this.#vol.write(writes).then(r => r.lsn)
+      const durable = this.#vol.write(writes, writeOptions).then(r => r.lsn)
       const unpin = () => { for (const p of pages) this.#cache.unpin(p) }
       durable.then(unpin, unpin)
       // The feed: in shipping order, which is LSN order. An MTR whose write timed out may
