@@ -5,12 +5,15 @@
  * COPY TO STDOUT in text and CSV (through psql's \copy and COPY), a cancel
  * request stopping a running statement (postgres.js query.cancel()), a read
  * or a write (which then commits nothing), and
- * TLS with a self-signed certificate (pg client and psql sslmode=require).
+ * TLS with a self-signed certificate (pg client and psql sslmode=require),
+ * and a Unix-domain socket named as PostgreSQL names it (psql -h DIR, the pg
+ * client), taking over a stale socket file and refusing one in use.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import tls from 'node:tls'
@@ -166,6 +169,40 @@ test('TLS: with a certificate, clients can use TLS (pg with ssl, psql sslmode=re
     assert.is(r.code, 0, r.err)
     assert.is(r.out, '7\n')
   } finally { await t.stop() }
+})
+
+test('a Unix-domain socket DIR/.s.PGSQL.PORT: psql -h DIR and pg reach it; a stale socket file is taken over, one in use refused', async () => {
+  const dir = fs.mkdtempSync(path.join(work, 'sock-'))
+  // a stale socket file: its listener was killed before it could remove it
+  const port = await new Promise<number>(resolve => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) }) })
+  const file = path.join(dir, `.s.PGSQL.${port}`)
+  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise(resolve => child.stdout!.once('data', resolve))
+  child.kill('SIGKILL')
+  await new Promise(resolve => child.once('exit', resolve))
+  assert.ok(fs.existsSync(file), 'the killed listener left its socket file')
+  const t = await startServer({ pg: { port, auth: 'trust', socketDir: dir } })
+  try {
+    assert.is(t.endpoints.pg!.socketPath, file)
+    let r = await psql(['-Atc', 'CREATE TABLE u (k int PRIMARY KEY); INSERT INTO u VALUES (1), (2); SELECT count(*) FROM u'], { PGHOST: dir }, port)
+    assert.is(r.code, 0, r.err)
+    assert.is(r.out, 'CREATE TABLE\nINSERT 0 2\n2\n')
+    const c = new pg.Client({ host: dir, port, user: 'tester', database: 'db' })
+    await c.connect()
+    try {
+      assert.equal((await c.query('SELECT k FROM u ORDER BY k')).rows, [{ k: 1 }, { k: 2 }])
+    } finally { await c.end() }
+    // a second server for the same directory and port (TCP on another loopback address): the socket answers, so it is in use
+    const { startPgServer } = await import('../engine/server/pg/server.js')
+    let err: unknown
+    try { await (await startPgServer(t.cluster.writer, { port, host: '127.0.0.2', socketDir: dir })).close() } catch (e) { err = e }
+    assert.ok(/is in use by another server/.test(String((err as Error)?.message)), `the live socket file is not taken over: ${String(err)}`)
+    r = await psql(['-Atc', 'SELECT 1'], { PGHOST: dir }, port)
+    assert.is(r.out, '1\n', 'the first server still answers on its socket')
+  } finally {
+    await t.stop()
+  }
+  assert.not.ok(fs.existsSync(file), 'close removes the socket file')
 })
 
 test.run()

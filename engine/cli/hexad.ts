@@ -2,7 +2,7 @@
 /**
  * The `hexad` command.
  *
- *   hexad serve  --dir DIR [--pg PORT] [--mysql PORT] [--host ADDR] [--user NAME:PASSWORD]... [--tls-key FILE --tls-cert FILE]
+ *   hexad serve  --dir DIR [--pg PORT [--pg-socket DIR]] [--mysql PORT] [--host ADDR] [--user NAME:PASSWORD]... [--tls-key FILE --tls-cert FILE]
  *   hexad sql    --dir DIR [--dialect postgres|mysql] "STATEMENT; ..."
  *   hexad status --dir DIR [--json]
  *   hexad clone  --dir DIR --to DIR
@@ -42,6 +42,8 @@ Opens (or creates) the cluster in DIR and listens until SIGINT or SIGTERM.
 Options:
   --dir DIR              the cluster's directory (required)
   --pg PORT              PostgreSQL protocol port (0: any free port)
+  --pg-socket DIR        also listen on a Unix-domain socket DIR/.s.PGSQL.PORT, as PostgreSQL
+                         does (psql -h DIR, PGHOST=DIR); cheaper than TCP on one machine
   --mysql PORT           MySQL protocol port (0: any free port); prepared statements, mysql_native_password
   --host ADDR            address to listen on (default 127.0.0.1)
   --user NAME:PASSWORD   a user allowed to log in (repeatable); with users, logins need
@@ -116,7 +118,7 @@ Options:
 interface Flags { [name: string]: string[] }
 
 const SPEC: Record<string, Record<string, 'value' | 'bool'>> = {
-  serve: { dir: 'value', pg: 'value', mysql: 'value', host: 'value', user: 'value', 'tls-key': 'value', 'tls-cert': 'value', 'max-connections': 'value', 'idle-timeout': 'value', backup: 'value', 'backtrack-window': 'value', 'segment-nice': 'value', help: 'bool' },
+  serve: { dir: 'value', pg: 'value', 'pg-socket': 'value', mysql: 'value', host: 'value', user: 'value', 'tls-key': 'value', 'tls-cert': 'value', 'max-connections': 'value', 'idle-timeout': 'value', backup: 'value', 'backtrack-window': 'value', 'segment-nice': 'value', help: 'bool' },
   sql: { dir: 'value', dialect: 'value', help: 'bool' },
   status: { dir: 'value', json: 'bool', help: 'bool' },
   clone: { dir: 'value', to: 'value', help: 'bool' },
@@ -302,6 +304,13 @@ async function cmdServe(flags: Flags): Promise<number> {
   const pgPort = port(flags, 'pg')
   const mysqlPort = port(flags, 'mysql')
   if (pgPort === undefined && mysqlPort === undefined) throw new UsageError('nothing to serve: give --pg PORT and/or --mysql PORT')
+  const socketDir = one(flags, 'pg-socket')
+  if (socketDir !== undefined) {
+    if (pgPort === undefined) throw new UsageError('--pg-socket needs --pg PORT (the socket is named after the port)')
+    let st: fs.Stats
+    try { st = fs.statSync(socketDir) } catch (e) { throw new UsageError(`--pg-socket ${socketDir}: ${(e as Error).message}`) }
+    if (!st.isDirectory()) throw new UsageError(`--pg-socket ${socketDir} is not a directory`)
+  }
   const host = one(flags, 'host') ?? '127.0.0.1'
   const users = (flags.user ?? []).map(u => {
     const i = u.indexOf(':')
@@ -317,7 +326,7 @@ async function cmdServe(flags: Flags): Promise<number> {
   const log = (line: string) => process.stderr.write(`hexad: ${line}\n`)
   const common = { host, ...(maxConnections !== undefined ? { maxConnections } : {}), ...(idle !== undefined ? { idleTimeoutMs: idle * 1000 } : {}), log }
   const options: ServeOptions = {}
-  if (pgPort !== undefined) options.pg = { port: pgPort, ...common, ...(users.length ? { users, auth: 'scram-sha-256' as const } : { auth: 'trust' as const }), ...(tls ? { tls } : {}) }
+  if (pgPort !== undefined) options.pg = { port: pgPort, ...common, ...(users.length ? { users, auth: 'scram-sha-256' as const } : { auth: 'trust' as const }), ...(tls ? { tls } : {}), ...(socketDir !== undefined ? { socketDir } : {}) }
   if (mysqlPort !== undefined) options.mysql = { port: mysqlPort, ...common, ...(users.length ? { users } : {}), ...(tls ? { tls } : {}) }
   const backupDir = one(flags, 'backup')
   const window = positive(flags, 'backtrack-window')
@@ -337,7 +346,7 @@ async function cmdServe(flags: Flags): Promise<number> {
   }
   const auth = users.length ? `${users.length} user${users.length === 1 ? '' : 's'}, password required` : 'trust (no passwords: local development)'
   const ep = endpoints
-  if (ep.pg) process.stdout.write(`hexad: PostgreSQL protocol listening on ${host}:${ep.pg.port} (${auth}${tls ? ', TLS available' : ''}), cluster ${dir}\n`)
+  if (ep.pg) process.stdout.write(`hexad: PostgreSQL protocol listening on ${host}:${ep.pg.port}${ep.pg.socketPath ? ` and ${ep.pg.socketPath}` : ''} (${auth}${tls ? ', TLS available' : ''}), cluster ${dir}\n`)
   if (ep.mysql) process.stdout.write(`hexad: MySQL protocol listening on ${host}:${ep.mysql.port} (${auth}${tls ? ', TLS available' : ''}), cluster ${dir}\n`)
   return new Promise<number>(resolve => {
     let stopping = false

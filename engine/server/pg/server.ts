@@ -12,7 +12,9 @@
  * process id and secret of BackendKeyData.
  */
 import { randomInt } from 'node:crypto'
+import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import { createScramSha256Data, type ScramSha256Data } from 'pg-gateway'
 import { fromNodeSocket } from 'pg-gateway/node'
 import type { Database } from '../../compute/database.js'
@@ -26,6 +28,12 @@ export interface PgUser { name: string; password?: string }
 export interface PgServerOptions {
   port?: number
   host?: string
+  /**
+   * A directory to listen in as well, on a Unix-domain socket named as
+   * PostgreSQL names it (`DIR/.s.PGSQL.PORT`), so `psql -h DIR -p PORT` and
+   * libpq's PGHOST=DIR reach it. Cheaper than TCP on loopback.
+   */
+  socketDir?: string
   /** 'scram-sha-256' (default when users have passwords) or 'trust' (no password; local development) */
   auth?: 'trust' | 'scram-sha-256'
   /** who may connect; with trust and no list, anyone */
@@ -49,6 +57,8 @@ const PROTOCOL_3_0 = 196608
 export interface PgServer {
   readonly port: number
   readonly host: string
+  /** the Unix-domain socket's file when `socketDir` was given, else null */
+  readonly socketPath: string | null
   readonly connections: number
   /** Ends every open connection (the listener stays): a backtrack does this before it rewinds. */
   dropConnections(): void
@@ -103,8 +113,8 @@ export async function startPgServer(target: Database | SessionSource, options: P
   const live = new Map<number, PgConnection>()
   const sockets = new Set<net.Socket>()
 
-  const server = net.createServer(socket => {
-    socket.setNoDelay(true)
+  const onConnection = (socket: net.Socket) => {
+    if (socket.setNoDelay) socket.setNoDelay(true)
     socket.on('error', () => {})
     if (sockets.size >= maxConnections) {
       socket.end(fatal('53300', `sorry, too many clients already (limit ${maxConnections})`))
@@ -198,14 +208,24 @@ export async function startPgServer(target: Database | SessionSource, options: P
         handOver(user, params as Record<string, string>).catch(err => { log(`pg: connection error: ${(err as Error).message}`); socket.destroy() })
       },
     }).then(c => { conn = c }, err => { log(`pg: start-up failed: ${(err as Error).message}`); socket.destroy() })
-  })
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
-  })
+  }
+  const server = net.createServer(onConnection)
+  await listen(server, { port, host })
   server.on('error', err => log(`pg: listener error: ${err.message}`))
   const addr = server.address() as net.AddressInfo
+  let unix: net.Server | null = null
+  let socketPath: string | null = null
+  if (options.socketDir !== undefined) {
+    socketPath = path.join(options.socketDir, `.s.PGSQL.${addr.port}`)
+    unix = net.createServer(onConnection)
+    try {
+      await listenUnix(unix, socketPath)
+    } catch (err) {
+      await new Promise(resolve => server.close(resolve))
+      throw err
+    }
+    unix.on('error', err => log(`pg: listener error: ${err.message}`))
+  }
   let closing: Promise<void> | null = null
   const dropConnections = () => {
     for (const c of live.values()) c.terminate()
@@ -214,16 +234,45 @@ export async function startPgServer(target: Database | SessionSource, options: P
   return {
     port: addr.port,
     host,
+    socketPath,
     get connections() { return sockets.size },
     dropConnections,
     close() {
-      closing ??= new Promise<void>(resolve => {
-        server.close(() => resolve())
-        dropConnections()
-      })
+      closing ??= Promise.all([server, unix].map(l => l && new Promise(resolve => l.close(resolve)).catch(() => {})))
+        .then(() => {})
+      dropConnections()
       return closing
     },
   }
+}
+
+function listen(server: net.Server, where: net.ListenOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(where, () => { server.off('error', reject); resolve() })
+  })
+}
+
+/**
+ * Listens on a Unix-domain socket at `file`. A socket file left by a process
+ * that is gone (nobody answers on it) is removed first, as PostgreSQL does;
+ * one that answers is in use and refused.
+ */
+async function listenUnix(server: net.Server, file: string): Promise<void> {
+  try {
+    await listen(server, { path: file })
+    return
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw new Error(`pg: cannot listen on ${file}: ${(err as Error).message}`)
+  }
+  const answered = await new Promise<boolean>(resolve => {
+    const probe = net.connect(file)
+    probe.once('connect', () => { probe.destroy(); resolve(true) })
+    probe.once('error', () => resolve(false))
+  })
+  if (answered) throw new Error(`pg: ${file} is in use by another server`)
+  fs.rmSync(file, { force: true })
+  await listen(server, { path: file })
 }
 
 function toArrayBuffer(x: string | Buffer): ArrayBuffer {
