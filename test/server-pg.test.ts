@@ -281,4 +281,19 @@ test('a malformed message closes only its connection, with FATAL 08P01', async (
   } finally { await t.stop() }
 })
 
+test('a client that sends its first queries before ReadyForQuery is answered, in order', async () => {
+  const t = await startServer({ pg: { port: 0, auth: 'trust' } })
+  try {
+    const q = (sql: string) => { const b = cstr(sql); const h = Buffer.alloc(5); h[0] = 0x51; h.writeInt32BE(b.length + 4, 1); return Buffer.concat([h, b]) }
+    for (let round = 0; round < 5; round++) {
+      const c = await RawPg.connect(t.pgPort, 'test', Buffer.concat([q(`SELECT ${round} AS a`), q('SELECT 2 AS b')]))
+      const first = await c.until('Z')
+      const second = await c.until('Z')
+      assert.equal([...first, ...second].map(m => m.type), ['T', 'D', 'C', 'Z', 'T', 'D', 'C', 'Z'], `round ${round}`)
+      assert.ok(first[1].body.includes(Buffer.from(String(round))), `round ${round}: the first answer is the first query's`)
+      c.end()
+    }
+  } finally { await t.stop() }
+})
+
 test.run()

@@ -32,8 +32,12 @@ export class RawPg {
 
   #wake(): void { const w = this.#waiters; this.#waiters = []; for (const f of w) f() }
 
-  /** Connects and completes a trust start-up; resolves after the first ReadyForQuery. */
-  static async connect(port: number, user = 'test'): Promise<RawPg> {
+  /**
+   * Connects and completes a trust start-up; resolves after the first
+   * ReadyForQuery. `eager` is written as soon as AuthenticationOk arrives,
+   * without waiting for ReadyForQuery (as a client that sends ahead would).
+   */
+  static async connect(port: number, user = 'test', eager?: Buffer): Promise<RawPg> {
     const socket = net.connect(port, '127.0.0.1')
     await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
     socket.setNoDelay(true)
@@ -43,6 +47,10 @@ export class RawPg {
     start.writeInt32BE(8 + params.length, 0)
     start.writeInt32BE(196608, 4)
     socket.write(Buffer.concat([start, params]))
+    if (eager) {
+      await c.until('R')
+      socket.write(eager)
+    }
     await c.until('Z')
     return c
   }

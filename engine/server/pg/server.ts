@@ -16,10 +16,11 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { createScramSha256Data, type ScramSha256Data } from 'pg-gateway'
-import { fromNodeSocket } from 'pg-gateway/node'
+import { fromDuplexStream } from 'pg-gateway/node'
 import type { Database } from '../../compute/database.js'
 import { toSource, type SessionSource } from '../source.js'
-import { PgConnection, type Transport } from './connection.js'
+import { PgConnection } from './connection.js'
+import { socketTransport, StartupDuplex, webTransport } from './socket.js'
 import { SERVER_VERSION } from './catalog.js'
 import { MessageWriter } from './wire.js'
 
@@ -69,28 +70,6 @@ function fatal(code: string, message: string): Buffer {
   return new MessageWriter().error({ severity: 'FATAL', code, message }).take()
 }
 
-/** Wraps pg-gateway's web streams (plain or TLS) as the Transport a PgConnection reads and writes. */
-function webTransport(duplex: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }, socket: net.Socket): Transport {
-  const reader = duplex.readable.getReader()
-  const writer = duplex.writable.getWriter()
-  return {
-    async read() {
-      const { done, value } = await reader.read()
-      return done ? null : value
-    },
-    async write(b) {
-      await writer.ready
-      await writer.write(b)
-    },
-    close() {
-      reader.cancel().catch(() => {})
-      writer.close().catch(() => {})
-      socket.destroySoon()
-      setTimeout(() => socket.destroy(), 2000).unref()
-    },
-  }
-}
-
 export async function startPgServer(target: Database | SessionSource, options: PgServerOptions = {}): Promise<PgServer> {
   const source = toSource(target)
   const {
@@ -126,7 +105,8 @@ export async function startPgServer(target: Database | SessionSource, options: P
     let started = false
     let received = 0
     let refused = false
-    let conn: Awaited<ReturnType<typeof fromNodeSocket>> | undefined
+    let conn: Awaited<ReturnType<typeof fromDuplexStream>> | undefined
+    const startup = new StartupDuplex(socket)
     /** A FATAL error for bad start-up bytes, then the socket closes (the listener goes on). */
     const refuse = (code: string, message: string): undefined => {
       if (refused) return undefined
@@ -158,7 +138,8 @@ export async function startPgServer(target: Database | SessionSource, options: P
       socket.off('data', countStartup)
       let pid: number
       do pid = randomInt(1, 2 ** 31 - 1); while (live.has(pid))
-      const io = webTransport(duplex, socket)
+      // plain: served on the socket from here on; TLS: through the streams pg-gateway's upgrade made
+      const io = duplex === startup ? socketTransport(socket, startup.detach()) : webTransport(duplex, socket)
       let opened: ReturnType<SessionSource['open']>
       try { opened = source.open('postgres') } catch (err) { socket.end(fatal('57P03', `cannot open a session: ${(err as Error).message}`)); return }
       const c = new PgConnection(io, opened.session, opened.engine, user, params.database || user, pid, randomInt(0, 2 ** 31 - 1),
@@ -169,7 +150,7 @@ export async function startPgServer(target: Database | SessionSource, options: P
       await c.run()
       live.delete(pid)
     }
-    fromNodeSocket(socket, {
+    fromDuplexStream(startup, {
       auth: auth === 'trust'
         ? { method: 'trust' }
         : { method: 'scram-sha-256', getScramSha256Data: ({ username }) => scram.get(username) ?? nobody },
