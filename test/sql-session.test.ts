@@ -21,7 +21,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { openCluster, type FaultEvent, type SqlError } from '../engine/index.js'
+import { openCluster, splitStatements, type FaultEvent, type SqlError } from '../engine/index.js'
 import { sqlEngine } from '../engine/sql/index.js'
 import { kvOptions } from './helpers/kv-helpers.js'
 import { sclsConverged } from './helpers/volume-helpers.js'
@@ -381,6 +381,23 @@ test('ALTER SYSTEM CRASH: the writer stops; a reopen recovers committed rows and
       await again.close()
     }
   })
+})
+
+test('splitStatements: top-level semicolons split; quoted strings, identifiers and comments are respected', () => {
+  const cases: Array<[string, string[], ('postgres' | 'mysql')?]> = [
+    ['BEGIN;', ['BEGIN']],
+    ['  SELECT 1  ', ['SELECT 1']],
+    ['', []], ['  ;  ', []], [';;', []],
+    ['SELECT 1; SELECT 2;', ['SELECT 1', 'SELECT 2']],
+    ["SELECT ';' AS s; SELECT 'a''b'", ["SELECT ';' AS s", "SELECT 'a''b'"]],
+    ['SELECT 1 -- one; two', ['SELECT 1']],
+    ['SELECT 1 /* a; b */ + 1', ['SELECT 1   + 1']],
+    ['-- only a comment', []],
+    ['SELECT "x;y" FROM t', ['SELECT "x;y" FROM t']],
+    ['SELECT 1 # mysql comment; SELECT 2', ['SELECT 1'], 'mysql'],
+    ['SELECT `a;b` FROM t; SELECT 2', ['SELECT `a;b` FROM t', 'SELECT 2'], 'mysql'],
+  ]
+  for (const [text, want, dialect] of cases) assert.equal(splitStatements(text, dialect), want, JSON.stringify(text))
 })
 
 test.run()

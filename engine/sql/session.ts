@@ -175,6 +175,13 @@ function shape(fields: Field[], rows: Row[], mode: 'object' | 'array'): { fields
 
 /** Splits a script into statements at top-level semicolons (quotes and comments respected). */
 export function splitStatements(text: string, dialect: Dialect = 'postgres'): string[] {
+  // One statement, at most a trailing semicolon, no comment: nothing to tokenize (a client's
+  // simple query is usually this, and the statement is lexed again when it runs).
+  const body = text.replace(/;\s*$/, '')
+  if (!body.includes(';') && !body.includes('--') && !body.includes('/*') && !body.includes('#')) {
+    const one = body.trim()
+    return one ? [one] : []
+  }
   const toks = tokenize(text, dialect)
   const out: string[] = []
   let cur = ''
