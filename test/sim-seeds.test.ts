@@ -40,10 +40,11 @@ if (replay !== undefined && replay !== '') {
       for (const [k, v] of Object.entries(r.counts)) totals[k] = (totals[k] ?? 0) + v
       if (!r.ok) failed.push(r)
     }
-    console.log(`# sim: seeds ${base}..${(base + COUNT - 1) >>> 0}: ${COUNT - failed.length} passed; injected ${totals.crashes} crashes, ${totals.flips} disk bit flips, ${totals.netCorrupt} corrupted messages, ${totals.netDropped} dropped messages, ${totals.tornWrites} torn writes, ${totals.writers} writer opens (${totals.cleanCloses ?? 0} after a clean close, ${totals.untruncatedOpens ?? 0} of them adding no truncation); ${totals.acked} of ${totals.mtrs} MTRs acked, ${totals.reads} reads checked; converged after heal in ${((totals.convergeMs ?? 0) / Math.max(1, COUNT - failed.length)).toFixed(0)} ms of virtual time on average`)
+    console.log(`# sim: seeds ${base}..${(base + COUNT - 1) >>> 0}: ${COUNT - failed.length} passed; injected ${totals.crashes} crashes, ${totals.flips} disk bit flips, ${totals.netCorrupt} corrupted messages, ${totals.netDropped} dropped messages, ${totals.tornWrites} torn writes, ${totals.writers} writer opens (${totals.cleanCloses ?? 0} after a clean close, ${totals.untruncatedOpens ?? 0} of them adding no truncation; ${totals.framesHeld ?? 0} frames held for siblings); ${totals.acked} of ${totals.mtrs} MTRs acked, ${totals.reads} reads checked; converged after heal in ${((totals.convergeMs ?? 0) / Math.max(1, COUNT - failed.length)).toFixed(0)} ms of virtual time on average`)
     // The faults really happened across the run (a simulator that injects nothing proves nothing).
     assert.ok(totals.crashes > 0 && totals.flips > 0 && totals.netDropped > 0 && totals.tornWrites > 0 && totals.writers > COUNT, `faults were injected: ${JSON.stringify(totals)}`)
     assert.ok((totals.cleanCloses ?? 0) > 0 && (totals.untruncatedOpens ?? 0) > 0, `clean closes ran, and some next open added no truncation: ${JSON.stringify(totals)}`)
+    assert.ok((totals.framesHeld ?? 0) > 0, `frames waited for announced siblings (seeds = 1 mod 5): ${JSON.stringify(totals)}`)
     assert.ok(totals.acked > COUNT * 20 && totals.reads > COUNT * 20, `work was done: ${JSON.stringify(totals)}`)
     assert.is(failed.length, 0, failed.slice(0, 3).map(describe).join('\n\n'))
   })

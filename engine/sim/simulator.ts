@@ -93,6 +93,8 @@ export interface SimResult {
 interface MtrModel { id: number; writer: string; mtr: PageWrite[]; cpl: number; acked: boolean; error: string | null; issuedAt: number }
 interface Writer {
   name: string; clock: NodeClock; vol: Volume | null; fenced: boolean; opening: boolean; lastVdl: number; inflight: number; openedAt: number; retired: boolean
+  /** this handle's framesHeld when last looked at */
+  heldSeen?: number
   /** every quorum-set configuration this writer was seen with (a record may have become durable under any of them) */
   configs: Map<string, QuorumSet[]>
 }
@@ -427,6 +429,11 @@ class Simulation {
       if (w.vol.vdl < w.lastVdl) this.fail(`writer ${w.name}: VDL went back from ${w.lastVdl} to ${w.vol.vdl}`)
       this.#noteConfig(w)
       w.lastVdl = w.vol.vdl
+      if (this.seed % 5 === 1) {
+        const held = w.vol.stats().framesHeld
+        this.counts.framesHeld = (this.counts.framesHeld ?? 0) + held - (w.heldSeen ?? 0)
+        w.heldSeen = held
+      }
       if (this.#mtrSeq < this.mtrTarget && w.inflight < 4 && r.bool(0.6)) this.#write(w)
       if (r.bool(0.4)) this.#read(w)
       this.#pins(w)
@@ -442,7 +449,9 @@ class Simulation {
     this.counts.mtrs++
     w.inflight++
     let p: Promise<{ lsn: number }>
-    try { p = w.vol!.write(mtr) } catch (err) { w.inflight--; this.#writeFailed(w, m, err); return }
+    // Seeds = 1 mod 5 announce siblings (no draw from the rng): frames then wait for them (commitDelayMs) through the faults.
+    const opts = this.seed % 5 === 1 ? { siblings: w.inflight + 3 } : undefined
+    try { p = w.vol!.write(mtr, opts) } catch (err) { w.inflight--; this.#writeFailed(w, m, err); return }
     p.then(res => {
       w.inflight--
       m.acked = true

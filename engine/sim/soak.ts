@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   if (tty) process.stdout.write('\n')
   const secs = (Date.now() - started) / 1000
   console.log(`soak: ${seeds} seeds from ${from} in ${secs.toFixed(1)} s${bugName ? ` with planted bug ${bugName}` : ''}: ${seeds - failed.length} passed, ${failed.length} failed`)
-  console.log(`  injected: ${totals.crashes ?? 0} crashes, ${totals.flips ?? 0} disk bit flips, ${totals.netCorrupt ?? 0} corrupted messages, ${totals.netDropped ?? 0} dropped messages, ${totals.tornWrites ?? 0} torn writes, ${totals.writers ?? 0} writer opens (${totals.cleanCloses ?? 0} after a clean close, ${totals.untruncatedOpens ?? 0} of them adding no truncation)`)
+  console.log(`  injected: ${totals.crashes ?? 0} crashes, ${totals.flips ?? 0} disk bit flips, ${totals.netCorrupt ?? 0} corrupted messages, ${totals.netDropped ?? 0} dropped messages, ${totals.tornWrites ?? 0} torn writes, ${totals.writers ?? 0} writer opens (${totals.cleanCloses ?? 0} after a clean close, ${totals.untruncatedOpens ?? 0} of them adding no truncation), ${totals.framesHeld ?? 0} frames that waited for announced siblings`)
   console.log(`  workload: ${totals.mtrs ?? 0} MTRs, ${totals.acked ?? 0} acknowledged, ${totals.failedWrites ?? 0} refused, ${totals.reads ?? 0} reads checked, ${totals.events ?? 0} events`)
   if (converged) console.log(`  convergence after the faults healed and writes settled (virtual time): mean ${((totals.convergeMs ?? 0) / converged).toFixed(0)} ms, max ${convergeMax.toFixed(0)} ms over ${converged} seeds`)
   if (failed.length) console.log(`  failing seeds: ${failed.slice(0, 50).join(' ')}${failed.length > 50 ? ' ...' : ''}`)
