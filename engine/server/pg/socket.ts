@@ -102,7 +102,8 @@ export function socketTransport(socket: net.Socket, unread: Buffer[]): Transport
   }
   socket.on('end', finish)
   socket.on('close', finish)
-  if (socket.destroyed) ended = true
+  // the client may have gone (or half-closed) during the hand-over, before these listeners
+  if (socket.destroyed || socket.readableEnded) ended = true
   return {
     read() {
       const b = queue.shift()
