@@ -390,6 +390,7 @@ test('splitStatements: top-level semicolons split; quoted strings, identifiers a
     ['', []], ['  ;  ', []], [';;', []],
     ['SELECT 1; SELECT 2;', ['SELECT 1', 'SELECT 2']],
     ["SELECT ';' AS s; SELECT 'a''b'", ["SELECT ';' AS s", "SELECT 'a''b'"]],
+    ['SELECT $$a;b$$; SELECT $t$c;d$t$', ['SELECT $$a;b$$', 'SELECT $t$c;d$t$']],
     ['SELECT 1 -- one; two', ['SELECT 1']],
     ['SELECT 1 /* a; b */ + 1', ['SELECT 1   + 1']],
     ['-- only a comment', []],
@@ -398,6 +399,23 @@ test('splitStatements: top-level semicolons split; quoted strings, identifiers a
     ['SELECT `a;b` FROM t; SELECT 2', ['SELECT `a;b` FROM t', 'SELECT 2'], 'mysql'],
   ]
   for (const [text, want, dialect] of cases) assert.equal(splitStatements(text, dialect), want, JSON.stringify(text))
+})
+
+test('dollar-quoted strings ($$...$$, $tag$...$tag$) in queries, DML and DDL; unterminated is 42601', async () => {
+  await withSql('sql-dollar', async cluster => {
+    const db = cluster.writer
+    assert.equal((await db.sql("SELECT $$a;b 'q'$$ AS x, $t$it's $$ here$t$ AS y")).rows, [{ x: "a;b 'q'", y: "it's $$ here" }])
+    await db.sql('CREATE TABLE d (k INT PRIMARY KEY, v TEXT DEFAULT $$dflt$$)')
+    await db.sql('INSERT INTO d (k, v) VALUES (1, $$one;1$$), (2, $x$$$x$)')
+    await db.sql('INSERT INTO d (k) VALUES (3)')
+    assert.equal((await db.sql('SELECT k, v FROM d ORDER BY k')).rows, [{ k: 1, v: 'one;1' }, { k: 2, v: '$' }, { k: 3, v: 'dflt' }])
+    assert.equal((await db.sql('SELECT k FROM d WHERE v = $q$one;1$q$')).rows, [{ k: 1 }])
+    assert.equal((await db.sql('SELECT $1::text AS p', ['param'])).rows, [{ p: 'param' }], '$1 is still a parameter')
+    let err: SqlError | undefined
+    try { await db.sql('SELECT $$never closed') } catch (e) { err = e as SqlError }
+    assert.is(err?.sqlstate, '42601')
+    assert.ok(/unterminated dollar-quoted string/.test(err!.message), err?.message)
+  })
 })
 
 test.run()

@@ -38,6 +38,9 @@ const NORMALISED_FIRST = new Set(['select', 'insert', 'update', 'delete', 'with'
 
 interface Tok { t: 'id' | 'qid' | 'num' | 'str' | 'op' | 'ws' | 'param' | 'bytes'; s: string; v?: unknown }
 
+/** a dollar quote's opening tag, as PostgreSQL reads it: $$ or $name$ (a name does not start with a digit) */
+const DOLLAR_TAG = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/
+
 function isSpace(c: number): boolean { return c === 32 || (c >= 9 && c <= 13) }
 function isIdentStart(c: number): boolean { return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 0x80 }
 function isIdentPart(c: number): boolean { return isIdentStart(c) || (c >= 48 && c <= 57) || c === 36 }
@@ -109,6 +112,13 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
         while (i < n && isIdentPart(sql.charCodeAt(i))) i++
         out.push({ t: 'id', s: sql.slice(start, i) })
       } else out.push({ t: 'num', s: sql.slice(start, i) })
+    } else if (c === '$' && dialect === 'postgres' && DOLLAR_TAG.test(sql.slice(i, i + 64))) {
+      // a dollar-quoted string: $tag$ ... $tag$ (tag empty or an identifier), nothing escaped inside
+      const tag = DOLLAR_TAG.exec(sql.slice(i, i + 64))![0]
+      const end = sql.indexOf(tag, i + tag.length)
+      if (end < 0) throw new SqlError(SQLSTATE.syntax, `syntax error: unterminated dollar-quoted string at or near "${tag}"`)
+      i = end + tag.length
+      out.push({ t: 'str', s: sql.slice(start, i), v: sql.slice(start + tag.length, end) })
     } else if (c === '$' && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
       i++
       while (i < n && sql[i] >= '0' && sql[i] <= '9') i++
@@ -201,6 +211,8 @@ export function normalize(sql: string, dialect: Dialect, toks = tokenize(sql, di
         }
       }
     }
+    // a dollar-quoted string left as text (DDL) goes to the parser as a standard one
+    if (tk.t === 'str' && text === tk.s && tk.s[0] === '$') { text = `'${String(tk.v).replace(/'/g, "''")}'`; changed = true }
     parts.push(text)
     prev2 = prev
     prev = tk
