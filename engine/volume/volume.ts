@@ -65,7 +65,7 @@ export interface VolumeOptions {
    * to this long for them (default 4 ms; 0: ship at once). A writer alone
    * (no siblings) never waits. Measured on 2 cores, pgbench TPC-B over the
    * pg endpoint, whose 16 sessions commit one after another through the
-   * branch row: 1.5-1.9 transactions a frame at 0, 5.7-6.0 with the wait,
+   * branch row: 1.5-1.9 transactions a frame at 0, 4.6-6.5 with the wait,
    * the segments' CPU per transaction 38-55% lower in 2 of 3 pairs; 64
    * single-put clients: 64 commits a frame instead of 32 (README, Wire and
    * Key-value store).
