@@ -43,7 +43,7 @@ Options:
   --dir DIR              the cluster's directory (required)
   --pg PORT              PostgreSQL protocol port (0: any free port)
   --pg-socket DIR        also listen on a Unix-domain socket DIR/.s.PGSQL.PORT, as PostgreSQL
-                         does (psql -h DIR, PGHOST=DIR); cheaper than TCP on one machine
+                         does (psql -h DIR, PGHOST=DIR)
   --mysql PORT           MySQL protocol port (0: any free port); prepared statements, mysql_native_password
   --host ADDR            address to listen on (default 127.0.0.1)
   --user NAME:PASSWORD   a user allowed to log in (repeatable); with users, logins need

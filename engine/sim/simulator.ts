@@ -113,6 +113,8 @@ export async function runSeed(seed: number, opts: SimRunOptions = {}): Promise<S
 
 class Simulation {
   readonly seed: number
+  /** seeds = 1 mod 5 announce siblings on their writes (no draw from the rng), so frames wait for them (commitDelayMs) through the faults */
+  readonly #announces: boolean
   readonly rng: Rng
   readonly faultRng: Rng
   readonly clock = new SimClock()
@@ -154,6 +156,7 @@ class Simulation {
 
   constructor(seed: number, opts: SimRunOptions) {
     this.seed = seed
+    this.#announces = seed % 5 === 1
     this.rng = new Rng(seed)
     this.pinRng = new Rng((seed ^ 0x9e3779b9) >>> 0)
     this.faultRng = this.rng.fork()
@@ -429,7 +432,7 @@ class Simulation {
       if (w.vol.vdl < w.lastVdl) this.fail(`writer ${w.name}: VDL went back from ${w.lastVdl} to ${w.vol.vdl}`)
       this.#noteConfig(w)
       w.lastVdl = w.vol.vdl
-      if (this.seed % 5 === 1) {
+      if (this.#announces) {
         const held = w.vol.stats().framesHeld
         this.counts.framesHeld = (this.counts.framesHeld ?? 0) + held - (w.heldSeen ?? 0)
         w.heldSeen = held
@@ -449,8 +452,7 @@ class Simulation {
     this.counts.mtrs++
     w.inflight++
     let p: Promise<{ lsn: number }>
-    // Seeds = 1 mod 5 announce siblings (no draw from the rng): frames then wait for them (commitDelayMs) through the faults.
-    const opts = this.seed % 5 === 1 ? { siblings: w.inflight + 3 } : undefined
+    const opts = this.#announces ? { siblings: w.inflight + 3 } : undefined
     try { p = w.vol!.write(mtr, opts) } catch (err) { w.inflight--; this.#writeFailed(w, m, err); return }
     p.then(res => {
       w.inflight--

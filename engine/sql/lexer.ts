@@ -39,7 +39,13 @@ const NORMALISED_FIRST = new Set(['select', 'insert', 'update', 'delete', 'with'
 interface Tok { t: 'id' | 'qid' | 'num' | 'str' | 'op' | 'ws' | 'param' | 'bytes'; s: string; v?: unknown }
 
 /** a dollar quote's opening tag, as PostgreSQL reads it: $$ or $name$ (a name does not start with a digit) */
-const DOLLAR_TAG = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/
+const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
+
+/** The dollar-quote tag opening at `i`, or null. */
+function dollarTag(sql: string, i: number): string | null {
+  DOLLAR_TAG.lastIndex = i
+  return DOLLAR_TAG.exec(sql)?.[0] ?? null
+}
 
 function isSpace(c: number): boolean { return c === 32 || (c >= 9 && c <= 13) }
 function isIdentStart(c: number): boolean { return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 0x80 }
@@ -53,6 +59,7 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
   while (i < n) {
     const c = sql[i]
     const start = i
+    let tag: string | null
     const code = sql.charCodeAt(i)
     if (isSpace(code)) {
       while (i < n && isSpace(sql.charCodeAt(i))) i++
@@ -112,9 +119,8 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
         while (i < n && isIdentPart(sql.charCodeAt(i))) i++
         out.push({ t: 'id', s: sql.slice(start, i) })
       } else out.push({ t: 'num', s: sql.slice(start, i) })
-    } else if (c === '$' && dialect === 'postgres' && DOLLAR_TAG.test(sql.slice(i, i + 64))) {
+    } else if (c === '$' && dialect === 'postgres' && (tag = dollarTag(sql, i)) !== null) {
       // a dollar-quoted string: $tag$ ... $tag$ (tag empty or an identifier), nothing escaped inside
-      const tag = DOLLAR_TAG.exec(sql.slice(i, i + 64))![0]
       const end = sql.indexOf(tag, i + tag.length)
       if (end < 0) throw new SqlError(SQLSTATE.syntax, `syntax error: unterminated dollar-quoted string at or near "${tag}"`)
       i = end + tag.length

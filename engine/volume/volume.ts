@@ -1201,12 +1201,7 @@ export class Volume {
       // Group commit's wait: the writers said more MTRs are coming; a frame slot is free, but
       // a frame costs every segment a sync and a message whatever it carries.
       if (this.#holdFor > this.#pendingWrites && this.#pendingBytes < this.#o.frameBytesMax && this.#o.commitDelayMs > 0 && !this.#holdOver && !this.#closing) {
-        this.#holdTimer ??= this.#clock.setTimeout(() => {
-          this.#holdTimer = null
-          if (this.#closed) return
-          this.#holdOver = true
-          try { this.#pump() } finally { this.#holdOver = false }
-        }, this.#o.commitDelayMs)
+        this.#holdTimer ??= this.#clock.setTimeout(() => { if (!this.#closed) this.#shipHeld() }, this.#o.commitDelayMs)
         break
       }
       if (this.#holdTimer || this.#holdOver) {
@@ -1239,8 +1234,15 @@ export class Volume {
   /** MTRs the pending frame may wait for (0: ship when a slot is free) */
   #holdFor = 0
   #holdTimer: TimerHandle | null = null
-  /** set while the hold timer's own #pump runs: the wait is over */
+  /** set while #shipHeld's #pump runs: the wait is over */
   #holdOver = false
+
+  /** Ends group commit's wait: what is pending ships now. */
+  #shipHeld(): void {
+    if (this.#holdTimer) { this.#clock.clearTimeout(this.#holdTimer); this.#holdTimer = null }
+    this.#holdOver = true
+    try { this.#pump() } finally { this.#holdOver = false }
+  }
 
   /**
    * A frame not durable RESEND_AFTER_MS after it left is sent again to every
@@ -1707,12 +1709,7 @@ export class Volume {
     if (this.#closing) return this.#closing
     this.#closing = (async () => {
       // a frame waiting for sibling writers ships now: nothing more is coming
-      if (this.#holdTimer) {
-        this.#clock.clearTimeout(this.#holdTimer)
-        this.#holdTimer = null
-        this.#holdOver = true
-        try { this.#pump() } finally { this.#holdOver = false }
-      }
+      if (this.#holdTimer) this.#shipHeld()
       const pendingWrites = this.#commits.slice(this.#commitHead).filter(w => !w.settled)
       await Promise.all(pendingWrites.map(w => new Promise<void>(resolve => {
         const orig = { res: w.resolve, rej: w.reject }

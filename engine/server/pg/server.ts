@@ -32,7 +32,7 @@ export interface PgServerOptions {
   /**
    * A directory to listen in as well, on a Unix-domain socket named as
    * PostgreSQL names it (`DIR/.s.PGSQL.PORT`), so `psql -h DIR -p PORT` and
-   * libpq's PGHOST=DIR reach it. Cheaper than TCP on loopback.
+   * libpq's PGHOST=DIR reach it.
    */
   socketDir?: string
   /** 'scram-sha-256' (default when users have passwords) or 'trust' (no password; local development) */
@@ -93,7 +93,7 @@ export async function startPgServer(target: Database | SessionSource, options: P
   const sockets = new Set<net.Socket>()
 
   const onConnection = (socket: net.Socket) => {
-    if (socket.setNoDelay) socket.setNoDelay(true)
+    socket.setNoDelay(true) // a no-op on a Unix-domain socket
     socket.on('error', () => {})
     if (sockets.size >= maxConnections) {
       socket.end(fatal('53300', `sorry, too many clients already (limit ${maxConnections})`))
@@ -219,9 +219,10 @@ export async function startPgServer(target: Database | SessionSource, options: P
     get connections() { return sockets.size },
     dropConnections,
     close() {
-      closing ??= Promise.all([server, unix].map(l => l && new Promise(resolve => l.close(resolve)).catch(() => {})))
-        .then(() => {})
-      dropConnections()
+      if (!closing) {
+        closing = Promise.all([server, unix].map(l => l && new Promise(resolve => l.close(resolve)))).then(() => {})
+        dropConnections()
+      }
       return closing
     },
   }

@@ -82,23 +82,22 @@ export function socketTransport(socket: net.Socket, unread: Buffer[]): Transport
   const queue: Buffer[] = unread
   let waiter: ((b: Buffer | null) => void) | null = null
   let ended = false
+  /** Gives `b` (null: the end) to a read waiting for it; false when none waits. */
+  const hand = (b: Buffer | null): boolean => {
+    const w = waiter
+    if (!w) return false
+    waiter = null
+    w(b)
+    return true
+  }
   socket.on('data', (b: Buffer) => {
-    if (waiter) {
-      const w = waiter
-      waiter = null
-      w(b)
-      return
-    }
+    if (hand(b)) return
     queue.push(b)
     if (queue.length >= QUEUE_PAUSE) socket.pause()
   })
   const finish = () => {
     ended = true
-    if (waiter) {
-      const w = waiter
-      waiter = null
-      w(null)
-    }
+    hand(null)
   }
   socket.on('end', finish)
   socket.on('close', finish)
