@@ -62,6 +62,37 @@ test('records come back field by field, across growth and slot reuse', () => {
   assert.equal([...store.lsns()].sort((a, b) => a - b), [...want.keys()].sort((a, b) => a - b))
 })
 
+test('the LSN table agrees with a Map under random adds and deletes, dense and sparse, across growth and shrinking', () => {
+  const store = new RecordStore()
+  const want = new Map<number, number>()
+  let seed = 7
+  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n }
+  const add = (lsn: number) => { if (want.has(lsn)) return; const page = lsn % 97; store.add([lsn, page, lsn - 1, -1, 0, [[2, 0, 1, 0]]]); want.set(lsn, page) }
+  const check = (what: string) => {
+    assert.is(store.size, want.size, `${what}: size`)
+    for (const [lsn, page] of want) assert.is(store.page(lsn), page, `${what}: ${lsn}`)
+    assert.equal([...store.lsns()].sort((a, b) => a - b), [...want.keys()].sort((a, b) => a - b), `${what}: lsns`)
+  }
+  // dense (one PG alone), strided (one of many PGs), and past 2^32 (the hash takes both halves)
+  for (let i = 1; i <= 20000; i++) add(i)
+  for (let i = 0; i < 20000; i++) add(1e6 + i * 64)
+  for (let i = 0; i < 5000; i++) add(2 ** 33 + i * 4096 + rnd(3))
+  check('after growth')
+  // random deletes move later cells of a probe run back: every held LSN must stay findable
+  for (let i = 0; i < 30000; i++) {
+    const lsn = i % 3 === 0 ? 1 + rnd(20000) : i % 3 === 1 ? 1e6 + rnd(20000) * 64 : 2 ** 33 + rnd(5000) * 4096
+    const held = want.delete(lsn)
+    assert.is(store.delete(lsn), held, `delete ${lsn}`)
+    if (i % 7 === 0) add(5e6 + i)
+  }
+  check('after random deletes')
+  for (const lsn of [...want.keys()]) if (lsn < 4e6) { assert.ok(store.delete(lsn)); want.delete(lsn) }
+  check('after a fold-like sweep (the table shrinks)')
+  for (const lsn of [1, 2, 1e6, 2 ** 33]) assert.not.ok(store.has(lsn), `${lsn} is gone`)
+  for (let i = 1; i <= 3000; i++) add(i)
+  check('refilled after shrinking')
+})
+
 test('the memory of a frame is held while one of its records is, and let go with the last', () => {
   const store = new RecordStore()
   const a = frameOf(1, 10, 0)

@@ -8,12 +8,18 @@
  * (a), 100-row commits: 134 ms of GC over 701 frames that took 600-900 us of
  * user CPU each, against 39-43 ms with this store). Here a record
  * is a slot in growable typed arrays (page, prevLsn, pagePrevLsn, flags, and
- * where its packed ops lie), found by LSN through a Map of numbers (the LSN
- * is the key, so no slot keeps it); the ops stay
+ * where its packed ops lie), found by LSN through an open-addressing table
+ * of typed arrays (the LSN is the key, so no slot keeps it); the ops stay
  * in the memory they arrived in (a frame in the writer's shared arena, or a
  * decompressed frame), one reference per distinct buffer, counted, and let
  * go when its last record is dropped. `get` builds a tuple on demand: it
  * dies young.
+ *
+ * The LSN table replaced a Map<number, number>: a segment holds up to the
+ * checkpoint threshold of records (TPC-B: ~400k by 30 s), and the Map's
+ * growth (a fresh FixedArray, rehash, page faults) and lookups were most of
+ * a record's insert cost in a segment worker's perf profile. The table lives
+ * off the JS heap, grows by one typed-array copy, and the GC never scans it.
  *
  * Records whose ops are an array (frames written before ops were packed,
  * see format.ts) are kept as given, beside the slots.
@@ -21,9 +27,18 @@
 import { R_FLAGS, R_LSN, R_OPS, R_PAGE, R_PAGE_PREV, R_PREV, type RecordTuple } from './format.js'
 
 const INITIAL_SLOTS = 1024
+/** LSN table size at start and its floor when it shrinks (a power of two) */
+const INITIAL_TABLE = 2048
+/** 2^32 */
+const HI = 4294967296
 
 export class RecordStore {
-  readonly #slot = new Map<number, number>()
+  /** LSN → slot, linear probing, load factor at most 1/2; key 0 marks an empty cell (LSN 0 is never a record) */
+  #keys = new Float64Array(INITIAL_TABLE)
+  #vals = new Int32Array(INITIAL_TABLE)
+  #mask = INITIAL_TABLE - 1
+  #shift = 32 - Math.log2(INITIAL_TABLE)
+  #count = 0
   #page = new Float64Array(INITIAL_SLOTS)
   #prev = new Float64Array(INITIAL_SLOTS)
   #pagePrev = new Float64Array(INITIAL_SLOTS)
@@ -43,21 +58,24 @@ export class RecordStore {
   #lastBufIndex = -1
   readonly #legacy = new Map<number, RecordTuple>()
 
-  get size(): number { return this.#slot.size }
+  get size(): number { return this.#count }
 
   /** distinct buffers the held records' ops lie in (each is let go with its last record) */
   get buffersHeld(): number { return this.#bufIndex.size }
 
-  has(lsn: number): boolean { return this.#slot.has(lsn) }
+  has(lsn: number): boolean { return this.#cell(lsn) >= 0 }
 
-  /** LSNs held, in insertion order (a live view: copy it before deleting while iterating). */
-  lsns(): IterableIterator<number> { return this.#slot.keys() }
+  /** LSNs held, in no particular order (a live view: copy it before deleting while iterating). */
+  *lsns(): IterableIterator<number> {
+    const keys = this.#keys
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== 0) yield keys[i]
+  }
 
   /** Adds a record (its LSN must not be held yet). */
   add(r: RecordTuple): void {
     const lsn = r[R_LSN]
     const s = this.#free.length ? this.#free.pop()! : this.#grab()
-    this.#slot.set(lsn, s)
+    this.#put(lsn, s)
     this.#page[s] = r[R_PAGE]
     this.#prev[s] = r[R_PREV]
     this.#pagePrev[s] = r[R_PAGE_PREV]
@@ -77,27 +95,89 @@ export class RecordStore {
 
   /** The record as a tuple (built now; its ops a view of the memory they arrived in). */
   get(lsn: number): RecordTuple | undefined {
-    const s = this.#slot.get(lsn)
-    if (s === undefined) return undefined
+    const c = this.#cell(lsn)
+    if (c < 0) return undefined
+    const s = this.#vals[c]
     const b = this.#buf[s]
     if (b < 0) return this.#legacy.get(lsn)
     return [lsn, this.#page[s], this.#prev[s], this.#pagePrev[s], this.#flags[s], new Uint8Array(this.#bufs[b]!, this.#off[s], this.#len[s])]
   }
 
   /** Fields of a held record, without building it (undefined-free: check `has` first). */
-  page(lsn: number): number { return this.#page[this.#slot.get(lsn)!] }
-  prev(lsn: number): number { return this.#prev[this.#slot.get(lsn)!] }
-  flags(lsn: number): number { return this.#flags[this.#slot.get(lsn)!] }
+  page(lsn: number): number { return this.#page[this.#vals[this.#cell(lsn)]] }
+  prev(lsn: number): number { return this.#prev[this.#vals[this.#cell(lsn)]] }
+  flags(lsn: number): number { return this.#flags[this.#vals[this.#cell(lsn)]] }
 
   delete(lsn: number): boolean {
-    const s = this.#slot.get(lsn)
-    if (s === undefined) return false
-    this.#slot.delete(lsn)
+    const c = this.#cell(lsn)
+    if (c < 0) return false
+    const s = this.#vals[c]
+    this.#remove(c)
     const b = this.#buf[s]
     if (b < 0) this.#legacy.delete(lsn)
     else if (--this.#bufRefs[b] === 0) this.#releaseBuf(b)
     this.#free.push(s)
     return true
+  }
+
+  /** The LSN's home cell (Fibonacci hashing of its two 32-bit halves). */
+  #home(lsn: number): number {
+    return Math.imul((lsn >>> 0) ^ ((lsn / HI) >>> 0), 0x9e3779b1) >>> this.#shift
+  }
+
+  /** The cell holding `lsn`, or -1. */
+  #cell(lsn: number): number {
+    const keys = this.#keys
+    const mask = this.#mask
+    for (let i = this.#home(lsn); ; i = (i + 1) & mask) {
+      const k = keys[i]
+      if (k === lsn) return i
+      if (k === 0) return -1
+    }
+  }
+
+  /** Adds `lsn` → `slot` (`lsn` is not in the table). */
+  #put(lsn: number, slot: number): void {
+    if ((this.#count + 1) * 2 > this.#keys.length) this.#resize(this.#keys.length * 2)
+    const keys = this.#keys
+    const mask = this.#mask
+    let i = this.#home(lsn)
+    while (keys[i] !== 0) i = (i + 1) & mask
+    keys[i] = lsn
+    this.#vals[i] = slot
+    this.#count++
+  }
+
+  /** Empties cell `c`, moving later cells of its probe run back (no tombstones: Knuth's algorithm R). */
+  #remove(c: number): void {
+    const keys = this.#keys
+    const vals = this.#vals
+    const mask = this.#mask
+    let hole = c
+    for (let j = (c + 1) & mask; keys[j] !== 0; j = (j + 1) & mask) {
+      const home = this.#home(keys[j])
+      // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
+      if (stays) continue
+      keys[hole] = keys[j]
+      vals[hole] = vals[j]
+      hole = j
+    }
+    keys[hole] = 0
+    this.#count--
+    // Shrink after a fold dropped most records (to half load at most a quarter full).
+    if (this.#keys.length > INITIAL_TABLE && this.#count * 8 < this.#keys.length) this.#resize(Math.max(INITIAL_TABLE, this.#keys.length / 4))
+  }
+
+  #resize(size: number): void {
+    const oldKeys = this.#keys
+    const oldVals = this.#vals
+    this.#keys = new Float64Array(size)
+    this.#vals = new Int32Array(size)
+    this.#mask = size - 1
+    this.#shift = 32 - Math.log2(size)
+    this.#count = 0
+    for (let i = 0; i < oldKeys.length; i++) if (oldKeys[i] !== 0) this.#put(oldKeys[i], oldVals[i])
   }
 
   #grab(): number {

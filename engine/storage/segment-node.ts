@@ -595,9 +595,10 @@ export class SegmentNode {
     const newest = this.pages.newest(page)
     const chain = st.chains.get(page)
     if (!chain) return false
-    let last = -1
-    for (const l of chain) if (l <= limit) last = l; else break
-    if (last < 0) return false
+    // A hot page's chain holds every record since the last checkpoint (the TPC-B branch row: one a transaction).
+    const at = firstAbove(chain, limit)
+    if (at === 0) return false
+    const last = chain[at - 1]
     // A version exactly at `last` is what a fold to `last` needs; a newer one
     // does not help a reader whose read point lies between the two.
     if (newest && newest.lsn >= last && this.pages.versionAtOrBelow(page, last)?.lsn === last) return false
