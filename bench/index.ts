@@ -39,9 +39,9 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
     load: () => import('./clone.js'),
   },
   wire: {
-    about: 'pgbench TPC-B (scale 1, 16 clients, 30 s, --max-tries 10) against hexad serve\'s PostgreSQL endpoint and a PostgreSQL 15 server ' +
+    about: 'pgbench TPC-B (scale 1, 16 clients, 30 s after a 10 s warm-up, --max-tries 10) against hexad serve\'s PostgreSQL endpoint and a PostgreSQL 15 server ' +
       'started from a temp dir (both durable): TPS, latency, failed/retried, hexad/PostgreSQL ratio (target >= 1x). ' +
-      'Options: --quick (or HEXAD_BENCH_QUICK=1: 5 s), --duration=S, --clients=N, --jobs=N, --rounds=N, --only=hexad|postgresql',
+      'Options: --quick (or HEXAD_BENCH_QUICK=1: 5 s, 2 s warm-up), --duration=S, --warmup=S (0: none), --clients=N, --jobs=N, --rounds=N, --only=hexad|postgresql',
     load: () => import('./wire.js'),
   },
 }

@@ -13,7 +13,16 @@
  *               as the postgres user, `fsync=on`, `synchronous_commit=on`:
  *               a commit is acknowledged once its WAL is fsynced.
  *
- * For each: `pgbench -i -s 1` (timed, reported), then the TPC-B run. TPS
+ * For each: `pgbench -i -s 1` (timed, reported), a warm-up TPC-B run of
+ * 10 s (reported, not counted), then the measured TPC-B run. The warm-up
+ * makes the measured run a steady state on both servers, and every round
+ * alike: hexad runs in this process, so without it round 1 measured hexad
+ * with its JIT cold and later rounds with the main thread's code already
+ * compiled (each round's segment workers start cold either way). Measured
+ * on this 2-vCPU VM (10 s runs, fresh servers, two pairs): hexad 1,178 /
+ * 1,320 TPS after 10 s of warm-up against 904 / 695 without, its JIT and
+ * GC threads 106-123 us a transaction against 295-355; PostgreSQL 914 / 936
+ * against 1,099 / 962 (no gain). TPS
  * (without initial connection time), latency average, failed and retried
  * transactions are parsed from pgbench's report; the ratio hexad/PostgreSQL
  * is taken within one round (the two ran back to back, so load drift on a
@@ -23,8 +32,9 @@
  * PostgreSQL is stopped and its directory removed at the end, on error and
  * on Ctrl-C. Results go to bench/results/wire.json.
  *
- * Options: --quick (or HEXAD_BENCH_QUICK=1: -T 5), --duration=S, --clients=N,
- * --jobs=N, --scale=N, --rounds=N, --only=hexad|postgresql
+ * Options: --quick (or HEXAD_BENCH_QUICK=1: -T 5, warm-up 2 s), --duration=S,
+ * --warmup=S (0: none), --clients=N, --jobs=N, --scale=N, --rounds=N,
+ * --only=hexad|postgresql
  */
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -43,6 +53,8 @@ type System = 'hexad' | 'postgresql'
 interface Config {
   quick: boolean
   durationS: number
+  /** seconds of TPC-B run before the measured one, on each server in each round (0: none) */
+  warmupS: number
   clients: number
   jobs: number
   scale: number
@@ -60,6 +72,8 @@ export interface PgbenchResult {
   failed: number
   retried: number
   initSeconds: number
+  /** TPS of the warm-up run (not counted); absent without one */
+  warmupTps?: number
   runSeconds: number
   /** CPU this process used during the TPC-B run, in cores (hexad only: the server runs here) */
   cpuCores?: number
@@ -78,6 +92,13 @@ function posInt(v: string | undefined, dflt: number, what: string): number {
   return n
 }
 
+function nonNegInt(v: string | undefined, dflt: number, what: string): number {
+  if (v === undefined) return dflt
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${what} must be a non-negative integer, got ${v}`)
+  return n
+}
+
 function parseConfig(args: string[]): Config {
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
   const only = opt(args, 'only')
@@ -85,6 +106,7 @@ function parseConfig(args: string[]): Config {
   return {
     quick,
     durationS: posInt(opt(args, 'duration'), quick ? 5 : 30, 'duration'),
+    warmupS: nonNegInt(opt(args, 'warmup'), quick ? 2 : 10, 'warmup'),
     clients: posInt(opt(args, 'clients'), 16, 'clients'),
     jobs: posInt(opt(args, 'jobs'), 2, 'jobs'),
     scale: posInt(opt(args, 'scale'), 1, 'scale'),
@@ -222,7 +244,16 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   const init = await runAsync(pgbench, ['-i', '-s', String(cfg.scale), '-q'], env)
   const initSeconds = (performance.now() - t0) / 1000
   if (init.code !== 0) throw new Error(`${system}: pgbench -i failed (exit ${init.code}):\n${init.out}`)
-  console.log(`${tag} initialised in ${fmt(initSeconds)} s; TPC-B: pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.durationS} --max-tries 10`)
+  console.log(`${tag} initialised in ${fmt(initSeconds)} s`)
+  let warmupTps: number | undefined
+  if (cfg.warmupS > 0) {
+    const w = await runAsync(pgbench, ['-c', String(cfg.clients), '-j', String(cfg.jobs), '-T', String(cfg.warmupS), '--max-tries', '10'], env)
+    if (w.code !== 0) throw new Error(`${system}: pgbench warm-up failed (exit ${w.code}):\n${w.out}`)
+    const wp = parsePgbench(w.out)
+    warmupTps = wp.tps
+    console.log(`${tag} warm-up: pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.warmupS}: ${fmt(wp.tps)} TPS, ${wp.failed} failed (not counted)`)
+  }
+  console.log(`${tag} TPC-B: pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.durationS} --max-tries 10`)
   const progress = cfg.durationS >= 20 ? 5 : 1
   const cpu0 = process.cpuUsage()
   const t1 = performance.now()
@@ -232,7 +263,7 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   const cpu = process.cpuUsage(cpu0)
   if (r.code !== 0) throw new Error(`${system}: pgbench TPC-B failed (exit ${r.code}):\n${r.out}`)
   const p = parsePgbench(r.out)
-  const res: PgbenchResult = { system, round, ...p, initSeconds, runSeconds, setting, ...(system === 'hexad' ? { cpuCores: (cpu.user + cpu.system) / 1e6 / runSeconds } : {}) }
+  const res: PgbenchResult = { system, round, ...p, initSeconds, ...(warmupTps !== undefined ? { warmupTps } : {}), runSeconds, setting, ...(system === 'hexad' ? { cpuCores: (cpu.user + cpu.system) / 1e6 / runSeconds } : {}) }
   console.log(`${tag} ${fmt(p.tps)} TPS, latency average ${fmt(p.latencyMs)} ms, ${p.processed} transactions, ${p.failed} failed, ${p.retried} retried` +
     (res.cpuCores !== undefined ? `, this process used ${fmt(res.cpuCores, 2)} cores` : ''))
   return res
@@ -278,7 +309,7 @@ export async function run(args: string[]): Promise<unknown> {
   console.log(`host: ${host.cpus} x ${host.cpuModel}, ${host.memGiB} GiB, node ${host.node}, ${host.platform}, temp dirs in ${host.tmpdir}`)
   if (git) console.log(`engine at commit ${git.commit}${git.engineDirty ? ' + uncommitted changes in engine/' : ''}`)
   console.log(`load average at start: ${host.loadavg.join(' ')}${host.loadavg[0] > host.cpus ? '  (busy machine: expect noisy numbers)' : ''}`)
-  console.log(`workload: pgbench -i -s ${cfg.scale}, then pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.durationS} --max-tries 10 (built-in TPC-B, simple protocol), ${cfg.rounds} round(s)`)
+  console.log(`workload: pgbench -i -s ${cfg.scale}, ${cfg.warmupS > 0 ? `a ${cfg.warmupS} s warm-up run (not counted), ` : ''}then pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.durationS} --max-tries 10 (built-in TPC-B, simple protocol), ${cfg.rounds} round(s)`)
   const bins = pgBinaries()
   const version = spawnSync(bins.pgbench, ['--version'], { encoding: 'utf8' }).stdout.trim()
   console.log(`client: ${version}`)
@@ -312,7 +343,7 @@ export async function run(args: string[]): Promise<unknown> {
     }
   })
   const loadEnd = os.loadavg().map(x => Math.round(x * 100) / 100)
-  console.log(`\n================ pgbench TPC-B, scale ${cfg.scale}, ${cfg.clients} clients, ${cfg.jobs} threads, ${cfg.durationS} s${cfg.rounds > 1 ? `, median of ${cfg.rounds} rounds` : ''} ================`)
+  console.log(`\n================ pgbench TPC-B, scale ${cfg.scale}, ${cfg.clients} clients, ${cfg.jobs} threads, ${cfg.durationS} s${cfg.warmupS > 0 ? ` after a ${cfg.warmupS} s warm-up` : ''}${cfg.rounds > 1 ? `, median of ${cfg.rounds} rounds` : ''} ================`)
   for (const s of summary) console.log(`  ${s.system.padEnd(11)} ${s.setting}`)
   const rows: Array<Array<string | number>> = [['server', 'TPS', 'latency avg ms', 'transactions', 'failed', 'retried', 'init s', 'hexad/PostgreSQL', 'target', 'result']]
   for (const s of summary) {
@@ -333,7 +364,7 @@ export async function run(args: string[]): Promise<unknown> {
     git,
     host: { ...host, loadavgEnd: loadEnd },
     client: version,
-    config: { quick: cfg.quick, durationS: cfg.durationS, clients: cfg.clients, jobs: cfg.jobs, scale: cfg.scale, rounds: cfg.rounds, maxTries: 10, protocol: 'simple' },
+    config: { quick: cfg.quick, durationS: cfg.durationS, warmupS: cfg.warmupS, clients: cfg.clients, jobs: cfg.jobs, scale: cfg.scale, rounds: cfg.rounds, maxTries: 10, protocol: 'simple' },
     summary,
     ratio: ratio === null ? null : { tps: ratio, perRound, latency: median(latRatio), target: TARGET, pass },
     results,
