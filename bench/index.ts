@@ -30,7 +30,7 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
   sql: {
     about: 'SQL front vs better-sqlite3 on the same SQL: pgbench TPC-B-like transactions (scale 1, hexad 16 concurrent sessions), ' +
       'point SELECT by primary key and by unique index, GROUP BY over 100k rows; ops/s, hexad/peer ratios, target TPC-B >= 1x. ' +
-      'Options: --quick (or HEXAD_BENCH_QUICK=1), --rounds=N, --duration=MS, --clients=N, --seed=N',
+      'Options: --quick (or HEXAD_BENCH_QUICK=1), --rounds=N, --duration=MS, --warmup=MS (TPC-B warm-up per store, default 3000, 0: none), --clients=N, --seed=N',
     load: () => import('./sql.js'),
   },
   clone: {

@@ -40,6 +40,8 @@
  *   --quick         | HEXAD_BENCH_QUICK=1    one TPC-B round of 4 s per store, 1 s per point-SELECT run, 3 GROUP BY runs
  *   --rounds=N      | HEXAD_BENCH_ROUNDS     TPC-B rounds (default 3; quick 1), stores alternating which goes first
  *   --duration=MS   | HEXAD_BENCH_DURATION   TPC-B run length per store and round (default 10000; quick 4000)
+ *   --warmup=MS     | HEXAD_BENCH_WARMUP     TPC-B run per store before round 1, reported, not counted (default 3000; quick 1000; 0: none):
+ *                                            round 1 otherwise measures hexad's TPC-B code paths before the JIT compiled them
  *   --clients=N     | HEXAD_BENCH_CLIENTS    hexad's concurrent TPC-B clients (default 16)
  *   --seed=N        | HEXAD_BENCH_SEED       random keys (default 1)
  * Results go to bench/results/sql.json; temp directories are removed at the end.
@@ -57,14 +59,14 @@ const require = createRequire(import.meta.url)
 
 // ------------------------------------------------------------------ config
 
-interface Config { quick: boolean; rounds: number; durationMs: number; clients: number; seed: number; pointMs: number; groupRuns: number; command: string }
+interface Config { quick: boolean; rounds: number; durationMs: number; warmupMs: number; clients: number; seed: number; pointMs: number; groupRuns: number; command: string }
 
 const ACCOUNTS = 100_000, TELLERS = 10, BRANCHES = 1, ITEMS = 100_000, GROUPS = 100
 
 function parseConfig(args: string[]): Config {
   const env = process.env
-  const known = ['--quick', '--rounds=', '--duration=', '--clients=', '--seed=']
-  for (const a of args) if (!known.some(k => k.endsWith('=') ? a.startsWith(k) : a === k)) throw new Error(`sql: unknown option ${a} (known: --quick --rounds=N --duration=MS --clients=N --seed=N)`)
+  const known = ['--quick', '--rounds=', '--duration=', '--warmup=', '--clients=', '--seed=']
+  for (const a of args) if (!known.some(k => k.endsWith('=') ? a.startsWith(k) : a === k)) throw new Error(`sql: unknown option ${a} (known: --quick --rounds=N --duration=MS --warmup=MS --clients=N --seed=N)`)
   const opt = (name: string, envName: string) => args.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? env[envName]
   const quick = args.includes('--quick') || env.HEXAD_BENCH_QUICK === '1'
   const num = (v: string | undefined, dflt: number, what: string) => {
@@ -78,6 +80,7 @@ function parseConfig(args: string[]): Config {
     quick,
     rounds: num(opt('rounds', 'HEXAD_BENCH_ROUNDS'), quick ? 1 : 3, 'rounds'),
     durationMs: num(opt('duration', 'HEXAD_BENCH_DURATION'), quick ? 4000 : 10_000, 'duration'),
+    warmupMs: opt('warmup', 'HEXAD_BENCH_WARMUP') === '0' ? 0 : num(opt('warmup', 'HEXAD_BENCH_WARMUP'), quick ? 1000 : 3000, 'warmup'),
     clients: num(opt('clients', 'HEXAD_BENCH_CLIENTS'), 16, 'clients'),
     seed: num(opt('seed', 'HEXAD_BENCH_SEED'), 1, 'seed'),
     pointMs: quick ? 1000 : 3000,
@@ -343,7 +346,9 @@ export async function run(args: string[]): Promise<unknown> {
     // TPC-B
     const rnd = mulberry32(cfg.seed)
     const tpcb: TpcbResult[] = []
-    console.log(`\n[tpcb] pgbench's TPC-B-like transaction, ${cfg.rounds} round(s) of ${cfg.durationMs / 1000} s per store; hexad ${cfg.clients} concurrent sessions, better-sqlite3 sequential (synchronous API: its ${cfg.clients} "clients" are one transaction after the other)`)
+    console.log(`\n[tpcb] pgbench's TPC-B-like transaction, ${cfg.rounds} round(s) of ${cfg.durationMs / 1000} s per store${cfg.warmupMs ? ` after a ${cfg.warmupMs / 1000} s warm-up run each` : ''}; hexad ${cfg.clients} concurrent sessions, better-sqlite3 sequential (synchronous API: its ${cfg.clients} "clients" are one transaction after the other)`)
+    const warm = cfg.warmupMs ? [await tpcbHexad(hx, { ...cfg, durationMs: cfg.warmupMs }, 0, rnd), tpcbSqlite(lite, { ...cfg, durationMs: cfg.warmupMs }, 0, rnd)] : []
+    for (const r of warm) console.log(`    warm-up ${r.store.padEnd(15)} ${fmt(r.tps).padStart(8)} tx/s  (${r.txs} tx in ${fmt(r.seconds)} s; not counted)`)
     for (let round = 1; round <= cfg.rounds; round++) {
       const order = round % 2 === 1 ? ['hexad', 'better-sqlite3'] : ['better-sqlite3', 'hexad']
       for (const s of order) {
@@ -354,8 +359,8 @@ export async function run(args: string[]): Promise<unknown> {
     }
     // checks (not timed)
     const hxSums = await hx.check(), liteSums = lite.check()
-    const hxTx = tpcb.filter(r => r.store === 'hexad').reduce((n, r) => n + r.txs, 0)
-    const liteTx = tpcb.filter(r => r.store === 'better-sqlite3').reduce((n, r) => n + r.txs, 0)
+    const hxTx = [...warm, ...tpcb].filter(r => r.store === 'hexad').reduce((n, r) => n + r.txs, 0)
+    const liteTx = [...warm, ...tpcb].filter(r => r.store === 'better-sqlite3').reduce((n, r) => n + r.txs, 0)
     for (const [name, sums, txs] of [['hexad', hxSums, hxTx], ['better-sqlite3', liteSums, liteTx]] as const) {
       const [a, te, b, h, n] = sums
       if (!(a === te && te === b && b === h) || n !== txs) throw new Error(`${name}: TPC-B check failed: sum(abalance) ${a}, sum(tbalance) ${te}, sum(bbalance) ${b}, sum(delta) ${h}, history rows ${n}, committed ${txs}`)
@@ -430,7 +435,7 @@ export async function run(args: string[]): Promise<unknown> {
     const stats = sqlEngine(db).stats
     const out = {
       benchmark: 'sql', date: new Date().toISOString(), command: cfg.command, git, host: { ...host, loadavgEnd: loadEnd },
-      config: { quick: cfg.quick, rounds: cfg.rounds, durationMs: cfg.durationMs, clients: cfg.clients, seed: cfg.seed, accounts: ACCOUNTS, tellers: TELLERS, branches: BRANCHES, items: ITEMS, groups: GROUPS },
+      config: { quick: cfg.quick, rounds: cfg.rounds, durationMs: cfg.durationMs, warmupMs: cfg.warmupMs, clients: cfg.clients, seed: cfg.seed, accounts: ACCOUNTS, tellers: TELLERS, branches: BRANCHES, items: ITEMS, groups: GROUPS },
       stores: { hexad: 'openCluster, cacheBytes 64 MiB, postgres dialect', 'better-sqlite3': `${pkgVersion('better-sqlite3')}, SQLite ${lite.version}, WAL, synchronous=FULL, cache_size 64 MiB` },
       sql: { tpcb: TPCB, pointPk: POINT_PK, pointIndex: POINT_IX, groupBy: GROUP_BY },
       tpcb, points, groupBy: { hexadMs: hxMs, sqliteMs: liteMs },
