@@ -86,8 +86,12 @@ test('the LSN table agrees with a Map under random adds and deletes, dense and s
     if (i % 7 === 0) add(5e6 + i)
   }
   check('after random deletes')
+  const cells = store.tableCells
+  assert.ok(cells >= 2 * store.size, `load at most 1/2 (${store.size} in ${cells})`)
   for (const lsn of [...want.keys()]) if (lsn < 4e6) { assert.ok(store.delete(lsn)); want.delete(lsn) }
-  check('after a fold-like sweep (the table shrinks)')
+  check('after a fold-like sweep')
+  assert.ok(store.tableCells * 4 <= cells, `the table shrank (${cells} cells, then ${store.tableCells} for ${store.size})`)
+  assert.ok(store.tableCells >= 2 * store.size)
   for (const lsn of [1, 2, 1e6, 2 ** 33]) assert.not.ok(store.has(lsn), `${lsn} is gone`)
   for (let i = 1; i <= 3000; i++) add(i)
   check('refilled after shrinking')

@@ -60,6 +60,9 @@ export class RecordStore {
 
   get size(): number { return this.#count }
 
+  /** cells in the LSN table (twice the records at most; it shrinks as a fold drops them) */
+  get tableCells(): number { return this.#keys.length }
+
   /** distinct buffers the held records' ops lie in (each is let go with its last record) */
   get buffersHeld(): number { return this.#bufIndex.size }
 
@@ -165,8 +168,9 @@ export class RecordStore {
     }
     keys[hole] = 0
     this.#count--
-    // Shrink after a fold dropped most records (to half load at most a quarter full).
-    if (this.#keys.length > INITIAL_TABLE && this.#count * 8 < this.#keys.length) this.#resize(Math.max(INITIAL_TABLE, this.#keys.length / 4))
+    // Shrink as a fold drops most records: halved below 1/8 full, so below 1/4 after it and
+    // a long way (to 1/2) from growing again.
+    if (this.#keys.length > INITIAL_TABLE && this.#count * 8 < this.#keys.length) this.#resize(this.#keys.length / 2)
   }
 
   #resize(size: number): void {
