@@ -438,7 +438,7 @@ export async function run(args: string[]): Promise<unknown> {
       config: { quick: cfg.quick, rounds: cfg.rounds, durationMs: cfg.durationMs, warmupMs: cfg.warmupMs, clients: cfg.clients, seed: cfg.seed, accounts: ACCOUNTS, tellers: TELLERS, branches: BRANCHES, items: ITEMS, groups: GROUPS },
       stores: { hexad: 'openCluster, cacheBytes 64 MiB, postgres dialect', 'better-sqlite3': `${pkgVersion('better-sqlite3')}, SQLite ${lite.version}, WAL, synchronous=FULL, cache_size 64 MiB` },
       sql: { tpcb: TPCB, pointPk: POINT_PK, pointIndex: POINT_IX, groupBy: GROUP_BY },
-      tpcb, points, groupBy: { hexadMs: hxMs, sqliteMs: liteMs },
+      tpcbWarmup: warm, tpcb, points, groupBy: { hexadMs: hxMs, sqliteMs: liteMs },
       ratios, target: { tpcb: { min: 1, value: tpcbRatio, pass, perRound } },
       hexadSqlStats: stats, notes,
     }
