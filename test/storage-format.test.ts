@@ -10,7 +10,9 @@ import { applyEncodedOp, type EncodedOp } from '../engine/common/page-ops.js'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import { openVolume } from '../engine/index.js'
-import { COMPRESS_THRESHOLD_BYTES, decodeFrame, encodeFrame, FRAME_FLAG_LZ4, packOps, R_OPS, recordOps, type RecordTuple } from '../engine/storage/format.js'
+import { applyPackedOps, COMPRESS_THRESHOLD_BYTES, decodeFrame, encodeFrame, FRAME_FLAG_LZ4, packOps, R_OPS, recordOps, type RecordTuple } from '../engine/storage/format.js'
+import { pack } from '../native-bindings/index.js'
+import { RecordStore } from '../engine/storage/record-store.js'
 import { cleanupTempDirs, listFrames, logFiles, makeTempDir, rejectsWith, rmTempDir, smallOptions } from './helpers/volume-helpers.js'
 
 test.after(() => cleanupTempDirs())
@@ -50,6 +52,74 @@ test('packed ops that do not decode are named, not applied', () => {
   assert.throws(() => recordOps(bad), /record 9 \(page 3\): its ops do not decode/)
   const notList: RecordTuple = [9, 3, 4, -1, 0, packOps(7 as never)]
   assert.throws(() => recordOps(notList), /its ops do not decode/)
+})
+
+test('packed ops applied from their bytes build what unpacking builds: every op, every integer and bin width, two page sizes', () => {
+  let seed = 11
+  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n }
+  const bytes = (n: number) => Uint8Array.from({ length: n }, () => rnd(256))
+  const widths = new Set<string>()
+  for (const size of [4096, 1 << 17]) { // offsets past 65535 take a uint32
+    for (let t = 0; t < 600; t++) {
+      const list: EncodedOp[] = []
+      for (let k = 1 + rnd(t % 50 === 0 ? 40 : 12); k > 0; k--) { // 16 ops or more take an array16 header
+        const kind = rnd(4)
+        if (kind === 0) list.push([0, rnd(3) === 0 ? null : bytes(1 + rnd(rnd(2) ? 200 : size))])
+        else if (kind === 1) { const n = 1 + rnd(rnd(2) ? 60 : 700); list.push([1, rnd(size - n), bytes(n)]) }
+        else if (kind === 2) { const len = rnd(600); list.push([2, rnd(size - len), rnd(size - len), len]) }
+        else { const len = rnd(size); list.push([3, rnd(size - len), len, rnd(256)]) }
+      }
+      const packed = packOps(list)
+      for (const b of packed) if (b === 0xcd || b === 0xce || b === 0xc5 || b === 0xdc) widths.add(b.toString(16))
+      // the ops lie inside a larger buffer, as in a frame
+      const frame = new Uint8Array(packed.length + 9)
+      frame.set(packed, 4)
+      const fast = Uint8Array.from({ length: size }, (_, i) => i * 7)
+      const slow = fast.slice()
+      assert.ok(applyPackedOps(fast, frame, 4, 4 + packed.length), `case ${t}: applied`)
+      for (const op of recordOps([1, 1, 0, -1, 0, packed])) applyEncodedOp(slow, op)
+      assert.ok(Buffer.compare(fast, slow) === 0, `case ${t} (page ${size}): the same page`)
+    }
+  }
+  assert.equal([...widths].sort(), ['c5', 'cd', 'ce', 'dc'], 'uint16, uint32, bin16 and array16 all came up')
+})
+
+test('packed ops in a shape packOps does not write are left to msgpackr, and the page is untouched', () => {
+  const odd = [
+    pack(7), pack('x'), pack([[1, 1.5, new Uint8Array([1])]]), pack([[1, -1, new Uint8Array([1])]]), pack([[4, 0, 0, 0]]),
+    pack([[1, 0, 'text']]), pack([[2, 0, 1]]), pack([{ op: 'write' }]), packOps(ops).subarray(0, 6), new Uint8Array([0xc1]),
+    Buffer.concat([packOps(ops), Buffer.from([1])]), // a byte after the list
+  ]
+  for (const b of odd) {
+    const p = new Uint8Array(512).fill(7)
+    assert.not.ok(applyPackedOps(p, b, 0, b.length), `not read: ${Buffer.from(b).toString('hex')}`)
+    assert.ok(p.every(x => x === 7), 'nothing applied')
+  }
+  // A valid op list followed by a bad op applies nothing either.
+  const half = pack([[3, 0, 10, 1], [1, 0, 'no']])
+  const p = new Uint8Array(512).fill(7)
+  assert.not.ok(applyPackedOps(p, half, 0, half.length))
+  assert.ok(p.every(x => x === 7))
+})
+
+test('a segment applies a held record from the frame it arrived in, or unpacks one in another shape', () => {
+  const store = new RecordStore()
+  const recs: RecordTuple[] = [[5, 3, 0, -1, 0, packOps(ops)], [6, 3, 5, 5, 0, ops], [7, 3, 6, 6, 1, pack([[1, 1.5, new Uint8Array([9])]])]]
+  const payload = decodeFrame(encodeFrame({ epoch: 1, vdl: 0, records: recs.slice(0, 2) }))!
+  store.add(payload.records[0])
+  store.add(payload.records[1])
+  store.add(recs[2])
+  const fast = new Uint8Array(512).fill(7)
+  assert.ok(store.applyOps(5, fast))
+  assert.ok(store.applyOps(6, fast))
+  assert.not.ok(store.applyOps(99, fast), 'an LSN not held')
+  assert.equal(fast, page([...ops, ...ops]))
+  // msgpackr reads 1.5 as a float; the fallback applies what it decodes
+  const viaFallback = new Uint8Array(512)
+  store.applyOps(7, viaFallback)
+  const want = new Uint8Array(512)
+  for (const op of recordOps(recs[2])) applyEncodedOp(want, op)
+  assert.equal(viaFallback, want)
 })
 
 test('a frame is stored compressed only when lz4 saves at least an eighth of it', () => {

@@ -24,7 +24,8 @@
  * Records whose ops are an array (frames written before ops were packed,
  * see format.ts) are kept as given, beside the slots.
  */
-import { R_FLAGS, R_LSN, R_OPS, R_PAGE, R_PAGE_PREV, R_PREV, type RecordTuple } from './format.js'
+import { applyEncodedOp } from '../common/page-ops.js'
+import { applyPackedOps, R_FLAGS, R_LSN, R_OPS, R_PAGE, R_PAGE_PREV, R_PREV, recordOps, type RecordTuple } from './format.js'
 
 const INITIAL_SLOTS = 1024
 /** LSN table size at start and its floor when it shrinks (a power of two) */
@@ -51,6 +52,8 @@ export class RecordStore {
   #capacity = INITIAL_SLOTS
   #free: number[] = []
   readonly #bufs: Array<ArrayBufferLike | null> = []
+  /** a byte view of each of #bufs, made once (applyOps reads records through it) */
+  readonly #views: Array<Uint8Array | null> = []
   readonly #bufRefs: number[] = []
   readonly #bufIndex = new Map<ArrayBufferLike, number>()
   #freeBufs: number[] = []
@@ -104,6 +107,22 @@ export class RecordStore {
     const b = this.#buf[s]
     if (b < 0) return this.#legacy.get(lsn)
     return [lsn, this.#page[s], this.#prev[s], this.#pagePrev[s], this.#flags[s], new Uint8Array(this.#bufs[b]!, this.#off[s], this.#len[s])]
+  }
+
+  /**
+   * Applies a held record's ops to `page`, as `recordOps` and `applyEncodedOp`
+   * would, read from the memory they arrived in (`applyPackedOps`): no tuple,
+   * view or unpacked op is made. Ops in another shape are unpacked. Returns
+   * false when `lsn` is not held.
+   */
+  applyOps(lsn: number, page: Uint8Array): boolean {
+    const c = this.#cell(lsn)
+    if (c < 0) return false
+    const s = this.#vals[c]
+    const b = this.#buf[s]
+    if (b >= 0 && applyPackedOps(page, this.#views[b]!, this.#off[s], this.#off[s] + this.#len[s])) return true
+    for (const op of recordOps(this.get(lsn)!)) applyEncodedOp(page, op)
+    return true
   }
 
   /** Fields of a held record, without building it (undefined-free: check `has` first). */
@@ -205,6 +224,7 @@ export class RecordStore {
     if (b === undefined) {
       b = this.#freeBufs.length ? this.#freeBufs.pop()! : this.#bufs.length
       this.#bufs[b] = buffer
+      this.#views[b] = new Uint8Array(buffer)
       this.#bufRefs[b] = 0
       this.#bufIndex.set(buffer, b)
     }
@@ -217,6 +237,7 @@ export class RecordStore {
     const buffer = this.#bufs[b]!
     this.#bufIndex.delete(buffer)
     this.#bufs[b] = null
+    this.#views[b] = null
     this.#freeBufs.push(b)
     if (this.#lastBuf === buffer) { this.#lastBuf = null; this.#lastBufIndex = -1 }
   }

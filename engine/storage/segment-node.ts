@@ -517,8 +517,7 @@ export class SegmentNode {
     if (chain) {
       let i = firstAbove(chain, from)
       for (; i < chain.length && chain[i] <= at; i++) {
-        const r = st!.records.get(chain[i])!
-        for (const op of recordOps(r)) applyEncodedOp(image, op)
+        st!.records.applyOps(chain[i], image)
         applied++
         last = chain[i]
       }
