@@ -69,10 +69,10 @@ function parseConfig(args: string[]): Config {
   for (const a of args) if (!known.some(k => k.endsWith('=') ? a.startsWith(k) : a === k)) throw new Error(`sql: unknown option ${a} (known: --quick --rounds=N --duration=MS --warmup=MS --clients=N --seed=N)`)
   const opt = (name: string, envName: string) => args.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? env[envName]
   const quick = args.includes('--quick') || env.HEXAD_BENCH_QUICK === '1'
-  const num = (v: string | undefined, dflt: number, what: string) => {
+  const num = (v: string | undefined, dflt: number, what: string, min = 1) => {
     if (v === undefined || v === '') return dflt
     const n = Number(v)
-    if (!Number.isInteger(n) || n < 1) throw new Error(`sql: bad ${what} ${v}`)
+    if (!Number.isInteger(n) || n < min) throw new Error(`sql: bad ${what} ${v}`)
     return n
   }
   const envPart = Object.entries(env).filter(([k]) => k.startsWith('HEXAD_BENCH_')).map(([k, v]) => `${k}=${v} `).join('')
@@ -80,7 +80,7 @@ function parseConfig(args: string[]): Config {
     quick,
     rounds: num(opt('rounds', 'HEXAD_BENCH_ROUNDS'), quick ? 1 : 3, 'rounds'),
     durationMs: num(opt('duration', 'HEXAD_BENCH_DURATION'), quick ? 4000 : 10_000, 'duration'),
-    warmupMs: opt('warmup', 'HEXAD_BENCH_WARMUP') === '0' ? 0 : num(opt('warmup', 'HEXAD_BENCH_WARMUP'), quick ? 1000 : 3000, 'warmup'),
+    warmupMs: num(opt('warmup', 'HEXAD_BENCH_WARMUP'), quick ? 1000 : 3000, 'warmup', 0),
     clients: num(opt('clients', 'HEXAD_BENCH_CLIENTS'), 16, 'clients'),
     seed: num(opt('seed', 'HEXAD_BENCH_SEED'), 1, 'seed'),
     pointMs: quick ? 1000 : 3000,

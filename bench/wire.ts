@@ -85,17 +85,11 @@ function opt(args: string[], name: string): string | undefined {
   return a ? a.slice(name.length + 3) : undefined
 }
 
-function posInt(v: string | undefined, dflt: number, what: string): number {
+/** An integer option of at least `min` (1 unless said), or `dflt` when absent. */
+function posInt(v: string | undefined, dflt: number, what: string, min = 1): number {
   if (v === undefined) return dflt
   const n = Number(v)
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${what} must be a positive integer, got ${v}`)
-  return n
-}
-
-function nonNegInt(v: string | undefined, dflt: number, what: string): number {
-  if (v === undefined) return dflt
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${what} must be a non-negative integer, got ${v}`)
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${what} must be an integer of at least ${min}, got ${v}`)
   return n
 }
 
@@ -106,7 +100,7 @@ function parseConfig(args: string[]): Config {
   return {
     quick,
     durationS: posInt(opt(args, 'duration'), quick ? 5 : 30, 'duration'),
-    warmupS: nonNegInt(opt(args, 'warmup'), quick ? 2 : 10, 'warmup'),
+    warmupS: posInt(opt(args, 'warmup'), quick ? 2 : 10, 'warmup', 0),
     clients: posInt(opt(args, 'clients'), 16, 'clients'),
     jobs: posInt(opt(args, 'jobs'), 2, 'jobs'),
     scale: posInt(opt(args, 'scale'), 1, 'scale'),
@@ -245,9 +239,10 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   const initSeconds = (performance.now() - t0) / 1000
   if (init.code !== 0) throw new Error(`${system}: pgbench -i failed (exit ${init.code}):\n${init.out}`)
   console.log(`${tag} initialised in ${fmt(initSeconds)} s`)
+  const tpcb = (seconds: number) => ['-c', String(cfg.clients), '-j', String(cfg.jobs), '-T', String(seconds), '--max-tries', '10']
   let warmupTps: number | undefined
   if (cfg.warmupS > 0) {
-    const w = await runAsync(pgbench, ['-c', String(cfg.clients), '-j', String(cfg.jobs), '-T', String(cfg.warmupS), '--max-tries', '10'], env)
+    const w = await runAsync(pgbench, tpcb(cfg.warmupS), env)
     if (w.code !== 0) throw new Error(`${system}: pgbench warm-up failed (exit ${w.code}):\n${w.out}`)
     const wp = parsePgbench(w.out)
     warmupTps = wp.tps
@@ -257,7 +252,7 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   const progress = cfg.durationS >= 20 ? 5 : 1
   const cpu0 = process.cpuUsage()
   const t1 = performance.now()
-  const r = await runAsync(pgbench, ['-c', String(cfg.clients), '-j', String(cfg.jobs), '-T', String(cfg.durationS), '--max-tries', '10', '-P', String(progress)], env,
+  const r = await runAsync(pgbench, [...tpcb(cfg.durationS), '-P', String(progress)], env,
     line => { if (/^progress:/.test(line)) console.log(`${tag} ${line}`) })
   const runSeconds = (performance.now() - t1) / 1000
   const cpu = process.cpuUsage(cpu0)

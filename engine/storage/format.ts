@@ -69,6 +69,35 @@ export function recordOps(r: RecordTuple): EncodedOp[] {
 
 /** the parsed ops of one record, 6 numbers each: kind, a, b, c, bin start, bin end (-1: none) */
 let scratch = new Float64Array(6 * 16)
+/** applyPackedOps's read position, and the end of the last bin it read */
+let pos = 0
+let binEnd = -1
+
+/** An unsigned integer at `pos` (fixint, uint8/16/32), or -1. */
+function packedUint(bytes: Uint8Array, end: number): number {
+  if (pos >= end) return -1
+  const x = bytes[pos++]
+  if (x < 0x80) return x
+  if (x === 0xcc && pos + 1 <= end) return bytes[pos++]
+  if (x === 0xcd && pos + 2 <= end) { pos += 2; return (bytes[pos - 2] << 8) | bytes[pos - 1] }
+  if (x === 0xce && pos + 4 <= end) { pos += 4; return bytes[pos - 4] * 0x1000000 + ((bytes[pos - 3] << 16) | (bytes[pos - 2] << 8) | bytes[pos - 1]) }
+  return -1
+}
+
+/** A bin at `pos` (bin8/16/32): where its bytes start (binEnd: where they end), or -1. */
+function packedBin(bytes: Uint8Array, end: number): number {
+  if (pos >= end) return -1
+  const x = bytes[pos++]
+  let n = -1
+  if (x === 0xc4 && pos + 1 <= end) n = bytes[pos++]
+  else if (x === 0xc5 && pos + 2 <= end) { n = (bytes[pos] << 8) | bytes[pos + 1]; pos += 2 }
+  else if (x === 0xc6 && pos + 4 <= end) { n = bytes[pos] * 0x1000000 + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3]); pos += 4 }
+  if (n < 0 || pos + n > end) return -1
+  const at = pos
+  pos += n
+  binEnd = pos
+  return at
+}
 
 /**
  * Applies a record's packed ops (`bytes[start, end)`, as {@link packOps}
@@ -84,61 +113,38 @@ let scratch = new Float64Array(6 * 16)
  * and the caller unpacks with msgpackr.
  */
 export function applyPackedOps(page: Uint8Array, bytes: Uint8Array, start: number, end: number): boolean {
-  let p = start
-  const uint = (): number => {
-    if (p >= end) return -1
-    const x = bytes[p++]
-    if (x < 0x80) return x
-    if (x === 0xcc && p + 1 <= end) return bytes[p++]
-    if (x === 0xcd && p + 2 <= end) { p += 2; return (bytes[p - 2] << 8) | bytes[p - 1] }
-    if (x === 0xce && p + 4 <= end) { p += 4; return bytes[p - 4] * 0x1000000 + ((bytes[p - 3] << 16) | (bytes[p - 2] << 8) | bytes[p - 1]) }
-    return -1
-  }
-  let binEnd = -1
-  const bin = (): number => {
-    if (p >= end) return -1
-    const x = bytes[p++]
-    let n = -1
-    if (x === 0xc4 && p + 1 <= end) n = bytes[p++]
-    else if (x === 0xc5 && p + 2 <= end) { n = (bytes[p] << 8) | bytes[p + 1]; p += 2 }
-    else if (x === 0xc6 && p + 4 <= end) { n = bytes[p] * 0x1000000 + ((bytes[p + 1] << 16) | (bytes[p + 2] << 8) | bytes[p + 3]); p += 4 }
-    if (n < 0 || p + n > end) return -1
-    binEnd = p + n
-    const at = p
-    p += n
-    return at
-  }
-  if (p >= end) return false
-  const h = bytes[p++]
+  pos = start
+  if (pos >= end) return false
+  const h = bytes[pos++]
   let count: number
   if ((h & 0xf0) === 0x90) count = h & 0x0f
-  else if (h === 0xdc && p + 2 <= end) { count = (bytes[p] << 8) | bytes[p + 1]; p += 2 } else return false
+  else if (h === 0xdc && pos + 2 <= end) { count = (bytes[pos] << 8) | bytes[pos + 1]; pos += 2 } else return false
   if (scratch.length < count * 6) scratch = new Float64Array(count * 6)
   const ops = scratch
   for (let i = 0; i < count; i++) {
-    if (p >= end) return false
-    const oh = bytes[p++]
+    if (pos >= end) return false
+    const oh = bytes[pos++]
     if ((oh & 0xf0) !== 0x90) return false
     const len = oh & 0x0f
-    const kind = uint()
+    const kind = packedUint(bytes, end)
     const o = i * 6
     ops[o] = kind
     ops[o + 4] = ops[o + 5] = -1
     if (kind === 0 && len === 2) {
-      if (p < end && bytes[p] === 0xc0) p++
-      else { const at = bin(); if (at < 0) return false; ops[o + 4] = at; ops[o + 5] = binEnd }
+      if (pos < end && bytes[pos] === 0xc0) pos++
+      else { const at = packedBin(bytes, end); if (at < 0) return false; ops[o + 4] = at; ops[o + 5] = binEnd }
     } else if (kind === 1 && len === 3) {
-      const off = uint()
-      const at = bin()
+      const off = packedUint(bytes, end)
+      const at = packedBin(bytes, end)
       if (off < 0 || at < 0) return false
       ops[o + 1] = off; ops[o + 4] = at; ops[o + 5] = binEnd
     } else if ((kind === 2 || kind === 3) && len === 4) {
-      const a = uint(), b = uint(), c = uint()
+      const a = packedUint(bytes, end), b = packedUint(bytes, end), c = packedUint(bytes, end)
       if (a < 0 || b < 0 || c < 0) return false
       ops[o + 1] = a; ops[o + 2] = b; ops[o + 3] = c
     } else return false
   }
-  if (p !== end) return false
+  if (pos !== end) return false
   for (let i = 0; i < count; i++) {
     const o = i * 6
     switch (ops[o]) {

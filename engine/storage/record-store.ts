@@ -44,15 +44,14 @@ export class RecordStore {
   #prev = new Float64Array(INITIAL_SLOTS)
   #pagePrev = new Float64Array(INITIAL_SLOTS)
   #flags = new Int32Array(INITIAL_SLOTS)
-  /** index into #bufs of the memory holding the ops; -1: the ops are an array in #legacy */
+  /** index into #views of the memory holding the ops; -1: the ops are an array in #legacy */
   #buf = new Int32Array(INITIAL_SLOTS)
   #off = new Float64Array(INITIAL_SLOTS)
   #len = new Float64Array(INITIAL_SLOTS)
   #used = 0
   #capacity = INITIAL_SLOTS
   #free: number[] = []
-  readonly #bufs: Array<ArrayBufferLike | null> = []
-  /** a byte view of each of #bufs, made once (applyOps reads records through it) */
+  /** the memory records' ops lie in, each as one byte view over all of it (made once: applyOps reads through it) */
   readonly #views: Array<Uint8Array | null> = []
   readonly #bufRefs: number[] = []
   readonly #bufIndex = new Map<ArrayBufferLike, number>()
@@ -106,7 +105,7 @@ export class RecordStore {
     const s = this.#vals[c]
     const b = this.#buf[s]
     if (b < 0) return this.#legacy.get(lsn)
-    return [lsn, this.#page[s], this.#prev[s], this.#pagePrev[s], this.#flags[s], new Uint8Array(this.#bufs[b]!, this.#off[s], this.#len[s])]
+    return [lsn, this.#page[s], this.#prev[s], this.#pagePrev[s], this.#flags[s], new Uint8Array(this.#views[b]!.buffer, this.#off[s], this.#len[s])]
   }
 
   /**
@@ -222,8 +221,7 @@ export class RecordStore {
     if (buffer === this.#lastBuf) return this.#lastBufIndex
     let b = this.#bufIndex.get(buffer)
     if (b === undefined) {
-      b = this.#freeBufs.length ? this.#freeBufs.pop()! : this.#bufs.length
-      this.#bufs[b] = buffer
+      b = this.#freeBufs.length ? this.#freeBufs.pop()! : this.#views.length
       this.#views[b] = new Uint8Array(buffer)
       this.#bufRefs[b] = 0
       this.#bufIndex.set(buffer, b)
@@ -234,9 +232,8 @@ export class RecordStore {
   }
 
   #releaseBuf(b: number): void {
-    const buffer = this.#bufs[b]!
+    const buffer = this.#views[b]!.buffer
     this.#bufIndex.delete(buffer)
-    this.#bufs[b] = null
     this.#views[b] = null
     this.#freeBufs.push(b)
     if (this.#lastBuf === buffer) { this.#lastBuf = null; this.#lastBufIndex = -1 }

@@ -26,7 +26,6 @@
  * change anything here.
  */
 import path from 'node:path'
-import { applyEncodedOp } from '../common/page-ops.js'
 import { realClock, type Clock, type TimerHandle } from './clock.js'
 import { realDisk, writeFileDurable, type CorruptionReport, type Disk } from './disk.js'
 import { plantedBugs } from './planted-bugs.js'
