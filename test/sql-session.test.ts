@@ -418,4 +418,27 @@ test('dollar-quoted strings ($$...$$, $tag$...$tag$) in queries, DML and DDL; un
   })
 })
 
+test('names with $ inside (a$b, x$1) work in DDL, DML, queries, indexes and both dialects; strings and $n parameters are untouched', async () => {
+  await withSql('sql-dollar-names', async cluster => {
+    const db = cluster.writer
+    await db.sql('CREATE TABLE acct$2024 (id$ INT PRIMARY KEY, x$1 INT NOT NULL, note TEXT)')
+    await db.sql('CREATE INDEX acct$x ON acct$2024 (x$1)')
+    // x$1 is a name, $1 after it a parameter
+    await db.sql('INSERT INTO acct$2024 (id$, x$1, note) VALUES ($1, $2, $3), (2, 20, \'a$b\')', [1, 10, 'x$1'])
+    await db.sql('INSERT INTO acct$2024 (id$, x$1) VALUES (1, 99) ON CONFLICT (id$) DO UPDATE SET x$1 = acct$2024.x$1 + 1')
+    await db.sql('UPDATE acct$2024 SET note = $1 WHERE x$1 = $2', ['$2', 20])
+    assert.equal((await db.sql('SELECT t.id$, x$1 AS "v$", note FROM acct$2024 t WHERE t.x$1 >= $1 ORDER BY x$1', [0])).rows,
+      [{ id$: 1, v$: 11, note: 'x$1' }, { id$: 2, v$: 20, note: '$2' }])
+    const plan = (await db.sql('EXPLAIN SELECT id$ FROM acct$2024 WHERE x$1 = 20')).rows.map(r => Object.values(r).join(' ')).join('\n')
+    assert.match(plan, /acct\$x/, 'the index on x$1 is used')
+    assert.equal((await db.sql('SELECT COUNT(*) AS n FROM acct$2024 WHERE note LIKE \'%$%\'')).rows, [{ n: 2 }])
+    await db.sql('CREATE TABLE m$t (k$ INT PRIMARY KEY, v INT)', [], { dialect: 'mysql' })
+    await db.sql('INSERT INTO m$t (k$, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = v + 1', [7, 1], { dialect: 'mysql' })
+    await db.sql('INSERT INTO m$t (k$, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = v + 1', [7, 1], { dialect: 'mysql' })
+    assert.equal((await db.sql('SELECT k$, v FROM m$t WHERE k$ = ?', [7], { dialect: 'mysql' })).rows, [{ k$: 7, v: 2 }])
+    await db.sql('DROP TABLE m$t')
+    await fails(db.sql('SELECT * FROM m$t'), '42P01', 'a dropped $ table is gone', /m\$t/)
+  })
+})
+
 test.run()

@@ -36,7 +36,7 @@ const TYPE_MOD_WORDS = new Set(['varchar', 'char', 'character', 'numeric', 'deci
 const SIGN_AFTER = new Set(['select', 'where', 'and', 'or', 'not', 'then', 'else', 'when', 'by', 'values', 'set', 'in', 'between', 'like', 'is', 'case', 'limit', 'offset', 'on', 'having', 'return', 'returning'])
 const NORMALISED_FIRST = new Set(['select', 'insert', 'update', 'delete', 'with', 'values', 'replace'])
 
-interface Tok { t: 'id' | 'qid' | 'num' | 'str' | 'op' | 'ws' | 'param' | 'bytes'; s: string; v?: unknown }
+export interface Tok { t: 'id' | 'qid' | 'num' | 'str' | 'op' | 'ws' | 'param' | 'bytes'; s: string; v?: unknown }
 
 /** a dollar quote's opening tag, as PostgreSQL reads it: $$ or $name$ (a name does not start with a digit) */
 const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
@@ -146,6 +146,17 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
   return out
 }
 
+/**
+ * A token's text as the parser is given it. PostgreSQL and MySQL allow `$`
+ * inside an unquoted identifier (`a$b`); node-sql-parser's grammars do not,
+ * so such a name goes to it quoted. No keyword holds a `$`, and names are
+ * matched without regard to case quoted or not, so nothing else changes.
+ */
+export function parserText(tk: Tok, dialect: Dialect): string {
+  if (tk.t !== 'id' || !tk.s.includes('$')) return tk.t === 'ws' ? ' ' : tk.s
+  return dialect === 'mysql' ? '`' + tk.s + '`' : '"' + tk.s + '"'
+}
+
 /** The first keyword of a statement, lower case ('' if none). */
 export function firstWord(toks: Tok[]): string {
   for (const t of toks) { if (t.t === 'ws') continue; return t.t === 'id' ? t.s.toLowerCase() : '' }
@@ -185,6 +196,7 @@ export function normalize(sql: string, dialect: Dialect, toks = tokenize(sql, di
         depth--
       }
     } else if (tk.t === 'id') {
+      if (tk.s.includes('$')) { text = parserText(tk, dialect); changed = true }
       const w = tk.s.toLowerCase()
       if (w === 'by' && prev && prev.t === 'id' && (prev.s.toLowerCase() === 'order' || prev.s.toLowerCase() === 'group')) byDepth = depth
       else if (byDepth === depth && ['limit', 'offset', 'having', 'for', 'union', 'window', 'fetch'].includes(w)) byDepth = -1

@@ -23,7 +23,7 @@ import { alterTable, createIndex, createTable, dropIndex, dropTable, truncateTab
 import { compileDelete, compileInsert, compileUpdate, runDelete, runInsert, runUpdate, type DeletePlan, type InsertPlan, type UpdatePlan } from './dml.js'
 import { SqlError, SQLSTATE, toSqlError, unsupported } from './errors.js'
 import { CompileCtx, type Env, type Row } from './expr.js'
-import { firstWord, normalize, tokenize, type Dialect, type Slot } from './lexer.js'
+import { firstWord, normalize, parserText, tokenize, type Dialect, type Slot } from './lexer.js'
 import { compileSelect, runCorrelated, runSelect, type CatalogView, type Exec, type Field, type PlanCtx, type SelectPlan, type SqlKeyspace, type TxLike } from './select.js'
 import { fromParam, kindOf, PG_OID, T, toJs, type SqlType } from './values.js'
 import { verifySql, type SqlVerifyReport } from './verify.js'
@@ -325,8 +325,6 @@ export class SqlEngine implements DdlHost, CatalogView {
     } catch (err) {
       if (!n.changed) throw err
       // the normalised form did not parse (a literal where the grammar wants one): parse the text as given
-      const raw = normalize(text, dialect, toks.map(t => t))
-      void raw
       const plain = plainParams(text, dialect)
       ast = parse(plain.text, dialect)
       slots = plain.slots
@@ -565,7 +563,7 @@ function plainParams(text: string, dialect: Dialect): { text: string; slots: Slo
   let nextQ = 0
   let sig = ''
   const parts = toks.map(t => {
-    if (t.t !== 'param') return t.t === 'ws' ? ' ' : t.s
+    if (t.t !== 'param') return parserText(t, dialect)
     const p = t.v as number
     slots.push({ param: p < 0 ? nextQ++ : p })
     sig += 'u'
