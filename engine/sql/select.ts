@@ -844,6 +844,20 @@ export async function runSelect(plan: SelectPlan, ex: Exec): Promise<Row[]> {
     else for await (const batch of scanBatches(s.access!, ex, wanted)) if (take(batch)) break
     return out
   }
+  const only = plan.sources.length === 1 ? plan.sources[0] : null
+  if (plan.agg && only && only.kind === 'table' && only.access!.kind !== 'get') {
+    // One table, grouped: each row goes into its group's state as the scan
+    // reads it, and no row is kept (a GROUP BY over 100k rows held them all, then grouped them).
+    const groups = new Aggregator(plan, env)
+    const where = plan.where
+    for await (const batch of scanBatches(only.access!, ex)) {
+      for (let i = 0; i < batch.length; i++) {
+        const row = batch[i].row
+        if (!where || truthy(where(row, env)) === true) groups.add(row)
+      }
+    }
+    return finishRows(plan, groups.rows(), env)
+  }
   const inputs: Row[][] = []
   for (const s of plan.sources) {
     if (s.lookup && inputs.length > 0) {
@@ -927,9 +941,14 @@ export function compute(plan: SelectPlan, inputs: Row[][], env: Env): Row[] {
     }
   }
   if (plan.where) { const w = plan.where; rows = rows.filter(r => truthy(w(r, env)) === true) }
-  // grouping
-  let srcRows: Row[] = rows
-  if (plan.agg) srcRows = aggregate(plan, rows, env)
+  if (!plan.agg) return finishRows(plan, rows, env)
+  const groups = new Aggregator(plan, env)
+  for (const r of rows) groups.add(r)
+  return finishRows(plan, groups.rows(), env)
+}
+
+/** HAVING, the outputs, ORDER BY, DISTINCT and LIMIT/OFFSET over the joined and filtered (and grouped) rows. */
+function finishRows(plan: SelectPlan, srcRows: Row[], env: Env): Row[] {
   if (plan.having) { const h = plan.having; srcRows = srcRows.filter(r => truthy(h(r, env)) === true) }
   // outputs and sort keys
   let out: Array<{ o: Row; k: unknown[] | null }> = srcRows.map(r => {
@@ -970,31 +989,50 @@ function numKey(v: unknown): unknown {
   return v
 }
 
-function aggregate(plan: SelectPlan, rows: Row[], env: Env): Row[] {
-  const { keys, specs } = plan.agg!
-  const groups = new Map<string, { key: unknown[]; st: AggState[] }>()
-  const mk = () => specs.map(s => newState(s))
-  if (keys.length === 0) groups.set('', { key: [], st: mk() })
-  const one = keys.length === 1 ? keys[0] : null
-  for (const r of rows) {
+/** GROUP BY's groups, fed a row at a time: one state per group and aggregate, no row kept. */
+class Aggregator {
+  readonly #groups = new Map<string, { key: unknown[]; st: AggState[] }>()
+  readonly #keys: Array<(r: Row, env: Env) => unknown>
+  readonly #one: ((r: Row, env: Env) => unknown) | null
+  readonly #specs: AggSpec[]
+  readonly #env: Env
+
+  constructor(plan: SelectPlan, env: Env) {
+    const { keys, specs } = plan.agg!
+    this.#keys = keys
+    this.#one = keys.length === 1 ? keys[0] : null
+    this.#specs = specs
+    this.#env = env
+    if (keys.length === 0) this.#groups.set('', { key: [], st: this.#states() })
+  }
+
+  #states(): AggState[] { return this.#specs.map(s => newState(s)) }
+
+  add(r: Row): void {
+    const env = this.#env
     let g: { key: unknown[]; st: AggState[] } | undefined
-    if (one) {
+    if (this.#one) {
       // one grouping key (the usual case): no arrays per row
-      const v = one(r, env)
+      const v = this.#one(r, env)
       const hk = hashKey(numKey(v))
-      g = groups.get(hk)
-      if (!g) groups.set(hk, g = { key: [v], st: mk() })
+      g = this.#groups.get(hk)
+      if (!g) this.#groups.set(hk, g = { key: [v], st: this.#states() })
     } else {
-      const kv = keys.map(f => f(r, env))
-      const hk = keys.length ? kv.map(v => hashKey(numKey(v))).join('\u0001') : ''
-      g = groups.get(hk)
-      if (!g) groups.set(hk, g = { key: kv, st: mk() })
+      const kv = this.#keys.map(f => f(r, env))
+      const hk = kv.length ? kv.map(v => hashKey(numKey(v))).join('\u0001') : ''
+      g = this.#groups.get(hk)
+      if (!g) this.#groups.set(hk, g = { key: kv, st: this.#states() })
     }
+    const specs = this.#specs
     for (let i = 0; i < specs.length; i++) step(specs[i], g.st[i], r, env)
   }
-  const out: Row[] = []
-  for (const g of groups.values()) out.push([...g.key, ...specs.map((s, i) => finish(s, g.st[i], env))])
-  return out
+
+  /** One row a group: its key values, then each aggregate's result. */
+  rows(): Row[] {
+    const out: Row[] = []
+    for (const g of this.#groups.values()) out.push([...g.key, ...this.#specs.map((s, i) => finish(s, g.st[i], this.#env))])
+    return out
+  }
 }
 
 interface AggState { n: number; v: unknown; seen: Set<string> | null }
