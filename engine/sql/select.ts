@@ -178,8 +178,8 @@ export function planAccess(table: TableDef, conj: any[], scope: Scope, source: {
     if (ordered && score > 2) score -= 0.5
     const bounds = [lo && `${table.columns[rangeCol].name} ${lo.inclusive ? '>=' : '>'} ?`, hi && `${table.columns[rangeCol].name} ${hi.inclusive ? '<=' : '<'} ?`].filter(Boolean)
     const keyName = k.index ? `index ${k.index.name}` : `primary key (${table.pk.map(c => table.columns[c].name).join(', ')})`
-    const kind: Access['kind'] = full && k.unique && !k.index ? 'get' : 'range'
-    const what = kind === 'get' ? 'Point Get' : eq.length || lo || hi ? (k.index ? 'Index Range Scan' : 'Primary Key Range Scan') : (k.index ? 'Index Scan' : 'Primary Key Scan')
+    const kind: Access['kind'] = full && k.unique ? 'get' : 'range'
+    const what = kind === 'get' ? (k.index ? 'Index Point Get' : 'Point Get') : eq.length || lo || hi ? (k.index ? 'Index Range Scan' : 'Primary Key Range Scan') : (k.index ? 'Index Scan' : 'Primary Key Scan')
     const cond = [...eqDesc, ...bounds].join(' AND ')
     const access: Access = { table, kind, index: k.index, eq, lo, hi, reverse, keyCols: k.cols, describe: `${what} on ${table.name} using ${keyName}${cond ? ` (${cond})` : ''}${reverse ? ' backward' : ''}` }
     if (!best || score < best.score) best = { score, access, ordered }
@@ -258,16 +258,23 @@ function eqPrefixes(a: Access, env: Env): Buffer[] {
 }
 const EMPTY_KEY = Buffer.alloc(0)
 
-/** The rows of a 'get' access path (whole primary keys), in key order: a point read needs no generator. */
+/**
+ * The rows of a 'get' access path, in key order: whole primary keys, or
+ * whole tuples of a unique index (whose entry, for a tuple without NULLs,
+ * is the tuple alone and holds the primary key). A point read needs no
+ * generator; the keys returned are primary keys.
+ */
 async function pointRows(a: Access, ex: Exec): Promise<KeyedRow[]> {
   const t = a.table
   const tks = ex.tx.keyspace(tableKeyspace(t))
+  const iks = a.index ? ex.tx.keyspace(indexKeyspace(a.index)) : null
   const out: KeyedRow[] = []
   for (const p of eqPrefixes(a, ex.env)) {
-    const v = ex.lock ? await tks.getForUpdate(p) : await tks.get(p)
+    const pk = iks ? await iks.get(p) : p
+    const v = pk ? (ex.lock ? await tks.getForUpdate(pk) : await tks.get(pk)) : null
     const y = checkCancel(ex.env)
     if (y) await y
-    if (v) out.push({ key: p, row: decodeRow(t, v) })
+    if (v) out.push({ key: pk!, row: decodeRow(t, v) })
   }
   return out
 }
@@ -880,9 +887,11 @@ async function lookupRows(s: Source, outerRows: Row[], ex: Exec): Promise<Row[] 
   }
   if (!seen.size) return []
   const t = s.table!
-  const unique = !s.lookup!.index && t.pk.length === 1
+  const ix = s.lookup!.index
+  // one value names at most one row: the primary key, or a one-column unique index
+  const unique = ix ? ix.unique && ix.columns.length === 1 : t.pk.length === 1
   const access: Access = {
-    table: t, kind: unique ? 'get' : 'range', index: s.lookup!.index, eq: [[...seen.values()].map(v => () => v)], lo: null, hi: null,
+    table: t, kind: unique ? 'get' : 'range', index: ix, eq: [[...seen.values()].map(v => () => v)], lo: null, hi: null,
     reverse: false, keyCols: s.lookup!.cols, describe: '',
   }
   return accessRowsAll(access, ex)
