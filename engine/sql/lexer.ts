@@ -196,7 +196,8 @@ export function normalize(sql: string, dialect: Dialect, toks = tokenize(sql, di
         depth--
       }
     } else if (tk.t === 'id') {
-      if (tk.s.includes('$')) { text = parserText(tk, dialect); changed = true }
+      text = parserText(tk, dialect)
+      if (text !== tk.s) changed = true
       const w = tk.s.toLowerCase()
       if (w === 'by' && prev && prev.t === 'id' && (prev.s.toLowerCase() === 'order' || prev.s.toLowerCase() === 'group')) byDepth = depth
       else if (byDepth === depth && ['limit', 'offset', 'having', 'for', 'union', 'window', 'fetch'].includes(w)) byDepth = -1

@@ -1001,8 +1001,8 @@ function numKey(v: unknown): unknown {
 /** GROUP BY's groups, fed a row at a time: one state per group and aggregate, no row kept. */
 class Aggregator {
   readonly #groups = new Map<string, { key: unknown[]; st: AggState[] }>()
-  readonly #keys: Array<(r: Row, env: Env) => unknown>
-  readonly #one: ((r: Row, env: Env) => unknown) | null
+  readonly #keys: Fn[]
+  readonly #one: Fn | null
   readonly #specs: AggSpec[]
   readonly #env: Env
 
