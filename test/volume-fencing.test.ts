@@ -572,9 +572,11 @@ test('another process cannot open a volume in use: HEXAD_LOCKED', async () => {
 test('segmentNice renices the six segment threads and nothing else (Linux); 0 leaves them', async () => {
   if (process.platform !== 'linux') return
   /** nice values of this process's threads, by thread id (field 19 of /proc/self/task/<tid>/stat) */
-  const niceOf = () => new Map(fs.readdirSync('/proc/self/task').map(t => {
-    const stat = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8')
-    return [t, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])] as [string, number]
+  // A thread listed may end before its stat is read (a worker parked by an earlier close): skipped.
+  const niceOf = () => new Map(fs.readdirSync('/proc/self/task').flatMap(t => {
+    let stat: string
+    try { stat = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []; throw err }
+    return [[t, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])] as [string, number]]
   }))
   // Threads parked by the tests before this one end within 2 s; a nice-0 open would otherwise reuse them.
   for (const until = Date.now() + 10_000; parkedSegmentThreads() > 0 && Date.now() < until;) await new Promise(r => setTimeout(r, 100))
