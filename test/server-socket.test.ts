@@ -7,6 +7,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import net from 'node:net'
+import { fromDuplexStream } from 'pg-gateway/node'
 import { socketTransport, StartupDuplex } from '../engine/server/pg/socket.js'
 
 /** A connected pair: [server side, client side]. */
@@ -79,6 +80,24 @@ test('a peer that half-closed before the hand-over reads as the end at once', as
     assert.not.ok(s.destroyed)
     const io = socketTransport(s, startup.detach())
     assert.is(await within(io.read(), 'read after the half-close'), null)
+  } finally {
+    client.destroy()
+    stop()
+  }
+})
+
+test('start-up answers a chunk that is a view into a larger buffer (pg-gateway reads lengths from offset 0)', async () => {
+  const [s, client, stop] = await pair()
+  try {
+    const startup = new StartupDuplex(s)
+    void fromDuplexStream(startup, { auth: { method: 'trust' } }).catch(() => {})
+    const answer = new Promise<Buffer>(r => client.once('data', d => r(d)))
+    // an SSLRequest (length 8, code 80877103) at byte 16 of its buffer, as a batch of several chunks would hold it
+    const big = Buffer.alloc(64, 0xee)
+    big.writeInt32BE(8, 16)
+    big.writeInt32BE(80877103, 20)
+    s.emit('data', big.subarray(16, 24))
+    assert.is((await within(answer, 'the SSLRequest answered')).toString(), 'N', 'no TLS here: N')
   } finally {
     client.destroy()
     stop()

@@ -39,7 +39,10 @@ export class StartupDuplex {
         while (this.#pending.length === 0 && !this.#ended && !this.#detached) await new Promise<void>(r => { this.#notify = r })
         if (this.#detached) return
         const b = this.#pending.shift()
-        if (b) controller.enqueue(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))
+        // pg-gateway reads a message's length through a DataView of the chunk's whole ArrayBuffer,
+        // ignoring its byteOffset (MessageBuffer.processMessages): it must get chunks that start at 0.
+        // A socket's chunks mostly do, but nothing promises it.
+        if (b) controller.enqueue(b.byteOffset === 0 ? new Uint8Array(b.buffer, 0, b.byteLength) : new Uint8Array(b))
         else controller.close()
       },
     }, { highWaterMark: 0 })
