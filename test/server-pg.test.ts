@@ -113,6 +113,16 @@ test('pg: SET, SHOW, current_setting, version()', async () => {
     assert.equal((await c.query("SELECT current_setting('application_name') AS a, current_user AS u")).rows, [{ a: 'tester', u: 'bob' }])
     assert.ok(/^PostgreSQL 15\.0 \(hexad/.test((await c.query('SELECT version()')).rows[0].version))
     assert.is(await codeOf(c.query('SHOW no_such_setting')), '42704')
+    // the first word is matched in any case, after any leading whitespace
+    await c.query("  \n\tSet application_name TO 'mixed'")
+    assert.equal((await c.query(' \n shOW application_name;')).rows, [{ application_name: 'mixed' }])
+    assert.ok(/^PostgreSQL 15\.0/.test((await c.query('\n sElEcT version()')).rows[0].version))
+    await c.query('RESET application_name')
+    assert.equal((await c.query('show application_name')).rows, [{ application_name: '' }])
+    // strings with non-ASCII characters in backend messages (an error's text) arrive intact
+    let msg = ''
+    try { await c.query('SELECT * FROM "tablé_✓"') } catch (e) { msg = (e as Error).message }
+    assert.ok(msg.includes('tablé_✓'), msg)
     assert.is(await codeOf(c.query("SET TIME ZONE 'Europe/Paris'")), '22023')
     await c.query('CREATE TABLE nums (n int PRIMARY KEY)')
     await c.query(`INSERT INTO nums VALUES ${Array.from({ length: 25 }, (_, i) => `(${i})`).join(',')}`)

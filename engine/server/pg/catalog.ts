@@ -94,6 +94,27 @@ function setSetting(info: SessionInfo, name: string, value: string): void {
   if (REPORTED[n]) info.reportSetting(REPORTED[n], value)
 }
 
+/** the first words of the statements answer() may answer */
+const ANSWERED = new Set(['set', 'reset', 'show', 'discard', 'listen', 'unlisten', 'notify', 'select'])
+
+/** A statement's first word, lower case ('' when it does not start with a letter or _). */
+function firstWordOf(text: string): string {
+  let i = 0
+  while (i < text.length && text.charCodeAt(i) <= 32) i++
+  let j = i
+  for (; j < text.length; j++) {
+    const c = text.charCodeAt(j)
+    if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95)) break
+  }
+  return text.slice(i, j).toLowerCase()
+}
+
+/**
+ * Whether answer() may answer `sqlText` (by its first word): the other
+ * statements (UPDATE, INSERT, BEGIN, ...) skip it and its async step.
+ */
+export function mayAnswer(sqlText: string): boolean { return ANSWERED.has(firstWordOf(sqlText)) }
+
 /**
  * The answer to `sqlText` when it is one of the statements this module
  * handles, else null (the SQL front runs it). `status` is the session's
@@ -101,8 +122,7 @@ function setSetting(info: SessionInfo, name: string, value: string): void {
  */
 export async function answer(sqlText: string, info: SessionInfo): Promise<Answer | null> {
   const t = sqlText.trim().replace(/;\s*$/, '').trim()
-  const lower = t.toLowerCase()
-  const first = /^[a-z_]+/.exec(lower)?.[0] ?? ''
+  const first = firstWordOf(t)
   switch (first) {
     case 'set': return set(t, info)
     case 'reset': {

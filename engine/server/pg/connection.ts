@@ -12,7 +12,7 @@
 import { SqlError } from '../../sql/errors.js'
 import { splitStatements } from '../../sql/session.js'
 import type { SqlEngine, SqlSession } from '../../sql/session.js'
-import { answer, defaultSettings, REPORTED, type Answer, type Field, type SessionInfo } from './catalog.js'
+import { answer, defaultSettings, mayAnswer, REPORTED, type Answer, type Field, type SessionInfo } from './catalog.js'
 import { CopyParser, formatCsvRow, formatTextRow, parseCopy, type CopyStatement } from './copy.js'
 import { describe } from './describe.js'
 import { decodeBinaryParam, decodeTextParam, encodeBinary, encodeText, OID, textOf } from './types.js'
@@ -258,7 +258,7 @@ export class PgConnection implements SessionInfo {
     this.#busy = true
     this.#cancelled = false
     try {
-      if (status !== 'E') {
+      if (status !== 'E' && mayAnswer(text)) {
         const a = await answer(text, this)
         if (a) return a
       }

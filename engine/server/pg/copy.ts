@@ -32,8 +32,8 @@ function unquoteIdent(s: string): string {
 
 /** Parses a COPY statement, or returns null when the text is not one. */
 export function parseCopy(text: string): CopyStatement | null {
+  if (!/^\s*copy\s/i.test(text)) return null
   const t = text.trim().replace(/;\s*$/, '')
-  if (!/^copy\s/i.test(t)) return null
   let rest = t.slice(4).trim()
   let table: string | null = null
   let query: string | null = null

@@ -46,6 +46,22 @@ export class MessageWriter {
   uint32(n: number): this { this.#ensure(4); this.#buf.writeUInt32BE(n >>> 0, this.#len); this.#len += 4; return this }
 
   cstring(s: string): this {
+    // short ASCII (command tags, setting names): byte by byte, without the UTF-8 encoder's call
+    if (s.length <= 64) {
+      this.#ensure(s.length + 1)
+      const at = this.#len
+      let i = 0
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i)
+        if (c === 0 || c > 0x7f) break
+        this.#buf[at + i] = c
+      }
+      if (i === s.length) {
+        this.#len = at + i
+        this.#buf[this.#len++] = 0
+        return this
+      }
+    }
     const n = Buffer.byteLength(s)
     this.#ensure(n + 1)
     this.#buf.write(s, this.#len, 'utf8')
