@@ -114,7 +114,7 @@ test('pg: SET, SHOW, current_setting, version()', async () => {
     assert.ok(/^PostgreSQL 15\.0 \(hexad/.test((await c.query('SELECT version()')).rows[0].version))
     assert.is(await codeOf(c.query('SHOW no_such_setting')), '42704')
     // the first word is matched in any case, after any leading whitespace
-    await c.query("  \n\tSet application_name TO 'mixed'")
+    await c.query("\ufeff  \n\tSet application_name TO 'mixed'")
     assert.equal((await c.query(' \n shOW application_name;')).rows, [{ application_name: 'mixed' }])
     assert.ok(/^PostgreSQL 15\.0/.test((await c.query('\n sElEcT version()')).rows[0].version))
     await c.query('RESET application_name')

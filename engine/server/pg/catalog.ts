@@ -97,16 +97,15 @@ function setSetting(info: SessionInfo, name: string, value: string): void {
 /** the first words of the statements answer() may answer */
 const ANSWERED = new Set(['set', 'reset', 'show', 'discard', 'listen', 'unlisten', 'notify', 'select'])
 
-/** A statement's first word, lower case ('' when it does not start with a letter or _). */
-function firstWordOf(text: string): string {
-  let i = 0
-  while (i < text.length && text.charCodeAt(i) <= 32) i++
-  let j = i
+/** A statement's first word after any white space (as trim() sees it), lower case ('' when it does not start with a letter or _). */
+function firstWordOf(sqlText: string): string {
+  const text = sqlText.charCodeAt(0) > 32 && sqlText.charCodeAt(0) < 0x80 ? sqlText : sqlText.trimStart()
+  let j = 0
   for (; j < text.length; j++) {
     const c = text.charCodeAt(j)
     if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95)) break
   }
-  return text.slice(i, j).toLowerCase()
+  return text.slice(0, j).toLowerCase()
 }
 
 /**
