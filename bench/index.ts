@@ -41,8 +41,14 @@ const BENCHMARKS: Record<string, { about: string; load: () => Promise<BenchModul
   wire: {
     about: 'pgbench TPC-B (scale 1, 16 clients, 30 s after a 10 s warm-up, --max-tries 10) against hexad serve\'s PostgreSQL endpoint and a PostgreSQL 15 server ' +
       'started from a temp dir (both durable): TPS, latency, failed/retried, hexad/PostgreSQL ratio (target >= 1x). ' +
-      'Options: --quick (or HEXAD_BENCH_QUICK=1: 5 s, 2 s warm-up), --duration=S, --warmup=S (0: none), --clients=N, --jobs=N, --rounds=N, --only=hexad|postgresql',
+      'Options: --quick (or HEXAD_BENCH_QUICK=1: one round of 5 s, 2 s warm-up), --duration=S, --warmup=S (0: none), --clients=N, --jobs=N, --rounds=N (default 3), --only=hexad|postgresql',
     load: () => import('./wire.js'),
+  },
+  pgproto: {
+    about: 'the pg endpoint\'s per-connection code on the main thread, without sockets: in-process clients send pgbench\'s TPC-B statements through PgConnection, ' +
+      'against the same statements sent to SQL sessions directly; tx/s and main-thread CPU a transaction. ' +
+      'Options: --quick (or HEXAD_BENCH_QUICK=1), --duration=MS, --rounds=N, --clients=N',
+    load: () => import('./pgproto.js'),
   },
 }
 
