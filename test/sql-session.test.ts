@@ -458,6 +458,13 @@ test('names with $ inside (a$b, x$1) work in DDL, DML, queries, indexes and both
     assert.equal((await db.sql('SELECT k$, v FROM m$t WHERE k$ = ?', [7], { dialect: 'mysql' })).rows, [{ k$: 7, v: 2 }])
     await db.sql('DROP TABLE m$t')
     await fails(db.sql('SELECT * FROM m$t'), '42P01', 'a dropped $ table is gone', /m\$t/)
+    // MySQL: a name may begin with $; $ and a digit is still a parameter
+    const my = { dialect: 'mysql' as const }
+    await db.sql('CREATE TABLE $tmp ($k INT PRIMARY KEY, $$v INT)', [], my)
+    await db.sql('INSERT INTO $tmp ($k, $$v) VALUES (?, ?)', [1, 5], my)
+    await db.sql('UPDATE $tmp SET $$v = $$v + 1 WHERE $k = ?', [1], my)
+    assert.equal((await db.sql('SELECT $k, $$v AS `$out` FROM $tmp t WHERE t.$k = $1', [1], my)).rows, [{ $k: 1, $out: 6 }])
+    await db.sql('DROP TABLE $tmp', [], my)
   })
 })
 

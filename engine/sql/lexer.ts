@@ -125,6 +125,11 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
       if (end < 0) throw new SqlError(SQLSTATE.syntax, `syntax error: unterminated dollar-quoted string at or near "${tag}"`)
       i = end + tag.length
       out.push({ t: 'str', s: sql.slice(start, i), v: sql.slice(start + tag.length, end) })
+    } else if (c === '$' && dialect === 'mysql' && i + 1 < n && (isIdentStart(sql.charCodeAt(i + 1)) || sql[i + 1] === '$')) {
+      // MySQL allows an unquoted name to begin with $ ($tmp); $ and a digit stays a parameter ($1)
+      i++
+      while (i < n && isIdentPart(sql.charCodeAt(i))) i++
+      out.push({ t: 'id', s: sql.slice(start, i) })
     } else if (c === '$' && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
       i++
       while (i < n && sql[i] >= '0' && sql[i] <= '9') i++
@@ -148,7 +153,8 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
 
 /**
  * A token's text as the parser is given it. PostgreSQL and MySQL allow `$`
- * inside an unquoted identifier (`a$b`); node-sql-parser's grammars do not,
+ * inside an unquoted identifier (`a$b`), MySQL at its start too (`$tmp`);
+ * node-sql-parser's grammars do not,
  * so such a name goes to it quoted. No keyword holds a `$`, and names are
  * matched without regard to case quoted or not, so nothing else changes.
  */
