@@ -16,7 +16,7 @@
  *   direct    the same statement texts go to a SQL session (session.sql).
  *
  * Reported per mode: transactions/s, and CPU a transaction of the main
- * thread (Linux: /proc/self/task/<pid>/stat; elsewhere the whole process)
+ * thread (Linux: /proc/self/task/<pid>/schedstat; elsewhere the whole process)
  * and of the whole process (segments included). The rounds alternate which
  * mode goes first; the ratio protocol/direct of main-thread CPU a
  * transaction is taken within each round and its median reported. A
@@ -33,7 +33,7 @@ import { openCluster, type Cluster } from '../engine/index.js'
 import { SERVE_SEGMENT_NICE } from '../engine/server/index.js'
 import { PgConnection, type Transport } from '../engine/server/pg/connection.js'
 import { endpointSource, type SessionSource } from '../engine/server/source.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, removeTempDir, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, removeTempDir, table, writeResults } from './util.js'
 
 type Mode = 'protocol' | 'direct'
 interface Config { quick: boolean; durationMs: number; rounds: number; clients: number; command: string }
@@ -81,10 +81,7 @@ function tpcbTexts(): string[] {
 async function load(source: SessionSource): Promise<void> {
   const { session, release } = source.open('postgres')
   try {
-    await session.sql('CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT NOT NULL, filler CHAR(88))')
-    await session.sql('CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT NOT NULL, tbalance INT NOT NULL, filler CHAR(84))')
-    await session.sql('CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT NOT NULL, abalance INT NOT NULL, filler CHAR(84))')
-    await session.sql('CREATE TABLE pgbench_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler CHAR(22))')
+    for (const ddl of PGBENCH_DDL) await session.sql(ddl)
     await session.sql('INSERT INTO pgbench_branches VALUES (1, 0, NULL)')
     await session.sql(`INSERT INTO pgbench_tellers VALUES ${Array.from({ length: TELLERS }, (_, i) => `(${i + 1}, 1, 0, NULL)`).join(', ')}`)
     for (let from = 1; from <= ACCOUNTS; from += 1000) {
@@ -159,11 +156,10 @@ class ProtocolClient {
   }
 }
 
+/** CPU time of the main thread so far, in µs (Linux: its schedstat, in ns); null without /proc. */
 function mainThreadCpuUs(): number | null {
   try {
-    const st = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
-    return (Number(f[11]) + Number(f[12])) * 1e6 / 100 // clock ticks (USER_HZ 100)
+    return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000
   } catch {
     return null
   }

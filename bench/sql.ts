@@ -53,7 +53,7 @@ import path from 'node:path'
 import { Bench } from 'tinybench'
 import { openCluster, type Cluster, type SqlSession } from '../engine/index.js'
 import { sqlEngine } from '../engine/sql/index.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, removeTempDir, repoRoot, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 const require = createRequire(import.meta.url)
 
@@ -102,10 +102,7 @@ function mulberry32(seed: number): () => number {
 // ------------------------------------------------------------------ the SQL both run
 
 const DDL = [
-  'CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT NOT NULL, filler VARCHAR(88))',
-  'CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT NOT NULL, tbalance INT NOT NULL, filler VARCHAR(84))',
-  'CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT NOT NULL, abalance INT NOT NULL, filler VARCHAR(84))',
-  'CREATE TABLE pgbench_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler VARCHAR(22))',
+  ...PGBENCH_DDL,
   'CREATE TABLE bench_items (id INT PRIMARY KEY, code INT NOT NULL, grp INT NOT NULL, val INT NOT NULL)',
   'CREATE UNIQUE INDEX bench_items_code ON bench_items (code)',
 ]

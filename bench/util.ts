@@ -129,5 +129,13 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
+/** pgbench's four tables (as `pgbench -i` makes them, in the SQL both hexad and SQLite take): the sql and pgproto benchmarks' schema */
+export const PGBENCH_DDL = [
+  'CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT NOT NULL, filler VARCHAR(88))',
+  'CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT NOT NULL, tbalance INT NOT NULL, filler VARCHAR(84))',
+  'CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT NOT NULL, abalance INT NOT NULL, filler VARCHAR(84))',
+  'CREATE TABLE pgbench_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler VARCHAR(22))',
+]
+
 export const MB = 1e6
 export const MiB = 2 ** 20
