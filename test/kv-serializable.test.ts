@@ -516,6 +516,46 @@ test('(e) a second writer of a key waits rather than failing; both commit and th
   })
 })
 
+test('(e) lockWaiters counts the writes waiting for a lock now; blocksOthers is true for the holder of a waited-for lock only', async () => {
+  await withTempCluster('kv-blocks', {}, async cluster => {
+    const db = cluster.writer
+    const t1 = db.begin()
+    await t1.put('k', 'v1')
+    assert.is(db.lockWaiters, 0, 'no one waits')
+    assert.not.ok(t1.blocksOthers, 'a lock no one waits for blocks no one')
+    const t2 = db.begin()
+    await t2.put('other', 'x') // t2 holds a lock of its own, which no one waits for
+    const t2Put = t2.put('k', 'v2')
+    assert.not.ok(await isSettled(t2Put), 't2 waits for t1')
+    assert.is(db.lockWaiters, 1)
+    assert.ok(t1.blocksOthers, 't1 holds the lock t2 waits for')
+    assert.not.ok(t2.blocksOthers, 'a waiter holds nothing anyone waits for')
+    const t3 = db.begin()
+    const t3Put = t3.put('k', 'v3')
+    assert.not.ok(await isSettled(t3Put), 't3 queues behind t2')
+    assert.is(db.lockWaiters, 2)
+    // t3 gives up while waiting: the count drops, its put fails
+    t3.rollback()
+    assert.is(codeOf(await t3Put.then(() => null, e => e)), 'HEXAD_CLOSED', 't3\'s put fails')
+    assert.is(db.lockWaiters, 1, 'a waiter that ended no longer counts')
+    await settlesWithin(t1.commit(), GUARD_MS, 't1 commit')
+    await settlesWithin(t2Put, GUARD_MS, 't2 gets the lock')
+    assert.is(db.lockWaiters, 0, 'the lock passed to t2: no one waits')
+    assert.not.ok(t1.blocksOthers, 'a finished transaction blocks no one')
+    assert.not.ok(t2.blocksOthers, 't2 holds k, no one waits for it')
+    const t4 = db.begin()
+    const t4Put = t4.put('other', 'y')
+    assert.not.ok(await isSettled(t4Put), 't4 waits for t2\'s other lock')
+    assert.ok(t2.blocksOthers, 't2 now holds a lock t4 waits for')
+    assert.is(db.lockWaiters, 1)
+    await settlesWithin(t2.commit(), GUARD_MS, 't2 commit')
+    await settlesWithin(t4Put, GUARD_MS, 't4 gets the lock')
+    await settlesWithin(t4.commit(), GUARD_MS, 't4 commit')
+    assert.is(db.lockWaiters, 0)
+    assert.is(await db.getString('k'), 'v2')
+  })
+})
+
 // ------------------------------------------------------------------ (f) snapshots and non-blocking reads
 
 test('(f) a transaction reads the snapshot of its start: a put committed later is not seen; one started after sees it', async () => {

@@ -77,6 +77,9 @@ export class Database extends Keyspace {
     return report
   }
 
+  /** How many transactions (or their writes) wait now for a key lock another transaction holds. */
+  get lockWaiters(): number { return this.#e.locks.queued }
+
   stats(): DatabaseStats {
     const e = this.#e
     return {

@@ -639,6 +639,17 @@ export class Transaction implements LockOwner {
     }
   }
 
+  /**
+   * Whether this transaction holds a key lock another transaction waits
+   * for (until it commits or aborts). A server serves such a transaction's
+   * statements first: the waiters can go on only once it ends.
+   */
+  get blocksOthers(): boolean {
+    if (this.#state === 'done') return false
+    for (const k of this.#lockKeys) if (this.#e.locks.heldAndWaited(k, this)) return true
+    return false
+  }
+
   /** Abandons the transaction: its writes are dropped and its locks released. */
   rollback(): void {
     if (this.#state === 'done') return

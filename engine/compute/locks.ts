@@ -25,8 +25,18 @@ export class LockTable {
   readonly #locks = new Map<string, Lock>()
   waits = 0
   deadlocks = 0
+  #queued = 0
 
   get size(): number { return this.#locks.size }
+
+  /** How many acquisitions wait now for a lock another owner holds. */
+  get queued(): number { return this.#queued }
+
+  /** Whether `owner` holds `key`'s lock and someone waits for it. */
+  heldAndWaited(key: string, owner: LockOwner): boolean {
+    const lock = this.#locks.get(key)
+    return lock !== undefined && lock.owner === owner && lock.waiters.length > 0
+  }
 
   /** Resolves once `owner` holds `key` (at once if free or already its own). */
   acquire(key: string, owner: LockOwner, describe: () => string): Promise<void> | void {
@@ -40,6 +50,7 @@ export class LockTable {
       }
     }
     this.waits++
+    this.#queued++
     owner.waitingFor = lock.owner
     return new Promise<void>((resolve, reject) => lock.waiters.push({ owner, resolve: () => { owner.waitingFor = null; resolve() }, reject }))
   }
@@ -52,12 +63,16 @@ export class LockTable {
       if (lock.owner !== owner) {
         // Still waiting (the transaction ended while its write waited): leave the queue.
         const i = lock.waiters.findIndex(w => w.owner === owner)
-        if (i >= 0) lock.waiters.splice(i, 1)[0].reject(new HexadError('HEXAD_CLOSED', `transaction ${owner.id} ended while waiting for a lock`))
+        if (i >= 0) {
+          this.#queued--
+          lock.waiters.splice(i, 1)[0].reject(new HexadError('HEXAD_CLOSED', `transaction ${owner.id} ended while waiting for a lock`))
+        }
         owner.waitingFor = null
         continue
       }
       const next = lock.waiters.shift()
       if (!next) { this.#locks.delete(key); continue }
+      this.#queued--
       lock.owner = next.owner
       // Everyone still waiting now waits for the new holder.
       for (const w of lock.waiters) w.owner.waitingFor = next.owner
@@ -69,5 +84,6 @@ export class LockTable {
   failAll(err: Error): void {
     for (const lock of this.#locks.values()) for (const w of lock.waiters.splice(0)) w.reject(err)
     this.#locks.clear()
+    this.#queued = 0
   }
 }

@@ -615,6 +615,19 @@ export class SqlSession {
   /** PostgreSQL's ReadyForQuery status: 'I' idle, 'T' in a transaction, 'E' in a failed transaction. */
   get status(): 'I' | 'T' | 'E' { return this.#failed ? 'E' : this.#tx || this.#snap ? 'T' : 'I' }
 
+  /**
+   * Whether this session's next statement should let lock holders go first:
+   * true while some transaction waits for a key lock and this session's own
+   * transaction holds none that is waited for. A server serving many
+   * sessions on one thread lets such a statement wait a turn, so that a
+   * statement of the transaction the others wait for is not queued behind
+   * it (the holder's round trips are what the waiters wait out).
+   */
+  get behindLockHolders(): boolean {
+    if (this.#replica || this.#engine.db.lockWaiters === 0) return false
+    return !this.#tx?.blocksOthers
+  }
+
   /** Runs one statement; statements of a session run in call order, one at a time. */
   sql<R = Record<string, unknown>>(text: string, params: unknown[] = [], options: SqlOptions = {}): Promise<SqlResult<R>> {
     const run = this.#queue.then(() => this.#run(text, params, options))

@@ -32,6 +32,7 @@ import { tokenize } from '../../sql/lexer.js'
 import { CLIENT, COM, PacketReader, PacketWriter, ProtocolError, STATUS, eofPacket, errPacket, okPacket } from './packets.js'
 import { binaryRow, columnDefinition, columnTypes, longDataParam, MysqlServerError, mysqlErrorOf, paramDefinition, readParam, textValue, type Col } from './types.js'
 import { answer, defaultVariables, SERVER_VERSION, stripStatement, type MysqlSessionState, type Result } from './variables.js'
+import { statementTurns } from '../turns.js'
 
 export interface MysqlLimits {
   /** largest client packet (max_allowed_packet) */
@@ -269,6 +270,11 @@ export class MysqlConnection implements MysqlSessionState {
         if (p.payload.length === 0) throw new ProtocolError('empty command packet')
         const cmd = p.payload[0]
         if (cmd === COM.QUIT) break
+        // a statement waits its turn while others wait for a lock it does not hold (../turns.ts)
+        if ((cmd === COM.QUERY || cmd === COM.STMT_EXECUTE) && this.session.behindLockHolders) {
+          await statementTurns.take()
+          if (this.#closed) break
+        }
         const r = new PacketReader(p.payload)
         r.pos = 1
         this.#busy = true

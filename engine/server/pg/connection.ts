@@ -17,6 +17,7 @@ import { CopyParser, formatCsvRow, formatTextRow, parseCopy, type CopyStatement 
 import { describe } from './describe.js'
 import { decodeBinaryParam, decodeTextParam, encodeBinary, encodeText, OID, textOf } from './types.js'
 import { MessageReader, MessageWriter, ProtocolError } from './wire.js'
+import { statementTurns } from '../turns.js'
 
 /** statements that manage transactions themselves, or that PostgreSQL refuses inside a transaction block */
 const TX_CONTROL = /^\s*(begin|start|commit|end|rollback|abort|savepoint|release|prepare\s+transaction)\b/i
@@ -195,6 +196,11 @@ export class PgConnection implements SessionInfo {
         const m = await this.#next()
         if (!m || this.#closed) break
         if (m.type === 'X') break
+        // a statement waits its turn while others wait for a lock it does not hold (turns.ts)
+        if ((m.type === 'Q' || m.type === 'E') && this.session.behindLockHolders) {
+          await statementTurns.take()
+          if (this.#closed) break
+        }
         await this.#handle(m.type, new MessageReader(m.body))
         if (this.#out.length >= FLUSH_BYTES) await this.#flush()
       }

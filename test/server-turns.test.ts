@@ -1,0 +1,161 @@
+/**
+ * Statement turns (engine/server/turns.ts): while a transaction waits for a
+ * lock, a server's statements from sessions that hold no waited-for lock
+ * take turns, one an event-loop turn, so the lock holder's statements are
+ * served as they arrive.
+ * - Turns: one waiter a loop turn, in order; input that arrives between two
+ *   turns (a socket's data) is served before the next turn.
+ * - SqlSession.behindLockHolders: false with no one waiting; while one
+ *   session waits for another's row lock, true for every session but the
+ *   holder's; false again once the lock passed on.
+ * - A PgConnection (in-memory transport): with a row lock waited for, the
+ *   holder's SELECT, sent one loop turn after three SELECTs of other
+ *   sessions, is answered before them; with no one waiting they are
+ *   answered first, before it is sent. Every session's statements complete.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import net from 'node:net'
+import type { Database } from '../engine/index.js'
+import { PgConnection, type Transport } from '../engine/server/pg/connection.js'
+import { databaseSource } from '../engine/server/source.js'
+import { Turns } from '../engine/server/turns.js'
+import { cleanupTempDirs, withSql } from './helpers/sql-helpers.js'
+
+test.after(() => cleanupTempDirs())
+
+const within = <T>(p: Promise<T>, what: string): Promise<T> => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), 10_000).unref())])
+
+const until = async (cond: () => boolean, what: string): Promise<void> => {
+  const end = Date.now() + 10_000
+  while (!cond()) { if (Date.now() > end) throw new Error(`timed out: ${what}`); await new Promise(r => setTimeout(r, 2)) }
+}
+
+test('Turns: one waiter a loop turn, in order; a socket\'s data that arrives between turns is served before the next', async () => {
+  let accepted!: (s: net.Socket) => void
+  const got = new Promise<net.Socket>(r => { accepted = r })
+  const server = net.createServer(s => accepted(s))
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', () => r()))
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  client.setNoDelay(true)
+  const s = await got
+  try {
+    const turns = new Turns()
+    const order: string[] = []
+    s.on('data', () => order.push('data'))
+    const all = ['a', 'b', 'c'].map(name => turns.take().then(() => {
+      order.push(name)
+      if (name === 'a') client.write('x') // arrives before b's turn: the loop polls between turns
+    }))
+    assert.is(turns.waiting, 3)
+    assert.equal(order, [], 'no one runs in the turn that took it')
+    await within(Promise.all(all), 'three turns')
+    await until(() => order.includes('data'), 'the data event')
+    assert.equal(order, ['a', 'data', 'b', 'c'])
+    assert.is(turns.waiting, 0)
+  } finally {
+    client.destroy()
+    s.destroy()
+    server.close()
+  }
+})
+
+test('SqlSession.behindLockHolders: true for every session but the holder\'s while a row lock is waited for', async () => {
+  await withSql('turns-session', async cluster => {
+    const db = cluster.writer
+    const h = db.session(), w = db.session(), n = db.session()
+    await h.sql('CREATE TABLE t (id int PRIMARY KEY, v int)')
+    await h.sql('INSERT INTO t VALUES (1, 0), (2, 0)')
+    assert.not.ok(h.behindLockHolders || w.behindLockHolders || n.behindLockHolders, 'no one waits')
+    await h.sql('BEGIN')
+    await h.sql('UPDATE t SET v = v + 1 WHERE id = 1')
+    await w.sql('BEGIN')
+    await w.sql('UPDATE t SET v = v + 1 WHERE id = 2')
+    assert.not.ok(h.behindLockHolders || w.behindLockHolders || n.behindLockHolders, 'locks held, none waited for')
+    const waiting = w.sql('UPDATE t SET v = v + 1 WHERE id = 1')
+    await until(() => db.lockWaiters === 1, 'w waits for h')
+    assert.not.ok(h.behindLockHolders, 'the holder goes first')
+    assert.ok(n.behindLockHolders, 'a session with no transaction waits its turn')
+    assert.ok(w.behindLockHolders, 'the waiter holds a lock no one waits for')
+    await h.sql('COMMIT')
+    await within(waiting, 'w gets the lock')
+    assert.not.ok(h.behindLockHolders || w.behindLockHolders || n.behindLockHolders, 'the lock passed on: no one waits')
+    await w.sql('COMMIT')
+    assert.equal((await n.sql('SELECT v FROM t ORDER BY id', [], { rowMode: 'array' })).rows, [[2], [1]])
+    for (const s of [h, w, n]) await s.close()
+  })
+})
+
+const query = (text: string): Buffer => {
+  const n = Buffer.byteLength(text)
+  const b = Buffer.alloc(6 + n)
+  b[0] = 0x51 // 'Q'
+  b.writeInt32BE(5 + n, 1)
+  b.write(text, 5)
+  return b
+}
+
+/** A client of a PgConnection over an in-memory transport: `run` resolves at ReadyForQuery, with whether an ErrorResponse came. */
+function memClient(db: Database, pid: number): { run(text: string): Promise<boolean>; close(): Promise<void> } {
+  const { session, engine, release } = databaseSource(db).open('postgres')
+  const inbox: Array<Buffer | null> = []
+  let reader: ((b: Buffer | null) => void) | null = null
+  const replies: Array<(failed: boolean) => void> = []
+  let failed = false
+  const send = (b: Buffer | null) => { const r = reader; reader = null; if (r) r(b); else inbox.push(b) }
+  const io: Transport = {
+    read: () => inbox.length ? Promise.resolve(inbox.shift()!) : new Promise(resolve => { reader = resolve }),
+    write: b => {
+      for (let at = 0; at + 5 <= b.length; at += 1 + b.readInt32BE(at + 1)) {
+        if (b[at] === 0x45) failed = true // ErrorResponse
+        if (b[at] === 0x5a) { replies.shift()?.(failed); failed = false } // ReadyForQuery
+      }
+      return Promise.resolve()
+    },
+    close: () => {},
+  }
+  const c = new PgConnection(io, session, engine, 'test', 'postgres', pid, 1, { messageBytesMax: 1 << 20, idleTimeoutMs: 0, statementsMax: 100 }, 'turns')
+  const done = c.run()
+  return {
+    run: text => new Promise(resolve => { replies.push(resolve); send(query(text)) }),
+    close: async () => { send(null); await done; release() },
+  }
+}
+
+test('pg: with a row lock waited for, the holder\'s statement is answered before statements of others sent a loop turn before it', async () => {
+  await withSql('turns-pg', async cluster => {
+    const db = cluster.writer
+    const setup = db.session()
+    await setup.sql('CREATE TABLE t (id int PRIMARY KEY, v int)')
+    await setup.sql('INSERT INTO t VALUES (1, 0)')
+    await setup.close()
+    const h = memClient(db, 1), w = memClient(db, 2)
+    const others = [memClient(db, 3), memClient(db, 4), memClient(db, 5)]
+    const race = async (): Promise<string[]> => {
+      const order: string[] = []
+      const sent = others.map((c, i) => c.run(`SELECT ${i}`).then(f => { assert.not.ok(f); order.push(`n${i}`) }))
+      // the others' statements run (to the end, with no I/O to wait for) unless they wait for turns
+      await new Promise(r => setImmediate(r))
+      sent.push(h.run('SELECT v FROM t WHERE id = 1').then(f => { assert.not.ok(f); order.push('h') }))
+      await within(Promise.all(sent), 'the four SELECTs')
+      return order
+    }
+    assert.equal(await race(), ['n0', 'n1', 'n2', 'h'], 'no lock waited for: answered as they came')
+    assert.not.ok(await h.run('BEGIN'))
+    assert.not.ok(await h.run('UPDATE t SET v = v + 1 WHERE id = 1'))
+    assert.not.ok(await w.run('BEGIN'))
+    const waiting = w.run('UPDATE t SET v = v + 10 WHERE id = 1')
+    await until(() => db.lockWaiters === 1, 'w waits for h')
+    assert.equal(await race(), ['h', 'n0', 'n1', 'n2'], 'the holder first, then the others in order')
+    assert.not.ok(await h.run('COMMIT'))
+    assert.not.ok(await within(waiting, 'w gets the lock'))
+    assert.not.ok(await w.run('COMMIT'))
+    assert.equal(await race(), ['n0', 'n1', 'n2', 'h'], 'the lock passed on: as they came again')
+    const check = db.session()
+    assert.equal((await check.sql('SELECT v FROM t', [], { rowMode: 'array' })).rows, [[11]])
+    await check.close()
+    for (const c of [h, w, ...others]) await c.close()
+  })
+})
+
+test.run()
