@@ -26,14 +26,13 @@
  * Options: --quick (or HEXAD_BENCH_QUICK=1: 2 s runs, one round), --duration=MS
  * (default 5000), --rounds=N (default 3), --clients=N (default 16)
  */
-import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { openCluster, type Cluster } from '../engine/index.js'
 import { SERVE_SEGMENT_NICE } from '../engine/server/index.js'
 import { PgConnection, type Transport } from '../engine/server/pg/connection.js'
 import { endpointSource, type SessionSource } from '../engine/server/source.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, removeTempDir, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, removeTempDir, table, threadTimes, writeResults } from './util.js'
 
 type Mode = 'protocol' | 'direct'
 interface Config { quick: boolean; durationMs: number; rounds: number; clients: number; command: string }
@@ -158,11 +157,8 @@ class ProtocolClient {
 
 /** CPU time of the main thread so far, in µs (Linux: its schedstat, in ns); null without /proc. */
 function mainThreadCpuUs(): number | null {
-  try {
-    return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000
-  } catch {
-    return null
-  }
+  const t = threadTimes()?.get(process.pid)
+  return t ? t.runNs / 1000 : null
 }
 
 async function runMode(source: SessionSource, mode: Mode, cfg: Config, ms: number, round: number): Promise<RunResult> {

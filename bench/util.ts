@@ -139,3 +139,36 @@ export const PGBENCH_DDL = [
 
 export const MB = 1e6
 export const MiB = 2 ** 20
+
+/** One thread's scheduler times so far (Linux /proc/self/task/<tid>/schedstat), in ns. */
+export interface ThreadTimes { runNs: number; waitNs: number }
+
+/**
+ * Every thread of this process: its time on a CPU and its time waiting in
+ * the run queue (runnable, not running), by thread id; null without /proc
+ * (not Linux). The main thread's id is process.pid.
+ */
+export function threadTimes(): Map<number, ThreadTimes> | null {
+  let tids: string[]
+  try { tids = fs.readdirSync('/proc/self/task') } catch { return null }
+  const out = new Map<number, ThreadTimes>()
+  for (const t of tids) {
+    try {
+      const [run, wait] = fs.readFileSync(`/proc/self/task/${t}/schedstat`, 'utf8').split(' ').map(Number)
+      out.set(Number(t), { runNs: run, waitNs: wait })
+    } catch { /* the thread ended meanwhile */ }
+  }
+  return out.has(process.pid) ? out : null
+}
+
+/**
+ * What the threads did between two threadTimes() snapshots: the main
+ * thread's run and run-queue time, and the run time of all other threads
+ * (threads that started meanwhile count from 0; ones that ended are lost).
+ */
+export function threadDelta(a: Map<number, ThreadTimes>, b: Map<number, ThreadTimes>): { mainRunNs: number; mainWaitNs: number; otherRunNs: number } {
+  let otherRunNs = 0
+  for (const [tid, t] of b) if (tid !== process.pid) otherRunNs += t.runNs - (a.get(tid)?.runNs ?? 0)
+  const m0 = a.get(process.pid)!, m1 = b.get(process.pid)!
+  return { mainRunNs: m1.runNs - m0.runNs, mainWaitNs: m1.waitNs - m0.waitNs, otherRunNs }
+}

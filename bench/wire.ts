@@ -46,7 +46,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { openCluster } from '../engine/index.js'
 import { serve, SERVE_SEGMENT_NICE } from '../engine/server/index.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, removeTempDir, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, removeTempDir, table, threadDelta, threadTimes, writeResults } from './util.js'
 
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 const TARGET = 1
@@ -80,6 +80,22 @@ export interface PgbenchResult {
   runSeconds: number
   /** CPU this process used during the TPC-B run, in cores (hexad only: the server runs here) */
   cpuCores?: number
+  /**
+   * hexad only, Linux: where its CPU went in the TPC-B run, from the threads'
+   * schedstat. The main thread runs every connection's protocol, SQL, B-tree
+   * and commit; the other threads are the six segment workers and V8's and
+   * libuv's helpers.
+   */
+  threads?: {
+    /** the main thread's CPU a transaction, µs */
+    mainUsPerTx: number
+    /** share of the run's wall time the main thread ran */
+    mainRunShare: number
+    /** share of the run's wall time it was runnable but waited for a CPU */
+    mainWaitShare: number
+    /** all other threads' CPU a transaction, µs */
+    otherUsPerTx: number
+  }
   setting: string
 }
 
@@ -254,16 +270,27 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   console.log(`${tag} TPC-B: pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.durationS} --max-tries 10`)
   const progress = cfg.durationS >= 20 ? 5 : 1
   const cpu0 = process.cpuUsage()
+  const th0 = system === 'hexad' ? threadTimes() : null
   const t1 = performance.now()
   const r = await runAsync(pgbench, [...tpcb(cfg.durationS), '-P', String(progress)], env,
     line => { if (/^progress:/.test(line)) console.log(`${tag} ${line}`) })
   const runSeconds = (performance.now() - t1) / 1000
   const cpu = process.cpuUsage(cpu0)
+  const th1 = th0 ? threadTimes() : null
   if (r.code !== 0) throw new Error(`${system}: pgbench TPC-B failed (exit ${r.code}):\n${r.out}`)
   const p = parsePgbench(r.out)
   const res: PgbenchResult = { system, round, ...p, initSeconds, ...(warmupTps !== undefined ? { warmupTps } : {}), runSeconds, setting, ...(system === 'hexad' ? { cpuCores: (cpu.user + cpu.system) / 1e6 / runSeconds } : {}) }
+  if (th0 && th1 && p.processed > 0) {
+    const d = threadDelta(th0, th1)
+    const wallNs = runSeconds * 1e9
+    res.threads = { mainUsPerTx: d.mainRunNs / 1000 / p.processed, mainRunShare: d.mainRunNs / wallNs, mainWaitShare: d.mainWaitNs / wallNs, otherUsPerTx: d.otherRunNs / 1000 / p.processed }
+  }
   console.log(`${tag} ${fmt(p.tps)} TPS, latency average ${fmt(p.latencyMs)} ms, ${p.processed} transactions, ${p.failed} failed, ${p.retried} retried` +
     (res.cpuCores !== undefined ? `, this process used ${fmt(res.cpuCores, 2)} cores` : ''))
+  if (res.threads) {
+    const t = res.threads
+    console.log(`${tag} main thread ${fmt(t.mainUsPerTx)} us a transaction, ran ${(t.mainRunShare * 100).toFixed(0)}% of the run and waited for a CPU ${(t.mainWaitShare * 100).toFixed(0)}%; other threads ${fmt(t.otherUsPerTx)} us a transaction`)
+  }
   return res
 }
 
