@@ -12,6 +12,8 @@
  *   holder's SELECT, sent one loop turn after three SELECTs of other
  *   sessions, is answered before them; with no one waiting they are
  *   answered first, before it is sent. Every session's statements complete.
+ *   A statement waiting for its turn is not idle: the idle-session timeout
+ *   does not end its connection.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -19,7 +21,7 @@ import net from 'node:net'
 import type { Database } from '../engine/index.js'
 import { PgConnection, type Transport } from '../engine/server/pg/connection.js'
 import { databaseSource } from '../engine/server/source.js'
-import { Turns } from '../engine/server/turns.js'
+import { statementTurns, Turns } from '../engine/server/turns.js'
 import { cleanupTempDirs, withSql } from './helpers/sql-helpers.js'
 
 test.after(() => cleanupTempDirs())
@@ -96,7 +98,7 @@ const query = (text: string): Buffer => {
 }
 
 /** A client of a PgConnection over an in-memory transport: `run` resolves at ReadyForQuery, with whether an ErrorResponse came. */
-function memClient(db: Database, pid: number): { run(text: string): Promise<boolean>; close(): Promise<void> } {
+function memClient(db: Database, pid: number, idleTimeoutMs = 0): { run(text: string): Promise<boolean>; close(): Promise<void> } {
   const { session, engine, release } = databaseSource(db).open('postgres')
   const inbox: Array<Buffer | null> = []
   let reader: ((b: Buffer | null) => void) | null = null
@@ -114,7 +116,7 @@ function memClient(db: Database, pid: number): { run(text: string): Promise<bool
     },
     close: () => {},
   }
-  const c = new PgConnection(io, session, engine, 'test', 'postgres', pid, 1, { messageBytesMax: 1 << 20, idleTimeoutMs: 0, statementsMax: 100 }, 'turns')
+  const c = new PgConnection(io, session, engine, 'test', 'postgres', pid, 1, { messageBytesMax: 1 << 20, idleTimeoutMs, statementsMax: 100 }, 'turns')
   const done = c.run()
   return {
     run: text => new Promise(resolve => { replies.push(resolve); send(query(text)) }),
@@ -155,6 +157,35 @@ test('pg: with a row lock waited for, the holder\'s statement is answered before
     assert.equal((await check.sql('SELECT v FROM t', [], { rowMode: 'array' })).rows, [[11]])
     await check.close()
     for (const c of [h, w, ...others]) await c.close()
+  })
+})
+
+test('pg: a statement waiting for its turn is not idle: the idle timeout does not end the connection', async () => {
+  await withSql('turns-idle', async cluster => {
+    const db = cluster.writer
+    const setup = db.session()
+    await setup.sql('CREATE TABLE t (id int PRIMARY KEY, v int)')
+    await setup.sql('INSERT INTO t VALUES (1, 0)')
+    await setup.close()
+    const h = memClient(db, 1), w = memClient(db, 2), n = memClient(db, 3, 40)
+    assert.not.ok(await h.run('BEGIN'))
+    assert.not.ok(await h.run('UPDATE t SET v = v + 1 WHERE id = 1'))
+    assert.not.ok(await w.run('BEGIN'))
+    const waiting = w.run('UPDATE t SET v = v + 1 WHERE id = 1')
+    await until(() => db.lockWaiters === 1, 'w waits for h')
+    assert.not.ok(await n.run('SELECT 1'), 'n is served') // its idle timer starts again now
+    const second = n.run('SELECT 2')
+    // without leaving this loop turn: n reads it, starts its idle timer again (after SELECT 1) and waits for its turn
+    for (let i = 0; i < 10_000 && statementTurns.waiting === 0; i++) await Promise.resolve()
+    assert.is(statementTurns.waiting, 1, 'n\'s second SELECT waits for its turn')
+    const until60 = Date.now() + 60
+    while (Date.now() < until60) { /* the event loop is busy past n's 40 ms idle timeout */ }
+    assert.not.ok(await within(second, 'n\'s second SELECT'), 'answered, not ended as idle')
+    assert.not.ok(await n.run('SELECT 3'), 'the connection is still open')
+    assert.not.ok(await h.run('COMMIT'))
+    assert.not.ok(await within(waiting, 'w gets the lock'))
+    assert.not.ok(await w.run('COMMIT'))
+    for (const c of [h, w, n]) await c.close()
   })
 })
 

@@ -196,8 +196,10 @@ export class PgConnection implements SessionInfo {
         const m = await this.#next()
         if (!m || this.#closed) break
         if (m.type === 'X') break
-        // a statement waits its turn while others wait for a lock it does not hold (turns.ts)
+        // a statement waits its turn while others wait for a lock it does not hold (turns.ts);
+        // it is not idle meanwhile
         if ((m.type === 'Q' || m.type === 'E') && this.session.behindLockHolders) {
+          if (this.#idleTimer) clearTimeout(this.#idleTimer)
           await statementTurns.take()
           if (this.#closed) break
         }
