@@ -14,14 +14,21 @@
  *   answered first, before it is sent. Every session's statements complete.
  *   A statement waiting for its turn is not idle: the idle-session timeout
  *   does not end its connection.
+ * - Over sockets, both endpoints: while a row lock is waited for, a
+ *   bystander's statements (MySQL COM_QUERY and COM_STMT_EXECUTE, pg simple
+ *   and extended) each take a turn and the holder's take none; with no one
+ *   waiting, no one takes a turn.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import net from 'node:net'
+import mysql from 'mysql2/promise'
+import pg from 'pg'
 import type { Database } from '../engine/index.js'
 import { PgConnection, type Transport } from '../engine/server/pg/connection.js'
 import { databaseSource } from '../engine/server/source.js'
 import { statementTurns, Turns } from '../engine/server/turns.js'
+import { startServer } from './helpers/server-harness.js'
 import { cleanupTempDirs, withSql } from './helpers/sql-helpers.js'
 
 test.after(() => cleanupTempDirs())
@@ -187,6 +194,51 @@ test('pg: a statement waiting for its turn is not idle: the idle timeout does no
     assert.not.ok(await w.run('COMMIT'))
     for (const c of [h, w, n]) await c.close()
   })
+})
+
+test('both endpoints over sockets: a bystander\'s statements take turns while a lock is waited for, the holder\'s do not', async () => {
+  const h = await startServer({ pg: { port: 0, auth: 'trust' }, mysql: { port: 0 } })
+  const my = (): Promise<mysql.Connection> => mysql.createConnection({ host: '127.0.0.1', port: h.mysqlPort, user: 'root', database: 'app' })
+  const holder = await my(), waiter = await my(), bystander = await my()
+  const pgc = new pg.Client({ host: '127.0.0.1', port: h.pgPort, user: 'app', database: 'app' })
+  await pgc.connect()
+  let taken = 0
+  const take = statementTurns.take
+  statementTurns.take = function (this: Turns) { taken++; return take.call(this) }
+  try {
+    await holder.query('CREATE TABLE t (id int PRIMARY KEY, v int)')
+    await holder.query('INSERT INTO t VALUES (1, 0)')
+    const all = async () => {
+      await bystander.query('SELECT 1')
+      await bystander.execute('SELECT ? + 1 AS x', [1])
+      await pgc.query('SELECT 1')
+      await pgc.query('SELECT $1::int + 1 AS x', [1])
+    }
+    await all()
+    assert.is(taken, 0, 'no one waits: no turns')
+    await holder.query('BEGIN')
+    await holder.query('UPDATE t SET v = v + 1 WHERE id = 1')
+    await waiter.query('BEGIN')
+    const waiting = waiter.query('UPDATE t SET v = v + 10 WHERE id = 1')
+    await until(() => h.cluster.writer.lockWaiters === 1, 'the waiter waits for the holder')
+    await holder.query('SELECT v FROM t WHERE id = 1')
+    await holder.execute('SELECT ? + 1 AS x', [1])
+    assert.is(taken, 0, 'the holder\'s statements take no turn')
+    await all()
+    assert.is(taken, 4, 'each of the bystander\'s four statements took a turn')
+    await holder.query('COMMIT')
+    await within(waiting, 'the waiter gets the lock')
+    await waiter.query('COMMIT')
+    taken = 0
+    await all()
+    assert.is(taken, 0, 'the lock passed on: no turns')
+    const [rows] = await bystander.query('SELECT v FROM t') as [Array<{ v: number }>, unknown]
+    assert.is(Number(rows[0].v), 11)
+  } finally {
+    statementTurns.take = take
+    await Promise.all([holder.end(), waiter.end(), bystander.end(), pgc.end()])
+    await h.stop()
+  }
 })
 
 test.run()
