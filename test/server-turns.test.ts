@@ -105,7 +105,9 @@ const query = (text: string): Buffer => {
 }
 
 /** A client of a PgConnection over an in-memory transport: `run` resolves at ReadyForQuery, with whether an ErrorResponse came. */
-function memClient(db: Database, pid: number, idleTimeoutMs = 0): { run(text: string): Promise<boolean>; close(): Promise<void> } {
+interface MemClient { run(text: string): Promise<boolean>; close(): Promise<void> }
+
+function memClient(db: Database, pid: number, idleTimeoutMs = 0): MemClient {
   const { session, engine, release } = databaseSource(db).open('postgres')
   const inbox: Array<Buffer | null> = []
   let reader: ((b: Buffer | null) => void) | null = null
@@ -131,13 +133,28 @@ function memClient(db: Database, pid: number, idleTimeoutMs = 0): { run(text: st
   }
 }
 
+/** `db` with table t holding one row (1, 0). */
+async function oneRow(db: Database): Promise<Database> {
+  const setup = db.session()
+  await setup.sql('CREATE TABLE t (id int PRIMARY KEY, v int)')
+  await setup.sql('INSERT INTO t VALUES (1, 0)')
+  await setup.close()
+  return db
+}
+
+/** `h` takes row 1's lock in a transaction; `w` then waits for it: resolves once it waits, with w's pending UPDATE. */
+async function holdAndWait(db: Database, h: MemClient, w: MemClient): Promise<{ waiting: Promise<boolean> }> {
+  assert.not.ok(await h.run('BEGIN'))
+  assert.not.ok(await h.run('UPDATE t SET v = v + 1 WHERE id = 1'))
+  assert.not.ok(await w.run('BEGIN'))
+  const waiting = w.run('UPDATE t SET v = v + 10 WHERE id = 1')
+  await until(() => db.lockWaiters === 1, 'w waits for h')
+  return { waiting }
+}
+
 test('pg: with a row lock waited for, the holder\'s statement is answered before statements of others sent a loop turn before it', async () => {
   await withSql('turns-pg', async cluster => {
-    const db = cluster.writer
-    const setup = db.session()
-    await setup.sql('CREATE TABLE t (id int PRIMARY KEY, v int)')
-    await setup.sql('INSERT INTO t VALUES (1, 0)')
-    await setup.close()
+    const db = await oneRow(cluster.writer)
     const h = memClient(db, 1), w = memClient(db, 2)
     const others = [memClient(db, 3), memClient(db, 4), memClient(db, 5)]
     const race = async (): Promise<string[]> => {
@@ -150,11 +167,7 @@ test('pg: with a row lock waited for, the holder\'s statement is answered before
       return order
     }
     assert.equal(await race(), ['n0', 'n1', 'n2', 'h'], 'no lock waited for: answered as they came')
-    assert.not.ok(await h.run('BEGIN'))
-    assert.not.ok(await h.run('UPDATE t SET v = v + 1 WHERE id = 1'))
-    assert.not.ok(await w.run('BEGIN'))
-    const waiting = w.run('UPDATE t SET v = v + 10 WHERE id = 1')
-    await until(() => db.lockWaiters === 1, 'w waits for h')
+    const { waiting } = await holdAndWait(db, h, w)
     assert.equal(await race(), ['h', 'n0', 'n1', 'n2'], 'the holder first, then the others in order')
     assert.not.ok(await h.run('COMMIT'))
     assert.not.ok(await within(waiting, 'w gets the lock'))
@@ -169,17 +182,9 @@ test('pg: with a row lock waited for, the holder\'s statement is answered before
 
 test('pg: a statement waiting for its turn is not idle: the idle timeout does not end the connection', async () => {
   await withSql('turns-idle', async cluster => {
-    const db = cluster.writer
-    const setup = db.session()
-    await setup.sql('CREATE TABLE t (id int PRIMARY KEY, v int)')
-    await setup.sql('INSERT INTO t VALUES (1, 0)')
-    await setup.close()
+    const db = await oneRow(cluster.writer)
     const h = memClient(db, 1), w = memClient(db, 2), n = memClient(db, 3, 40)
-    assert.not.ok(await h.run('BEGIN'))
-    assert.not.ok(await h.run('UPDATE t SET v = v + 1 WHERE id = 1'))
-    assert.not.ok(await w.run('BEGIN'))
-    const waiting = w.run('UPDATE t SET v = v + 1 WHERE id = 1')
-    await until(() => db.lockWaiters === 1, 'w waits for h')
+    const { waiting } = await holdAndWait(db, h, w)
     assert.not.ok(await n.run('SELECT 1'), 'n is served') // its idle timer starts again now
     const second = n.run('SELECT 2')
     // without leaving this loop turn: n reads it, starts its idle timer again (after SELECT 1) and waits for its turn
