@@ -280,15 +280,12 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   if (r.code !== 0) throw new Error(`${system}: pgbench TPC-B failed (exit ${r.code}):\n${r.out}`)
   const p = parsePgbench(r.out)
   const res: PgbenchResult = { system, round, ...p, initSeconds, ...(warmupTps !== undefined ? { warmupTps } : {}), runSeconds, setting, ...(system === 'hexad' ? { cpuCores: (cpu.user + cpu.system) / 1e6 / runSeconds } : {}) }
+  console.log(`${tag} ${fmt(p.tps)} TPS, latency average ${fmt(p.latencyMs)} ms, ${p.processed} transactions, ${p.failed} failed, ${p.retried} retried` +
+    (res.cpuCores !== undefined ? `, this process used ${fmt(res.cpuCores, 2)} cores` : ''))
   if (th0 && th1 && p.processed > 0) {
     const d = threadDelta(th0, th1)
     const wallNs = runSeconds * 1e9
-    res.threads = { mainUsPerTx: d.mainRunNs / 1000 / p.processed, mainRunShare: d.mainRunNs / wallNs, mainWaitShare: d.mainWaitNs / wallNs, otherUsPerTx: d.otherRunNs / 1000 / p.processed }
-  }
-  console.log(`${tag} ${fmt(p.tps)} TPS, latency average ${fmt(p.latencyMs)} ms, ${p.processed} transactions, ${p.failed} failed, ${p.retried} retried` +
-    (res.cpuCores !== undefined ? `, this process used ${fmt(res.cpuCores, 2)} cores` : ''))
-  if (res.threads) {
-    const t = res.threads
+    const t = res.threads = { mainUsPerTx: d.mainRunNs / 1000 / p.processed, mainRunShare: d.mainRunNs / wallNs, mainWaitShare: d.mainWaitNs / wallNs, otherUsPerTx: d.otherRunNs / 1000 / p.processed }
     console.log(`${tag} main thread ${fmt(t.mainUsPerTx)} us a transaction, ran ${(t.mainRunShare * 100).toFixed(0)}% of the run and waited for a CPU ${(t.mainWaitShare * 100).toFixed(0)}%; other threads ${fmt(t.otherUsPerTx)} us a transaction`)
   }
   return res

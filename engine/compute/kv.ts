@@ -645,7 +645,7 @@ export class Transaction implements LockOwner {
    * statements first: the waiters can go on only once it ends.
    */
   get blocksOthers(): boolean {
-    if (this.#state === 'done') return false
+    // (a finished transaction has released its locks: #lockKeys is empty)
     for (const k of this.#lockKeys) if (this.#e.locks.heldAndWaited(k, this)) return true
     return false
   }
