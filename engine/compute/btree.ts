@@ -178,13 +178,15 @@ export class BTree {
       const off = slotOffset(found, pos)
       if ((leafCellFlags(found, off) & LEAF_FLAG_OVERFLOW) === 0 && leafValueLength(found, off) >= value.length) {
         // A replace by a value no longer than the old one happens where the cell is.
-        const leaf = await pa.write(leafId)
+        const got = pa.write(leafId)
+        const leaf = got instanceof Uint8Array ? got : await got
         shrinkLeafValue(leaf, slotOffset(leaf, pos), value)
         return
       }
     }
     const head = overflow ? await writeOverflow(pa, value) : 0
-    const leaf = await pa.write(leafId)
+    const got = pa.write(leafId)
+    const leaf = got instanceof Uint8Array ? got : await got
     let oldHead = 0
     let i: number
     if (pos >= 0) {
@@ -440,14 +442,16 @@ export class BTree {
   /** Descends to the leaf for `key`, recording page ids and the child index taken at each internal page. */
   async #descendPath(pa: PageAccess, key: Uint8Array, ids: number[], idx: number[]): Promise<Uint8Array> {
     let id = this.rootPageId
-    let page = await pa.read(id)
+    let got = pa.read(id)
+    let page = got instanceof Uint8Array ? got : await got
     ids.push(id)
     for (let depth = 0; pageType(page) !== PAGE_TYPE_LEAF; depth++) {
       this.#checkInternal(page, id, depth)
       const c = childIndex(page, key)
       idx.push(c)
       id = childAt(page, c)
-      page = await pa.read(id)
+      got = pa.read(id)
+      page = got instanceof Uint8Array ? got : await got
       ids.push(id)
     }
     return page
@@ -456,11 +460,13 @@ export class BTree {
   /** Descends to the leaf for `key`; with a null key, to the first (or, `last`, the last) leaf. */
   async #descendRead(pa: PageAccess, key: Uint8Array | null, last: boolean): Promise<Uint8Array> {
     let id = this.rootPageId
-    let page = await pa.read(id)
+    let got = pa.read(id)
+    let page = got instanceof Uint8Array ? got : await got
     for (let depth = 0; pageType(page) !== PAGE_TYPE_LEAF; depth++) {
       this.#checkInternal(page, id, depth)
       id = childAt(page, key !== null ? childIndex(page, key) : last ? slotCount(page) : 0)
-      page = await pa.read(id)
+      got = pa.read(id)
+      page = got instanceof Uint8Array ? got : await got
     }
     return page
   }
@@ -531,7 +537,8 @@ export class BTree {
   async #insertCell(pa: PageAccess, ids: number[], idx: number[], depth: number, index: number, cell: Uint8Array): Promise<void> {
     for (;;) {
       const id = ids[depth]
-      const page = await pa.write(id)
+      const got = pa.write(id)
+      const page = got instanceof Uint8Array ? got : await got
       if (nodeFits(page, cell.length)) { insertCellBytes(page, index, cell, 0, cell.length); return }
       if (depth === 0) { await this.#splitRoot(pa, index, cell); return }
       const leaf = pageType(page) === PAGE_TYPE_LEAF

@@ -153,7 +153,7 @@ export class Engine {
     this.#peek = id => cache.peek(id)
     this.readAccess = {
       pageSize: vol.pageSize,
-      read: async (id: number) => cache.get(id),
+      read: (id: number) => cache.get(id),
       write: () => { throw new Error('read-only page access') },
       create: () => { throw new Error('read-only page access') },
     }

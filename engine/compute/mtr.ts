@@ -54,17 +54,21 @@ export class Mtr implements PageAccess {
     this.pageSize = pageSize
   }
 
-  async read(pageId: number): Promise<Uint8Array> {
-    return this.#after.get(pageId) ?? await this.#cache.get(pageId)
+  read(pageId: number): Uint8Array | Promise<Uint8Array> {
+    return this.#after.get(pageId) ?? this.#cache.get(pageId)
   }
 
-  async write(pageId: number): Promise<Uint8Array> {
+  write(pageId: number): Uint8Array | Promise<Uint8Array> {
     assert(!this.#finished, 'write() on a finished MTR')
     const mine = this.#after.get(pageId)
     if (mine) return mine
-    const base = await this.#cache.get(pageId)
-    const again = this.#after.get(pageId) // another branch of this MTR may have copied it meanwhile
-    if (again) return again
+    const base = this.#cache.get(pageId)
+    if (base instanceof Uint8Array) return this.#copy(pageId, base)
+    // another branch of this MTR may have copied it while it was read
+    return base.then(b => this.#after.get(pageId) ?? this.#copy(pageId, b))
+  }
+
+  #copy(pageId: number, base: Uint8Array): Uint8Array {
     const copy = new Uint8Array(base)
     this.#before.set(pageId, base)
     this.#after.set(pageId, copy)

@@ -15,6 +15,10 @@
  *   included). Callers must not modify the returned bytes.
  * - `write(id)` returns a writable copy (the same copy on every call within
  *   the MTR) and marks the page dirty.
+ * - Both return the page itself when it is at hand (cached, or already this
+ *   MTR's) and a promise only when it must be read: a hot path tests for a
+ *   Uint8Array and awaits only a miss (an `await` of a value still costs a
+ *   microtask turn). `await pa.read(id)` is always right.
  * - `create(id)` returns a zeroed writable page for a page id that is not in
  *   use (just allocated), marks it dirty, and does not read the volume.
  * - Page ids are integers >= 0. Page 0 is the superblock (allocator state);
@@ -22,7 +26,7 @@
  */
 export interface PageAccess {
   readonly pageSize: number
-  read(pageId: number): Promise<Uint8Array>
-  write(pageId: number): Promise<Uint8Array>
+  read(pageId: number): Uint8Array | Promise<Uint8Array>
+  write(pageId: number): Uint8Array | Promise<Uint8Array>
   create(pageId: number): Uint8Array
 }

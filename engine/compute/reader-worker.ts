@@ -53,7 +53,7 @@ const cache = new BufferCache({
 
 const pa: PageAccess = {
   pageSize: init.pageSize,
-  read: async (id: number) => cache.get(id),
+  read: (id: number) => cache.get(id),
   write: () => { throw new Error('a read replica does not write pages') },
   create: () => { throw new Error('a read replica does not write pages') },
 }
