@@ -13,7 +13,8 @@
  *   sessions, is answered before them; with no one waiting they are
  *   answered first, before it is sent. Every session's statements complete.
  *   A statement waiting for its turn is not idle: the idle-session timeout
- *   does not end its connection.
+ *   does not end its connection. A CancelRequest while it waits fails it
+ *   (57014) without running it.
  * - Over sockets, both endpoints: while a row lock is waited for, a
  *   bystander's statements (MySQL COM_QUERY and COM_STMT_EXECUTE, pg simple
  *   and extended) each take a turn and the holder's take none; with no one
@@ -105,7 +106,7 @@ const query = (text: string): Buffer => {
 }
 
 /** A client of a PgConnection over an in-memory transport: `run` resolves at ReadyForQuery, with whether an ErrorResponse came. */
-interface MemClient { run(text: string): Promise<boolean>; close(): Promise<void> }
+interface MemClient { run(text: string): Promise<boolean>; close(): Promise<void>; conn: PgConnection; lastCode: () => string }
 
 function memClient(db: Database, pid: number, idleTimeoutMs = 0): MemClient {
   const { session, engine, release } = databaseSource(db).open('postgres')
@@ -113,12 +114,17 @@ function memClient(db: Database, pid: number, idleTimeoutMs = 0): MemClient {
   let reader: ((b: Buffer | null) => void) | null = null
   const replies: Array<(failed: boolean) => void> = []
   let failed = false
+  let lastCode = ''
   const send = (b: Buffer | null) => { const r = reader; reader = null; if (r) r(b); else inbox.push(b) }
   const io: Transport = {
     read: () => inbox.length ? Promise.resolve(inbox.shift()!) : new Promise(resolve => { reader = resolve }),
     write: b => {
       for (let at = 0; at + 5 <= b.length; at += 1 + b.readInt32BE(at + 1)) {
-        if (b[at] === 0x45) failed = true // ErrorResponse
+        if (b[at] === 0x45) { // ErrorResponse: its SQLSTATE is the 'C' field
+          failed = true
+          const c = b.indexOf(0x43, at + 5)
+          lastCode = b.toString('latin1', c + 1, b.indexOf(0, c))
+        }
         if (b[at] === 0x5a) { replies.shift()?.(failed); failed = false } // ReadyForQuery
       }
       return Promise.resolve()
@@ -130,6 +136,8 @@ function memClient(db: Database, pid: number, idleTimeoutMs = 0): MemClient {
   return {
     run: text => new Promise(resolve => { replies.push(resolve); send(query(text)) }),
     close: async () => { send(null); await done; release() },
+    conn: c,
+    lastCode: () => lastCode,
   }
 }
 
@@ -197,6 +205,31 @@ test('pg: a statement waiting for its turn is not idle: the idle timeout does no
     assert.not.ok(await h.run('COMMIT'))
     assert.not.ok(await within(waiting, 'w gets the lock'))
     assert.not.ok(await w.run('COMMIT'))
+    for (const c of [h, w, n]) await c.close()
+  })
+})
+
+test('pg: a CancelRequest for a statement waiting for its turn fails it with 57014 and it does not run; the next one runs', async () => {
+  await withSql('turns-cancel', async cluster => {
+    const db = await oneRow(cluster.writer)
+    const setup = db.session()
+    await setup.sql('CREATE TABLE u (id int PRIMARY KEY)')
+    await setup.close()
+    const h = memClient(db, 1), w = memClient(db, 2), n = memClient(db, 3)
+    const { waiting } = await holdAndWait(db, h, w)
+    const cancelled = n.run('INSERT INTO u VALUES (1)')
+    for (let i = 0; i < 10_000 && statementTurns.waiting === 0; i++) await Promise.resolve()
+    assert.is(statementTurns.waiting, 1, 'n\'s INSERT waits for its turn')
+    n.conn.cancel()
+    assert.ok(await within(cancelled, 'the cancelled INSERT'), 'an ErrorResponse')
+    assert.is(n.lastCode(), '57014')
+    assert.not.ok(await n.run('INSERT INTO u VALUES (2)'), 'the next statement runs')
+    assert.not.ok(await h.run('COMMIT'))
+    assert.not.ok(await within(waiting, 'w gets the lock'))
+    assert.not.ok(await w.run('COMMIT'))
+    const check = db.session()
+    assert.equal((await check.sql('SELECT id FROM u', [], { rowMode: 'array' })).rows, [[2]], 'the cancelled INSERT did not run')
+    await check.close()
     for (const c of [h, w, n]) await c.close()
   })
 })

@@ -80,6 +80,10 @@ export class PgConnection implements SessionInfo {
   /** aborts the running statement's row loops (writes included: its changes are then not committed) */
   #abort: AbortController | null = null
   #cancelWaiters = new Set<(err: Error) => void>()
+  /** a statement read from the client waits for its turn (turns.ts) */
+  #turnWait = false
+  /** a CancelRequest came while it waited: it fails with 57014 when it starts, as a running one would */
+  #cancelQueued = false
   #idleTimer: NodeJS.Timeout | null = null
 
   constructor(
@@ -110,6 +114,7 @@ export class PgConnection implements SessionInfo {
 
   /** A CancelRequest for this connection: stops the statement running now (if it can be stopped). */
   cancel(): void {
+    if (this.#turnWait) { this.#cancelQueued = true; return }
     if (!this.#busy) return
     this.#cancelled = true
     this.#abort?.abort()
@@ -200,10 +205,12 @@ export class PgConnection implements SessionInfo {
         // it is not idle meanwhile
         if ((m.type === 'Q' || m.type === 'E') && this.session.behindLockHolders) {
           if (this.#idleTimer) clearTimeout(this.#idleTimer)
-          await statementTurns.take()
+          this.#turnWait = true
+          try { await statementTurns.take() } finally { this.#turnWait = false }
           if (this.#closed) break
         }
         await this.#handle(m.type, new MessageReader(m.body))
+        this.#cancelQueued = false // for a message that ran no statement (a COPY, an empty query)
         if (this.#out.length >= FLUSH_BYTES) await this.#flush()
       }
     } catch (err) {
@@ -266,6 +273,10 @@ export class PgConnection implements SessionInfo {
     this.#busy = true
     this.#cancelled = false
     try {
+      if (this.#cancelQueued) {
+        this.#cancelQueued = false
+        throw new SqlError('57014', 'canceling statement due to user request')
+      }
       if (status !== 'E' && mayAnswer(text)) {
         const a = await answer(text, this)
         if (a) return a
