@@ -172,3 +172,64 @@ export function threadDelta(a: Map<number, ThreadTimes>, b: Map<number, ThreadTi
   const m0 = a.get(process.pid)!, m1 = b.get(process.pid)!
   return { mainRunNs: m1.runNs - m0.runNs, mainWaitNs: m1.waitNs - m0.waitNs, otherRunNs }
 }
+
+/** The whole machine's CPU time so far (Linux /proc/stat, all CPUs): busy (user, nice, system, irq, softirq, steal) and idle (idle, iowait), in clock ticks; null without /proc. */
+export function machineTimes(): { busy: number; idle: number } | null {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number)
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f
+    return { busy: user + nice + system + irq + softirq + (steal || 0), idle: idle + iowait }
+  } catch { return null }
+}
+
+/** The share of the machine's CPU time that was idle between two machineTimes() snapshots. */
+export function idleShare(a: { busy: number; idle: number }, b: { busy: number; idle: number }): number {
+  const busy = b.busy - a.busy, idle = b.idle - a.idle
+  return busy + idle > 0 ? idle / (busy + idle) : 0
+}
+
+/**
+ * The CPU time of a process and all its descendants (PostgreSQL's
+ * postmaster and its backends), sampled while they run: a backend exits when
+ * its client goes, taking its counters with it, so `sample()` keeps each
+ * process's last reading and `totalNs()` sums what each used since the first
+ * sample (a process that appeared later counts from 0). From
+ * /proc/<pid>/schedstat (ns on a CPU; each PostgreSQL process is one
+ * thread); every call does nothing without /proc.
+ */
+export class ProcessTreeCpu {
+  readonly #root: number
+  readonly #first = new Map<number, number>()
+  readonly #last = new Map<number, number>()
+  #sampled = false
+  constructor(rootPid: number) { this.#root = rootPid }
+
+  sample(): void {
+    let pids: string[]
+    try { pids = fs.readdirSync('/proc').filter(p => /^\d+$/.test(p)) } catch { return }
+    const parent = new Map<number, number>()
+    for (const p of pids) {
+      try {
+        const st = fs.readFileSync(`/proc/${p}/stat`, 'utf8')
+        parent.set(Number(p), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]))
+      } catch { /* gone meanwhile */ }
+    }
+    const inTree = (pid: number): boolean => { for (let x: number | undefined = pid, n = 0; x !== undefined && x > 1 && n < 64; x = parent.get(x), n++) if (x === this.#root) return true; return false }
+    for (const pid of parent.keys()) {
+      if (!inTree(pid)) continue
+      try {
+        const ns = Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
+        if (!this.#sampled) this.#first.set(pid, ns)
+        this.#last.set(pid, ns)
+      } catch { /* gone meanwhile */ }
+    }
+    this.#sampled = true
+  }
+
+  /** ns on a CPU since the first sample, summed over the tree. */
+  totalNs(): number {
+    let n = 0
+    for (const [pid, ns] of this.#last) n += ns - (this.#first.get(pid) ?? 0)
+    return n
+  }
+}

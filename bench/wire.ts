@@ -46,7 +46,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { openCluster } from '../engine/index.js'
 import { serve, SERVE_SEGMENT_NICE } from '../engine/server/index.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, removeTempDir, table, threadDelta, threadTimes, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, idleShare, machineTimes, makeTempDir, median, ProcessTreeCpu, removeTempDir, table, threadDelta, threadTimes, writeResults } from './util.js'
 
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 const TARGET = 1
@@ -81,6 +81,14 @@ export interface PgbenchResult {
   /** CPU this process used during the TPC-B run, in cores (hexad only: the server runs here) */
   cpuCores?: number
   /**
+   * Linux: the server's CPU a transaction in the TPC-B run, µs: hexad's
+   * process (the bench's own share of it is small), or PostgreSQL's
+   * postmaster and every process under it
+   */
+  serverUsPerTx?: number
+  /** Linux: the share of the whole machine's CPU time that was idle during the TPC-B run */
+  machineIdleShare?: number
+  /**
    * hexad only, Linux: where its CPU went in the TPC-B run, from the threads'
    * schedstat. The main thread runs every connection's protocol, SQL, B-tree
    * and commit; the other threads are the six segment workers and V8's and
@@ -97,6 +105,12 @@ export interface PgbenchResult {
     otherUsPerTx: number
   }
   setting: string
+}
+
+/** The median of the values present; undefined when none is. */
+function medianOf(xs: Array<number | undefined>): number | undefined {
+  const v = xs.filter((x): x is number => x !== undefined)
+  return v.length ? median(v) : undefined
 }
 
 function opt(args: string[], name: string): string | undefined {
@@ -249,7 +263,7 @@ function parsePgbench(out: string): { tps: number; latencyMs: number; processed:
   }
 }
 
-async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: number, port: number, user: string, setting: string): Promise<PgbenchResult> {
+async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: number, port: number, user: string, setting: string, serverTree?: ProcessTreeCpu): Promise<PgbenchResult> {
   const env = { PGUSER: user, PGDATABASE: 'postgres', PGCONNECT_TIMEOUT: '10', PGHOST: '127.0.0.1', PGPORT: String(port) }
   const tag = `    [${system}]`
   console.log(`${tag} pgbench -i -s ${cfg.scale} ...`)
@@ -271,17 +285,36 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   const progress = cfg.durationS >= 20 ? 5 : 1
   const cpu0 = process.cpuUsage()
   const th0 = system === 'hexad' ? threadTimes() : null
+  const m0 = machineTimes()
+  // a backend's counters go with it when pgbench disconnects: sample the tree while the run lasts
+  serverTree?.sample()
+  const sampler = serverTree ? setInterval(() => serverTree.sample(), 500) : null
   const t1 = performance.now()
-  const r = await runAsync(pgbench, [...tpcb(cfg.durationS), '-P', String(progress)], env,
-    line => { if (/^progress:/.test(line)) console.log(`${tag} ${line}`) })
+  let r: Awaited<ReturnType<typeof runAsync>>
+  try {
+    r = await runAsync(pgbench, [...tpcb(cfg.durationS), '-P', String(progress)], env,
+      line => { if (/^progress:/.test(line)) console.log(`${tag} ${line}`) })
+  } finally {
+    if (sampler) clearInterval(sampler)
+  }
   const runSeconds = (performance.now() - t1) / 1000
   const cpu = process.cpuUsage(cpu0)
   const th1 = th0 ? threadTimes() : null
+  const m1 = machineTimes()
   if (r.code !== 0) throw new Error(`${system}: pgbench TPC-B failed (exit ${r.code}):\n${r.out}`)
   const p = parsePgbench(r.out)
   const res: PgbenchResult = { system, round, ...p, initSeconds, ...(warmupTps !== undefined ? { warmupTps } : {}), runSeconds, setting, ...(system === 'hexad' ? { cpuCores: (cpu.user + cpu.system) / 1e6 / runSeconds } : {}) }
+  if (p.processed > 0) {
+    if (system === 'hexad') res.serverUsPerTx = (cpu.user + cpu.system) / p.processed
+    else if (serverTree && serverTree.totalNs() > 0) res.serverUsPerTx = serverTree.totalNs() / 1000 / p.processed
+  }
+  if (m0 && m1) res.machineIdleShare = idleShare(m0, m1)
   console.log(`${tag} ${fmt(p.tps)} TPS, latency average ${fmt(p.latencyMs)} ms, ${p.processed} transactions, ${p.failed} failed, ${p.retried} retried` +
     (res.cpuCores !== undefined ? `, this process used ${fmt(res.cpuCores, 2)} cores` : ''))
+  if (res.serverUsPerTx !== undefined || res.machineIdleShare !== undefined) {
+    console.log(`${tag} server CPU ${res.serverUsPerTx !== undefined ? `${fmt(res.serverUsPerTx)} us a transaction (${system === 'hexad' ? 'this process' : 'the postmaster and its backends'})` : 'not measured'}` +
+      (res.machineIdleShare !== undefined ? `; the machine was ${(res.machineIdleShare * 100).toFixed(1)}% idle` : ''))
+  }
   if (th0 && th1 && p.processed > 0) {
     const d = threadDelta(th0, th1)
     const wallNs = runSeconds * 1e9
@@ -311,7 +344,10 @@ async function runHexad(cfg: Config, pgbench: string, round: number): Promise<Pg
 async function runPostgres(cfg: Config, bins: ReturnType<typeof pgBinaries>, round: number): Promise<PgbenchResult> {
   const pg = await startPostgres(bins)
   try {
-    return await pgbenchOn(cfg, bins.pgbench, 'postgresql', round, pg.port, 'postgres', pg.setting)
+    // the postmaster's pid is the first line of postmaster.pid
+    let tree: ProcessTreeCpu | undefined
+    try { tree = new ProcessTreeCpu(Number(fs.readFileSync(path.join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0])) } catch { /* not measured */ }
+    return await pgbenchOn(cfg, bins.pgbench, 'postgresql', round, pg.port, 'postgres', pg.setting, tree)
   } finally {
     pg.stop()
   }
@@ -362,21 +398,32 @@ export async function run(args: string[]): Promise<unknown> {
       system, tps: median(rs.map(r => r.tps)), latencyMs: median(rs.map(r => r.latencyMs)),
       processed: rs.reduce((n, r) => n + r.processed, 0), failed: rs.reduce((n, r) => n + r.failed, 0), retried: rs.reduce((n, r) => n + r.retried, 0),
       initSeconds: median(rs.map(r => r.initSeconds)), setting: rs[0]?.setting ?? '',
+      serverUsPerTx: medianOf(rs.map(r => r.serverUsPerTx)), machineIdleShare: medianOf(rs.map(r => r.machineIdleShare)),
     }
   })
+  const cpuRatios: number[] = []
+  for (let round = 1; round <= cfg.rounds; round++) {
+    const h = results.find(r => r.round === round && r.system === 'hexad')?.serverUsPerTx
+    const p = results.find(r => r.round === round && r.system === 'postgresql')?.serverUsPerTx
+    if (h !== undefined && p !== undefined) cpuRatios.push(h / p)
+  }
   const loadEnd = os.loadavg().map(x => Math.round(x * 100) / 100)
   console.log(`\n================ pgbench TPC-B, scale ${cfg.scale}, ${cfg.clients} clients, ${cfg.jobs} threads, ${cfg.durationS} s${cfg.warmupS > 0 ? ` after a ${cfg.warmupS} s warm-up` : ''}${cfg.rounds > 1 ? `, median of ${cfg.rounds} rounds` : ''} ================`)
   for (const s of summary) console.log(`  ${s.system.padEnd(11)} ${s.setting}`)
-  const rows: Array<Array<string | number>> = [['server', 'TPS', 'latency avg ms', 'transactions', 'failed', 'retried', 'init s', 'hexad/PostgreSQL', 'target', 'result']]
+  const rows: Array<Array<string | number>> = [['server', 'TPS', 'latency avg ms', 'transactions', 'failed', 'retried', 'init s', 'server CPU us/tx', 'machine idle', 'hexad/PostgreSQL', 'target', 'result']]
   for (const s of summary) {
     const isH = s.system === 'hexad'
     rows.push([s.system, fmt(s.tps), fmt(s.latencyMs), s.processed, s.failed, s.retried, fmt(s.initSeconds),
+      s.serverUsPerTx !== undefined ? fmt(s.serverUsPerTx) : '', s.machineIdleShare !== undefined ? `${(s.machineIdleShare * 100).toFixed(1)}%` : '',
       isH && ratio !== null ? `${fmt(ratio)}x` : '', isH && ratio !== null ? `>= ${TARGET}x` : '', isH && pass !== null ? (pass ? 'PASS' : 'FAIL') : ''])
   }
   console.log(table(rows))
   if (ratio !== null) {
     console.log(`\nTarget: hexad TPS / PostgreSQL TPS = ${fmt(ratio)}x (>= ${TARGET}x) ${pass ? 'PASS' : 'FAIL'}` +
       `${cfg.rounds > 1 ? `   per round: ${perRound.map(x => fmt(x)).join(' / ')}` : ''}; latency hexad/PostgreSQL = ${fmt(median(latRatio))}x`)
+  }
+  if (cpuRatios.length) {
+    console.log(`server CPU a transaction, hexad/PostgreSQL = ${fmt(median(cpuRatios))}x${cfg.rounds > 1 ? ` (per round: ${cpuRatios.map(x => fmt(x)).join(' / ')})` : ''}`)
   }
   console.log(`load average at start ${host.loadavg.join(' ')}, at end ${loadEnd.join(' ')} (${host.cpus} CPUs; pgbench, the server and hexad's segment workers share them)`)
   const out = {
@@ -388,7 +435,7 @@ export async function run(args: string[]): Promise<unknown> {
     client: version,
     config: { quick: cfg.quick, durationS: cfg.durationS, warmupS: cfg.warmupS, clients: cfg.clients, jobs: cfg.jobs, scale: cfg.scale, rounds: cfg.rounds, maxTries: 10, protocol: 'simple' },
     summary,
-    ratio: ratio === null ? null : { tps: ratio, perRound, latency: median(latRatio), target: TARGET, pass },
+    ratio: ratio === null ? null : { tps: ratio, perRound, latency: median(latRatio), target: TARGET, pass, ...(cpuRatios.length ? { serverCpuPerTx: median(cpuRatios), serverCpuPerRound: cpuRatios } : {}) },
     results,
   }
   const file = writeResults('wire', out)

@@ -1,0 +1,50 @@
+/**
+ * The wire benchmark's CPU accounting (bench/util.ts), Linux only:
+ * - ProcessTreeCpu sums the CPU of a process and every process under it,
+ *   keeps what a child used after it exited (PostgreSQL's backends exit when
+ *   pgbench disconnects), and counts nothing outside the tree.
+ * - machineTimes / idleShare: the machine's idle share between two readings.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import { idleShare, machineTimes, ProcessTreeCpu } from '../bench/util.js'
+
+const linux = fs.existsSync('/proc/self/schedstat')
+
+/** node code that burns `ms` of its own CPU time (not wall time: the machine may be busy) */
+const burn = (ms: number) => `const t0 = process.cpuUsage(); while ((process.cpuUsage(t0).user + process.cpuUsage(t0).system) < ${ms * 1000}) {}`
+
+test('ProcessTreeCpu: a child that burned 300 ms and exited is counted; a busy process outside the tree is not', async () => {
+  if (!linux) return
+  const outsider = spawn(process.execPath, ['-e', burn(3000)], { stdio: 'ignore' })
+  // the root starts a child that burns 300 ms of CPU and exits, then the root sleeps 1 s and exits
+  const rootCode = `const c = require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(burn(300))}], { stdio: 'ignore' }); c.on('exit', () => setTimeout(() => {}, 1000))`
+  const root = spawn(process.execPath, ['-e', rootCode], { stdio: 'ignore' })
+  try {
+    const tree = new ProcessTreeCpu(root.pid!)
+    const exited = new Promise<void>(r => root.once('exit', () => r()))
+    let done = false
+    void exited.then(() => { done = true })
+    while (!done) { tree.sample(); await new Promise(r => setTimeout(r, 20)) }
+    const ms = tree.totalNs() / 1e6
+    assert.ok(ms >= 250, `the exited child's 300 ms are counted (got ${ms.toFixed(0)} ms)`)
+    assert.ok(ms < 900, `the outsider's CPU is not (got ${ms.toFixed(0)} ms: the child's 300 and two node start-ups at most)`)
+  } finally {
+    outsider.kill('SIGKILL')
+    root.kill('SIGKILL')
+  }
+})
+
+test('machineTimes / idleShare: the idle share lies in [0, 1] and follows the two readings', () => {
+  assert.is(idleShare({ busy: 100, idle: 50 }, { busy: 130, idle: 60 }), 0.25)
+  assert.is(idleShare({ busy: 1, idle: 1 }, { busy: 1, idle: 1 }), 0)
+  if (!linux) return
+  const a = machineTimes()!, b = machineTimes()!
+  assert.ok(b.busy >= a.busy && b.idle >= a.idle && a.busy > 0)
+  const s = idleShare(a, b)
+  assert.ok(s >= 0 && s <= 1)
+})
+
+test.run()
