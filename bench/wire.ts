@@ -37,7 +37,8 @@
  *
  * Options: --quick (or HEXAD_BENCH_QUICK=1: -T 5, warm-up 2 s, one round), --duration=S,
  * --warmup=S (0: none), --clients=N, --jobs=N, --scale=N, --rounds=N,
- * --only=hexad|postgresql
+ * --only=hexad|postgresql, --unix (both servers over their Unix-domain sockets instead of TCP;
+ * the results then go to bench/results/wire-unix.json)
  */
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -63,6 +64,8 @@ interface Config {
   scale: number
   rounds: number
   systems: System[]
+  /** how pgbench reaches both servers: TCP on 127.0.0.1 (the default), or their Unix-domain sockets (`--unix`, pgbench's own default for a local server) */
+  transport: 'tcp' | 'unix'
   command: string
 }
 
@@ -127,6 +130,8 @@ function posInt(v: string | undefined, dflt: number, what: string, min = 1): num
 }
 
 function parseConfig(args: string[]): Config {
+  const known = ['--quick', '--unix', '--duration=', '--warmup=', '--clients=', '--jobs=', '--scale=', '--rounds=', '--only=']
+  for (const a of args) if (!known.some(k => k.endsWith('=') ? a.startsWith(k) : a === k)) throw new Error(`wire: unknown option ${a} (known: ${known.map(k => k.endsWith('=') ? k + '...' : k).join(' ')})`)
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
   const only = opt(args, 'only')
   if (only !== undefined && only !== 'hexad' && only !== 'postgresql') throw new Error(`--only must be hexad or postgresql, got ${only}`)
@@ -139,6 +144,7 @@ function parseConfig(args: string[]): Config {
     scale: posInt(opt(args, 'scale'), 1, 'scale'),
     rounds: posInt(opt(args, 'rounds'), quick ? 1 : 3, 'rounds'),
     systems: only ? [only] : ['hexad', 'postgresql'],
+    transport: args.includes('--unix') ? 'unix' : 'tcp',
     command: `npm run bench -- wire${args.length ? ' ' + args.join(' ') : ''}`,
   }
 }
@@ -263,8 +269,9 @@ function parsePgbench(out: string): { tps: number; latencyMs: number; processed:
   }
 }
 
-async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: number, port: number, user: string, setting: string, serverTree?: ProcessTreeCpu): Promise<PgbenchResult> {
-  const env = { PGUSER: user, PGDATABASE: 'postgres', PGCONNECT_TIMEOUT: '10', PGHOST: '127.0.0.1', PGPORT: String(port) }
+/** `host`: 127.0.0.1, or (--unix) the directory of the server's Unix-domain socket */
+async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: number, host: string, port: number, user: string, setting: string, serverTree?: ProcessTreeCpu): Promise<PgbenchResult> {
+  const env = { PGUSER: user, PGDATABASE: 'postgres', PGCONNECT_TIMEOUT: '10', PGHOST: host, PGPORT: String(port) }
   const tag = `    [${system}]`
   console.log(`${tag} pgbench -i -s ${cfg.scale} ...`)
   const t0 = performance.now()
@@ -326,18 +333,20 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
 
 async function runHexad(cfg: Config, pgbench: string, round: number): Promise<PgbenchResult> {
   const dir = makeTempDir('wire-hexad')
+  const sockets = cfg.transport === 'unix' ? makeTempDir('wire-sock') : null
   const cluster = await openCluster({ dir, segmentNice: SERVE_SEGMENT_NICE }) // as `hexad serve` opens it
   try {
-    const endpoints = await serve(cluster, { pg: { port: 0, auth: 'trust' } })
+    const endpoints = await serve(cluster, { pg: { port: 0, auth: 'trust', ...(sockets ? { socketDir: sockets } : {}) } })
     try {
       const setting = `hexad serve (in process), pg endpoint, trust, segment threads at nice ${SERVE_SEGMENT_NICE} (as hexad serve); commit acknowledged when 4 of 6 segments fsynced its redo`
-      return await pgbenchOn(cfg, pgbench, 'hexad', round, endpoints.pg!.port, 'bench', setting)
+      return await pgbenchOn(cfg, pgbench, 'hexad', round, sockets ?? '127.0.0.1', endpoints.pg!.port, 'bench', setting)
     } finally {
       await endpoints.close()
     }
   } finally {
     await cluster.close()
     removeTempDir(dir)
+    if (sockets) removeTempDir(sockets)
   }
 }
 
@@ -347,7 +356,8 @@ async function runPostgres(cfg: Config, bins: ReturnType<typeof pgBinaries>, rou
     // the postmaster's pid is the first line of postmaster.pid
     let tree: ProcessTreeCpu | undefined
     try { tree = new ProcessTreeCpu(Number(fs.readFileSync(path.join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0])) } catch { /* not measured */ }
-    return await pgbenchOn(cfg, bins.pgbench, 'postgresql', round, pg.port, 'postgres', pg.setting, tree)
+    // the server listens on 127.0.0.1 and on a Unix-domain socket in its directory (-k)
+    return await pgbenchOn(cfg, bins.pgbench, 'postgresql', round, cfg.transport === 'unix' ? pg.dir : '127.0.0.1', pg.port, 'postgres', pg.setting, tree)
   } finally {
     pg.stop()
   }
@@ -367,7 +377,7 @@ export async function run(args: string[]): Promise<unknown> {
   console.log(`host: ${host.cpus} x ${host.cpuModel}, ${host.memGiB} GiB, node ${host.node}, ${host.platform}, temp dirs in ${host.tmpdir}`)
   if (git) console.log(`engine at commit ${git.commit}${git.engineDirty ? ' + uncommitted changes in engine/' : ''}`)
   console.log(`load average at start: ${host.loadavg.join(' ')}${host.loadavg[0] > host.cpus ? '  (busy machine: expect noisy numbers)' : ''}`)
-  console.log(`workload: pgbench -i -s ${cfg.scale}, ${cfg.warmupS > 0 ? `a ${cfg.warmupS} s warm-up run (not counted), ` : ''}then pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.durationS} --max-tries 10 (built-in TPC-B, simple protocol), ${cfg.rounds} round(s)`)
+  console.log(`workload: pgbench -i -s ${cfg.scale}, ${cfg.warmupS > 0 ? `a ${cfg.warmupS} s warm-up run (not counted), ` : ''}then pgbench -c ${cfg.clients} -j ${cfg.jobs} -T ${cfg.durationS} --max-tries 10 (built-in TPC-B, simple protocol), ${cfg.rounds} round(s), ${cfg.transport === 'unix' ? 'over Unix-domain sockets (--unix)' : 'over TCP on 127.0.0.1'}`)
   const bins = pgBinaries()
   const version = spawnSync(bins.pgbench, ['--version'], { encoding: 'utf8' }).stdout.trim()
   console.log(`client: ${version}`)
@@ -433,12 +443,12 @@ export async function run(args: string[]): Promise<unknown> {
     git,
     host: { ...host, loadavgEnd: loadEnd },
     client: version,
-    config: { quick: cfg.quick, durationS: cfg.durationS, warmupS: cfg.warmupS, clients: cfg.clients, jobs: cfg.jobs, scale: cfg.scale, rounds: cfg.rounds, maxTries: 10, protocol: 'simple' },
+    config: { quick: cfg.quick, durationS: cfg.durationS, warmupS: cfg.warmupS, clients: cfg.clients, jobs: cfg.jobs, scale: cfg.scale, rounds: cfg.rounds, maxTries: 10, protocol: 'simple', transport: cfg.transport },
     summary,
     ratio: ratio === null ? null : { tps: ratio, perRound, latency: median(latRatio), target: TARGET, pass, ...(cpuRatios.length ? { serverCpuPerTx: median(cpuRatios), serverCpuPerRound: cpuRatios } : {}) },
     results,
   }
-  const file = writeResults('wire', out)
+  const file = writeResults(cfg.transport === 'unix' ? 'wire-unix' : 'wire', out)
   console.log(`results written to ${path.relative(process.cwd(), file) || file}`)
   return out
 }
