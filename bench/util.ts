@@ -191,9 +191,10 @@ export function idleShare(a: { busy: number; idle: number }, b: { busy: number; 
 /**
  * The CPU time of a process and all its descendants (PostgreSQL's
  * postmaster and its backends), sampled while they run: a backend exits when
- * its client goes, taking its counters with it, so `sample()` keeps each
- * process's last reading and `totalNs()` sums what each used since the first
- * sample (a process that appeared later counts from 0). From
+ * its client goes, taking its counters with it, so each process's last
+ * reading is kept and `totalNs()` sums what each used since the first
+ * sample (a process that appeared later counts from 0). What a process uses
+ * between its last reading and its exit is lost: read often (`refresh`). From
  * /proc/<pid>/schedstat (ns on a CPU; each PostgreSQL process is one
  * thread); every call does nothing without /proc.
  */
@@ -204,6 +205,17 @@ export class ProcessTreeCpu {
   #sampled = false
   constructor(rootPid: number) { this.#root = rootPid }
 
+  /** processes found so far (gone ones included) */
+  get processes(): number { return this.#last.size }
+
+  /** Reads again the processes already found (cheap: a few files), so little of a process's last moments is lost. */
+  refresh(): void {
+    for (const pid of this.#last.keys()) {
+      try { this.#last.set(pid, Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])) } catch { /* gone: its last reading stays */ }
+    }
+  }
+
+  /** Finds the tree's processes (a scan of /proc) and reads each. */
   sample(): void {
     let pids: string[]
     try { pids = fs.readdirSync('/proc').filter(p => /^\d+$/.test(p)) } catch { return }

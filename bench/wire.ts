@@ -293,9 +293,12 @@ async function pgbenchOn(cfg: Config, pgbench: string, system: System, round: nu
   const cpu0 = process.cpuUsage()
   const th0 = system === 'hexad' ? threadTimes() : null
   const m0 = machineTimes()
-  // a backend's counters go with it when pgbench disconnects: sample the tree while the run lasts
+  // a backend's counters go with it when pgbench disconnects: read the tree while the run lasts,
+  // its known processes every 100 ms (at most 100 ms of a backend's work lost at its exit) and a
+  // scan of /proc for new ones every second
   serverTree?.sample()
-  const sampler = serverTree ? setInterval(() => serverTree.sample(), 500) : null
+  let ticks = 0
+  const sampler = serverTree ? setInterval(() => { if (++ticks % 10 === 0) serverTree.sample(); else serverTree.refresh() }, 100) : null
   const t1 = performance.now()
   let r: Awaited<ReturnType<typeof runAsync>>
   try {

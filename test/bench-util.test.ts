@@ -2,7 +2,8 @@
  * The wire benchmark's CPU accounting (bench/util.ts), Linux only:
  * - ProcessTreeCpu sums the CPU of a process and every process under it,
  *   keeps what a child used after it exited (PostgreSQL's backends exit when
- *   pgbench disconnects), and counts nothing outside the tree.
+ *   pgbench disconnects), and counts nothing outside the tree; refresh()
+ *   follows the processes a scan found, without scanning.
  * - machineTimes / idleShare: the machine's idle share between two readings.
  */
 import { test } from 'uvu'
@@ -33,6 +34,27 @@ test('ProcessTreeCpu: a child that burned 300 ms and exited is counted; a busy p
     assert.ok(ms < 900, `the outsider's CPU is not (got ${ms.toFixed(0)} ms: the child's 300 and two node start-ups at most)`)
   } finally {
     outsider.kill('SIGKILL')
+    root.kill('SIGKILL')
+  }
+})
+
+test('ProcessTreeCpu.refresh reads the processes found without a scan: a child found once is followed to its exit', async () => {
+  if (!linux) return
+  // the child waits 200 ms (so a scan finds it before it burns), then burns 300 ms of CPU and exits
+  const rootCode = `const c = require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify('setTimeout(() => { ' + burn(300) + ' }, 200)')}], { stdio: 'ignore' }); c.on('exit', () => setTimeout(() => {}, 300))`
+  const root = spawn(process.execPath, ['-e', rootCode], { stdio: 'ignore' })
+  try {
+    const tree = new ProcessTreeCpu(root.pid!)
+    let done = false
+    root.once('exit', () => { done = true })
+    while (!done && tree.processes < 2) { tree.sample(); await new Promise(r => setTimeout(r, 5)) }
+    assert.ok(tree.processes >= 2, 'the child was found by a scan')
+    const found = tree.totalNs() / 1e6
+    while (!done) { tree.refresh(); await new Promise(r => setTimeout(r, 20)) }
+    const ms = tree.totalNs() / 1e6
+    assert.ok(found < 200, `found before it burned (${found.toFixed(0)} ms then)`)
+    assert.ok(ms >= 250, `its 300 ms are counted by refresh alone (got ${ms.toFixed(0)} ms)`)
+  } finally {
     root.kill('SIGKILL')
   }
 })
