@@ -198,6 +198,11 @@ export function idleShare(a: { busy: number; idle: number }, b: { busy: number; 
  * /proc/<pid>/schedstat (ns on a CPU; each PostgreSQL process is one
  * thread); every call does nothing without /proc.
  */
+/** ns process `pid` (its main thread) has run on a CPU (/proc/<pid>/schedstat); throws when it is gone. */
+function runNsOf(pid: number): number {
+  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
+}
+
 export class ProcessTreeCpu {
   readonly #root: number
   readonly #first = new Map<number, number>()
@@ -211,7 +216,7 @@ export class ProcessTreeCpu {
   /** Reads again the processes already found (cheap: a few files), so little of a process's last moments is lost. */
   refresh(): void {
     for (const pid of this.#last.keys()) {
-      try { this.#last.set(pid, Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])) } catch { /* gone: its last reading stays */ }
+      try { this.#last.set(pid, runNsOf(pid)) } catch { /* gone: its last reading stays */ }
     }
   }
 
@@ -230,7 +235,7 @@ export class ProcessTreeCpu {
     for (const pid of parent.keys()) {
       if (!inTree(pid)) continue
       try {
-        const ns = Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
+        const ns = runNsOf(pid)
         if (!this.#sampled) this.#first.set(pid, ns)
         this.#last.set(pid, ns)
       } catch { /* gone meanwhile */ }

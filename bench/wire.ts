@@ -398,10 +398,14 @@ export async function run(args: string[]): Promise<unknown> {
 
   const perRound: number[] = []
   const latRatio: number[] = []
+  const cpuRatios: number[] = []
   for (let round = 1; round <= cfg.rounds; round++) {
     const h = results.find(r => r.round === round && r.system === 'hexad')
     const p = results.find(r => r.round === round && r.system === 'postgresql')
-    if (h && p) { perRound.push(h.tps / p.tps); latRatio.push(h.latencyMs / p.latencyMs) }
+    if (!h || !p) continue
+    perRound.push(h.tps / p.tps)
+    latRatio.push(h.latencyMs / p.latencyMs)
+    if (h.serverUsPerTx !== undefined && p.serverUsPerTx !== undefined) cpuRatios.push(h.serverUsPerTx / p.serverUsPerTx)
   }
   const ratio = perRound.length ? median(perRound) : null
   const pass = ratio === null ? null : ratio >= TARGET
@@ -414,12 +418,6 @@ export async function run(args: string[]): Promise<unknown> {
       serverUsPerTx: medianOf(rs.map(r => r.serverUsPerTx)), machineIdleShare: medianOf(rs.map(r => r.machineIdleShare)),
     }
   })
-  const cpuRatios: number[] = []
-  for (let round = 1; round <= cfg.rounds; round++) {
-    const h = results.find(r => r.round === round && r.system === 'hexad')?.serverUsPerTx
-    const p = results.find(r => r.round === round && r.system === 'postgresql')?.serverUsPerTx
-    if (h !== undefined && p !== undefined) cpuRatios.push(h / p)
-  }
   const loadEnd = os.loadavg().map(x => Math.round(x * 100) / 100)
   console.log(`\n================ pgbench TPC-B, scale ${cfg.scale}, ${cfg.clients} clients, ${cfg.jobs} threads, ${cfg.durationS} s${cfg.warmupS > 0 ? ` after a ${cfg.warmupS} s warm-up` : ''}${cfg.rounds > 1 ? `, median of ${cfg.rounds} rounds` : ''} ================`)
   for (const s of summary) console.log(`  ${s.system.padEnd(11)} ${s.setting}`)
