@@ -3,29 +3,73 @@
  * runs the simulator over many seeds with a progress bar, prints each
  * failing seed with its fault schedule and failures, and a summary at the
  * end. `--seed N` (or HEXAD_SEED=N) replays one seed and prints its
- * schedule whatever the outcome. Exits non-zero if any seed failed.
+ * schedule whatever the outcome. Exits 1 if any seed failed, 2 on bad
+ * options (unknown, missing a value, not an integer seed) or an error in
+ * the simulator itself; `--help` prints the usage.
  */
+import { parseArgs } from 'node:util'
 import { PLANTED_BUG_NAMES, type PlantedBugs } from '../storage/planted-bugs.js'
 import { runSeed } from './simulator.js'
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1] : undefined
+const USAGE = `usage: npm run soak -- [--seeds N] [--from N] [--bug NAME]
+       npm run soak -- --seed N [--bug NAME]        (or HEXAD_SEED=N npm run soak)
+
+  --seeds N    how many seeds to run (default 1000), from --from on (default 1)
+  --seed N     replay one seed and print its fault schedule whatever the outcome
+  --bug NAME   plant a known bug, to see the checkers catch it: ${PLANTED_BUG_NAMES.join(', ')}
+  --help       this text
+
+A seed is an integer from 0 to ${2 ** 32 - 1}. Exits 1 if a seed failed, 2 on bad options.`
+
+/** Bad options: the reason and the usage on stderr, exit 2 (nothing is run). */
+function usageError(message: string): never {
+  console.error(`soak: ${message}\n\n${USAGE}`)
+  process.exit(2)
+}
+
+/** `text` as a seed-sized integer (0 .. 2^32-1, and at least `min`), or a usage error naming `what`. */
+function intOption(what: string, text: string, min: number): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN
+  if (!Number.isSafeInteger(n) || n < min || n > 2 ** 32 - 1) usageError(`${what} must be an integer from ${min} to ${2 ** 32 - 1}, got "${text}"`)
+  return n
+}
+
+interface SoakOptions { seeds: number; from: number; seed: number | undefined; bugName: string | undefined }
+
+function options(argv: string[]): SoakOptions {
+  let values: { seeds?: string; from?: string; seed?: string; bug?: string; help?: boolean }
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { seeds: { type: 'string' }, from: { type: 'string' }, seed: { type: 'string' }, bug: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }))
+  } catch (err) {
+    usageError((err as Error).message)
+  }
+  if (values.help) { console.log(USAGE); process.exit(0) }
+  const bugName = values.bug
+  if (bugName !== undefined && !PLANTED_BUG_NAMES.includes(bugName as keyof PlantedBugs)) usageError(`--bug must be one of ${PLANTED_BUG_NAMES.join(', ')}, got "${bugName}"`)
+  const env = process.env.HEXAD_SEED
+  const seed = values.seed !== undefined ? intOption('--seed', values.seed, 0)
+    : env !== undefined && env !== '' ? intOption('HEXAD_SEED', env, 0) : undefined
+  if (seed !== undefined && (values.seeds !== undefined || values.from !== undefined)) usageError(`${values.seed !== undefined ? '--seed' : `HEXAD_SEED=${env} (set in the environment)`} replays one seed: it does not go with --seeds or --from`)
+  const seeds = values.seeds !== undefined ? intOption('--seeds', values.seeds, 1) : 1000
+  const from = values.from !== undefined ? intOption('--from', values.from, 0) : 1
+  if (from + seeds - 1 > 2 ** 32 - 1) usageError(`--from ${from} with --seeds ${seeds} runs past the last seed, ${2 ** 32 - 1}`)
+  return { seeds, from, seed, bugName }
 }
 
 async function main(): Promise<void> {
-  const bugName = arg('bug')
-  if (bugName && !PLANTED_BUG_NAMES.includes(bugName as keyof PlantedBugs)) throw new Error(`--bug must be one of ${PLANTED_BUG_NAMES.join(', ')}`)
+  const { seeds, from, seed: one, bugName } = options(process.argv.slice(2))
   const bugs: Partial<PlantedBugs> = bugName ? { [bugName]: true } : {}
-  const one = arg('seed') ?? process.env.HEXAD_SEED
-  if (one !== undefined && one !== '') {
-    const r = await runSeed(Number(one), { bugs })
+  if (one !== undefined) {
+    const r = await runSeed(one, { bugs })
     console.log(r.schedule.join('\n'))
     console.log(r.ok ? `seed ${r.seed}: ok ${JSON.stringify(r.counts)}` : `seed ${r.seed}: FAILED\n  ${r.failures.join('\n  ')}`)
     process.exit(r.ok ? 0 : 1)
   }
-  const seeds = Number(arg('seeds') ?? 1000)
-  const from = Number(arg('from') ?? 1)
   const started = Date.now()
   const failed: number[] = []
   const totals: Record<string, number> = {}
