@@ -197,27 +197,31 @@ export function idleShare(a: { busy: number; idle: number }, b: { busy: number; 
  * between its last reading and its exit is lost: read often (`refresh`). From
  * /proc/<pid>/schedstat (ns on a CPU; each PostgreSQL process is one
  * thread); every call does nothing without /proc.
+ *
+ * Each process found is read through a descriptor of its own schedstat file,
+ * opened when a scan finds it: a /proc descriptor stays bound to that
+ * process, so once it exits reads fail, and a later process given the same
+ * pid (pid_max may be 32,768) is never read through it, nor counted unless a
+ * scan finds it in the tree. `close()` lets the descriptors go.
  */
-/** ns process `pid` (its main thread) has run on a CPU (/proc/<pid>/schedstat); throws when it is gone. */
-function runNsOf(pid: number): number {
-  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
-}
+interface TreeProc { pid: number; fd: number; first: number; last: number }
 
 export class ProcessTreeCpu {
   readonly #root: number
-  readonly #first = new Map<number, number>()
-  readonly #last = new Map<number, number>()
+  /** every process found, gone ones included (their fd is -1) */
+  readonly #procs: TreeProc[] = []
+  /** the live ones by pid */
+  readonly #live = new Map<number, TreeProc>()
+  readonly #buf = Buffer.alloc(256)
   #sampled = false
   constructor(rootPid: number) { this.#root = rootPid }
 
   /** processes found so far (gone ones included) */
-  get processes(): number { return this.#last.size }
+  get processes(): number { return this.#procs.length }
 
-  /** Reads again the processes already found (cheap: a few files), so little of a process's last moments is lost. */
+  /** Reads again the processes already found (cheap: one read each), so little of a process's last moments is lost. */
   refresh(): void {
-    for (const pid of this.#last.keys()) {
-      try { this.#last.set(pid, runNsOf(pid)) } catch { /* gone: its last reading stays */ }
-    }
+    for (const p of this.#live.values()) this.#read(p)
   }
 
   /** Finds the tree's processes (a scan of /proc) and reads each. */
@@ -234,11 +238,17 @@ export class ProcessTreeCpu {
     const inTree = (pid: number): boolean => { for (let x: number | undefined = pid, n = 0; x !== undefined && x > 1 && n < 64; x = parent.get(x), n++) if (x === this.#root) return true; return false }
     for (const pid of parent.keys()) {
       if (!inTree(pid)) continue
-      try {
-        const ns = runNsOf(pid)
-        if (!this.#sampled) this.#first.set(pid, ns)
-        this.#last.set(pid, ns)
-      } catch { /* gone meanwhile */ }
+      const known = this.#live.get(pid)
+      // a known process that still reads is the same one; one that does not has gone, and this pid is a new process
+      if (known && this.#read(known)) continue
+      let fd: number
+      try { fd = fs.openSync(`/proc/${pid}/schedstat`, 'r') } catch { continue /* gone meanwhile */ }
+      const p: TreeProc = { pid, fd, first: 0, last: 0 }
+      if (!this.#read(p)) continue
+      // the processes there at the first sample count from then; later ones from their start
+      p.first = this.#sampled ? 0 : p.last
+      this.#procs.push(p)
+      this.#live.set(pid, p)
     }
     this.#sampled = true
   }
@@ -246,7 +256,28 @@ export class ProcessTreeCpu {
   /** ns on a CPU since the first sample, summed over the tree. */
   totalNs(): number {
     let n = 0
-    for (const [pid, ns] of this.#last) n += ns - (this.#first.get(pid) ?? 0)
+    for (const p of this.#procs) n += p.last - p.first
     return n
+  }
+
+  /** Closes the descriptors (the readings stay: totalNs() still answers). */
+  close(): void {
+    for (const p of this.#live.values()) this.#gone(p)
+  }
+
+  /** Reads `p`'s run time into p.last; false (and `p` marked gone) once it has exited. */
+  #read(p: TreeProc): boolean {
+    if (p.fd < 0) return false
+    let n = 0
+    try { n = fs.readSync(p.fd, this.#buf, 0, this.#buf.length, 0) } catch { /* ESRCH: exited */ }
+    const ns = n > 0 ? Number(this.#buf.toString('latin1', 0, n).split(' ')[0]) : NaN
+    if (!Number.isFinite(ns)) { this.#gone(p); return false }
+    p.last = ns
+    return true
+  }
+
+  #gone(p: TreeProc): void {
+    if (p.fd >= 0) { try { fs.closeSync(p.fd) } catch { /* already closed */ } p.fd = -1 }
+    if (this.#live.get(p.pid) === p) this.#live.delete(p.pid)
   }
 }

@@ -360,7 +360,11 @@ async function runPostgres(cfg: Config, bins: ReturnType<typeof pgBinaries>, rou
     let tree: ProcessTreeCpu | undefined
     try { tree = new ProcessTreeCpu(Number(fs.readFileSync(path.join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0])) } catch { /* not measured */ }
     // the server listens on 127.0.0.1 and on a Unix-domain socket in its directory (-k)
-    return await pgbenchOn(cfg, bins.pgbench, 'postgresql', round, cfg.transport === 'unix' ? pg.dir : '127.0.0.1', pg.port, 'postgres', pg.setting, tree)
+    try {
+      return await pgbenchOn(cfg, bins.pgbench, 'postgresql', round, cfg.transport === 'unix' ? pg.dir : '127.0.0.1', pg.port, 'postgres', pg.setting, tree)
+    } finally {
+      tree?.close()
+    }
   } finally {
     pg.stop()
   }

@@ -2,7 +2,8 @@
  * The wire benchmark's CPU accounting (bench/util.ts), Linux only:
  * - ProcessTreeCpu sums the CPU of a process and every process under it,
  *   keeps what a child used after it exited (PostgreSQL's backends exit when
- *   pgbench disconnects), and counts nothing outside the tree; refresh()
+ *   pgbench disconnects), and counts nothing outside the tree, even a
+ *   process given the pid of one of the tree's that has gone; refresh()
  *   follows the processes a scan found, without scanning.
  * - machineTimes / idleShare: the machine's idle share between two readings.
  */
@@ -55,6 +56,49 @@ test('ProcessTreeCpu.refresh reads the processes found without a scan: a child f
     assert.ok(found < 200, `found before it burned (${found.toFixed(0)} ms then)`)
     assert.ok(ms >= 250, `its 300 ms are counted by refresh alone (got ${ms.toFixed(0)} ms)`)
   } finally {
+    root.kill('SIGKILL')
+  }
+})
+
+/** Sets the pid the next process gets (root only: /proc/sys/kernel/ns_last_pid); false when not allowed here. */
+function nextPidIs(pid: number): boolean {
+  try { fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1)); return true } catch { return false }
+}
+
+test('ProcessTreeCpu: a process outside the tree that is given a gone child\'s pid is not counted', async () => {
+  if (!linux) return
+  // the root (a shell) runs a child `sleep 0.3`, then becomes a `sleep 5` itself (no new process)
+  const root = spawn('sh', ['-c', 'sleep 0.3; exec sleep 5'], { stdio: 'ignore' })
+  const tree = new ProcessTreeCpu(root.pid!)
+  let outsider: ReturnType<typeof spawn> | null = null
+  try {
+    const childPid = (): number | undefined => {
+      try { return Number(fs.readFileSync(`/proc/${root.pid}/task/${root.pid}/children`, 'utf8').trim().split(' ')[0]) || undefined } catch { return undefined }
+    }
+    let child: number | undefined
+    while (!child) { child = childPid(); await new Promise(r => setTimeout(r, 5)) }
+    tree.sample()
+    assert.is(tree.processes, 2, 'the shell and its sleep were found')
+    // the sleep exits and is reaped; then a busy process outside the tree is given its pid
+    while (fs.existsSync(`/proc/${child}`)) { tree.refresh(); await new Promise(r => setTimeout(r, 10)) }
+    for (let i = 0; i < 20 && !outsider; i++) {
+      if (!nextPidIs(child)) { console.log('# (skipped the pid reuse check: /proc/sys/kernel/ns_last_pid is not writable here)'); return }
+      const o = spawn(process.execPath, ['-e', burn(400)], { stdio: 'ignore' })
+      if (o.pid === child) outsider = o
+      else { o.kill('SIGKILL'); await new Promise(r => setTimeout(r, 10)) }
+    }
+    assert.ok(outsider, `a process was given pid ${child} again`)
+    const exited = new Promise<void>(r => outsider!.once('exit', () => r()))
+    let done = false
+    void exited.then(() => { done = true })
+    let ticks = 0
+    while (!done) { if (++ticks % 5 === 0) tree.sample(); else tree.refresh(); await new Promise(r => setTimeout(r, 20)) }
+    const ms = tree.totalNs() / 1e6
+    assert.ok(ms < 150, `the outsider's 400 ms under the reused pid are not counted (got ${ms.toFixed(0)} ms)`)
+    assert.is(tree.processes, 2, 'nothing new was found in the tree')
+  } finally {
+    tree.close()
+    outsider?.kill('SIGKILL')
     root.kill('SIGKILL')
   }
 })
