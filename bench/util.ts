@@ -188,6 +188,9 @@ export function idleShare(a: { busy: number; idle: number }, b: { busy: number; 
   return busy + idle > 0 ? idle / (busy + idle) : 0
 }
 
+/** a process ProcessTreeCpu found: its pid, its schedstat descriptor (-1 once gone), its first and last readings (ns) */
+interface TreeProc { pid: number; fd: number; first: number; last: number }
+
 /**
  * The CPU time of a process and all its descendants (PostgreSQL's
  * postmaster and its backends), sampled while they run: a backend exits when
@@ -204,8 +207,6 @@ export function idleShare(a: { busy: number; idle: number }, b: { busy: number; 
  * pid (pid_max may be 32,768) is never read through it, nor counted unless a
  * scan finds it in the tree. `close()` lets the descriptors go.
  */
-interface TreeProc { pid: number; fd: number; first: number; last: number }
-
 export class ProcessTreeCpu {
   readonly #root: number
   /** every process found, gone ones included (their fd is -1) */
