@@ -3,8 +3,15 @@
 // VDL, each segment's SCL and AZ and the throughput, and close.
 import { openVolume } from 'hexad'
 
-const dir = process.argv[2] ?? './data'
+const arg = process.argv[2]
+if (arg?.startsWith('-')) {
+  // `npm start -- --help`, or a flag: usage, and no directory made out of it
+  console.log('usage: npm start [-- DIR]   (default ./data; HEXAD_SECONDS=S sets the run time, default 2)')
+  process.exit(arg === '--help' || arg === '-h' ? 0 : 2)
+}
+const dir = arg ?? './data'
 const seconds = Number(process.env.HEXAD_SECONDS ?? 2)
+if (!(seconds > 0)) { console.error(`HEXAD_SECONDS must be a number of seconds above 0, got "${process.env.HEXAD_SECONDS}"`); process.exit(2) }
 const concurrency = 32
 
 const started = performance.now()

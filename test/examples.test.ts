@@ -38,6 +38,26 @@ test('main: writes, reads, prints VDL and every segment with its AZ, and reopens
   }
 })
 
+test('main: --help prints the usage; a flag or a bad HEXAD_SECONDS exits 2; neither opens a volume', () => {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'hexad-main-cwd-'))
+  try {
+    const spawn = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [path.join(examples, 'main.js'), ...args], { cwd, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } })
+    const help = spawn(['--help'])
+    assert.is(help.status, 0, help.stderr)
+    assert.match(help.stdout, /^usage: npm start \[-- DIR\]/)
+    const flag = spawn(['--dir'])
+    assert.is(flag.status, 2)
+    assert.match(flag.stdout, /^usage: npm start/)
+    const secs = spawn([path.join(cwd, 'd')], { HEXAD_SECONDS: 'two' })
+    assert.is(secs.status, 2)
+    assert.match(secs.stderr, /HEXAD_SECONDS must be a number of seconds above 0, got "two"/)
+    assert.equal(fs.readdirSync(cwd), [], 'no directory was made (not ./data, not ./--help)')
+  } finally {
+    fs.rmSync(cwd, { recursive: true, force: true })
+  }
+})
+
 test('counter-page: a read at an older read point sees the older value', () => {
   const out = run('counter-page.js')
   assert.match(out, /counter 0 now 15, at LSN \d+ it was 5; counter 1 now 1/)
