@@ -31,7 +31,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Bench } from 'tinybench'
 import { destroyCluster, openCluster, restore, type Cluster } from '../engine/index.js'
-import { cleanupTempDirs, diskUsage, fmt, gitInfo, hostInfo, makeTempDir, MB, removeTempDir, table, writeResults } from './util.js'
+import { cleanupTempDirs, diskUsage, fmt, gitInfo, hostInfo, makeTempDir, MB, refuseUnknownOptions, removeTempDir, table, writeResults } from './util.js'
 
 const VALUE_BYTES = 60_000
 
@@ -154,6 +154,7 @@ async function measureSize(mb: number, withRestore: boolean): Promise<SizeRow> {
 }
 
 export async function run(args: string[]): Promise<unknown> {
+  refuseUnknownOptions('clone', args, ['--quick', '--sizes='])
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
   const sizes = (opt(args, 'sizes') ?? (quick ? '10,100' : '10,100,1000')).split(',').map(Number)
   if (sizes.some(s => !Number.isFinite(s) || s <= 0)) throw new Error('--sizes takes a comma-separated list of MB, e.g. --sizes=10,100')

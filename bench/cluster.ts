@@ -24,14 +24,9 @@
 import crypto from 'node:crypto'
 import { Bench } from 'tinybench'
 import { openCluster, type Cluster } from '../engine/index.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, removeTempDir, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, intOption, makeTempDir, refuseUnknownOptions, removeTempDir, table, writeResults } from './util.js'
 
 interface LagRow { offered: number; achieved: number; commits: number; lagP50: number; lagP99: number; samples: number; commitP50: number; commitP99: number }
-
-function opt(args: string[], name: string): string | undefined {
-  const a = args.find(x => x.startsWith(`--${name}=`))
-  return a ? a.slice(name.length + 3) : undefined
-}
 
 function pct(xs: number[], q: number): number {
   if (xs.length === 0) return 0
@@ -162,8 +157,9 @@ async function failovers(rounds: number): Promise<{ times: number[]; p50: number
 }
 
 export async function run(args: string[]): Promise<unknown> {
+  refuseUnknownOptions('cluster', args, ['--quick', '--duration='])
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
-  const durationMs = Number(opt(args, 'duration') ?? (quick ? 1500 : 4000))
+  const durationMs = intOption('cluster', args, 'duration', quick ? 1500 : 4000, 100)
   try {
     console.log(`[1] replica lag, one reader, single-put commits offered at a fixed rate for ${durationMs} ms`)
     const lag: LagRow[] = []

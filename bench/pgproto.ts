@@ -32,7 +32,7 @@ import { openCluster, type Cluster } from '../engine/index.js'
 import { SERVE_SEGMENT_NICE } from '../engine/server/index.js'
 import { PgConnection, type Transport } from '../engine/server/pg/connection.js'
 import { endpointSource, type SessionSource } from '../engine/server/source.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, removeTempDir, table, threadTimes, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, refuseUnknownOptions, removeTempDir, table, threadTimes, writeResults } from './util.js'
 
 type Mode = 'protocol' | 'direct'
 interface Config { quick: boolean; durationMs: number; rounds: number; clients: number; command: string }
@@ -43,7 +43,7 @@ const TELLERS = 10
 
 function parseConfig(args: string[]): Config {
   const known = ['--quick', '--duration=', '--rounds=', '--clients=']
-  for (const a of args) if (!known.some(k => k.endsWith('=') ? a.startsWith(k) : a === k)) throw new Error(`pgproto: unknown option ${a} (known: --quick --duration=MS --rounds=N --clients=N)`)
+  refuseUnknownOptions('pgproto', args, known)
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
   const num = (name: string, dflt: number) => {
     const a = args.find(x => x.startsWith(`--${name}=`))

@@ -282,3 +282,24 @@ export class ProcessTreeCpu {
     if (this.#live.get(p.pid) === p) this.#live.delete(p.pid)
   }
 }
+
+/**
+ * Refuses an option a benchmark does not know. `known` lists the flags
+ * (`--quick`) and the valued options with their `=` (`--rounds=`); the
+ * error names them all.
+ */
+export function refuseUnknownOptions(bench: string, args: string[], known: string[]): void {
+  for (const a of args) {
+    if (!known.some(k => k.endsWith('=') ? a.startsWith(k) : a === k)) throw new Error(`${bench}: unknown option ${a} (known: ${known.map(k => k.endsWith('=') ? k + '...' : k).join(' ')})`)
+  }
+}
+
+/** The integer value of `--name=` in `args` (at least `min`), `dflt` without one; a clear error otherwise. */
+export function intOption(bench: string, args: string[], name: string, dflt: number, min = 1): number {
+  const a = args.find(x => x.startsWith(`--${name}=`))
+  if (a === undefined) return dflt
+  const v = a.slice(name.length + 3)
+  const n = /^-?\d+$/.test(v) ? Number(v) : NaN
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${bench}: --${name} must be an integer of at least ${min}, got "${v}"`)
+  return n
+}

@@ -47,7 +47,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { openCluster } from '../engine/index.js'
 import { serve, SERVE_SEGMENT_NICE } from '../engine/server/index.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, idleShare, machineTimes, makeTempDir, median, ProcessTreeCpu, removeTempDir, table, threadDelta, threadTimes, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, idleShare, machineTimes, makeTempDir, median, ProcessTreeCpu, refuseUnknownOptions, removeTempDir, table, threadDelta, threadTimes, writeResults } from './util.js'
 
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 const TARGET = 1
@@ -131,7 +131,7 @@ function posInt(v: string | undefined, dflt: number, what: string, min = 1): num
 
 function parseConfig(args: string[]): Config {
   const known = ['--quick', '--unix', '--duration=', '--warmup=', '--clients=', '--jobs=', '--scale=', '--rounds=', '--only=']
-  for (const a of args) if (!known.some(k => k.endsWith('=') ? a.startsWith(k) : a === k)) throw new Error(`wire: unknown option ${a} (known: ${known.map(k => k.endsWith('=') ? k + '...' : k).join(' ')})`)
+  refuseUnknownOptions('wire', args, known)
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
   const only = opt(args, 'only')
   if (only !== undefined && only !== 'hexad' && only !== 'postgresql') throw new Error(`--only must be hexad or postgresql, got ${only}`)

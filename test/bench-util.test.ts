@@ -6,12 +6,16 @@
  *   process given the pid of one of the tree's that has gone; refresh()
  *   follows the processes a scan found, without scanning.
  * - machineTimes / idleShare: the machine's idle share between two readings.
+ * - refuseUnknownOptions / intOption: the benchmarks' option checks.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import { idleShare, machineTimes, ProcessTreeCpu } from '../bench/util.js'
+import { idleShare, intOption, machineTimes, ProcessTreeCpu, refuseUnknownOptions } from '../bench/util.js'
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const linux = fs.existsSync('/proc/self/schedstat')
 
@@ -100,6 +104,32 @@ test('ProcessTreeCpu: a process outside the tree that is given a gone child\'s p
     tree.close()
     outsider?.kill('SIGKILL')
     root.kill('SIGKILL')
+  }
+})
+
+test('refuseUnknownOptions / intOption: an unknown option or a bad number is refused with the known ones named', () => {
+  const known = ['--quick', '--duration=']
+  refuseUnknownOptions('x', ['--quick', '--duration=5'], known)
+  assert.throws(() => refuseUnknownOptions('x', ['--quick', '--durations=5'], known), /x: unknown option --durations=5 \(known: --quick --duration=\.\.\.\)/)
+  assert.throws(() => refuseUnknownOptions('x', ['--quick=1'], known), /unknown option --quick=1/)
+  assert.is(intOption('x', ['--duration=250'], 'duration', 7, 100), 250)
+  assert.is(intOption('x', [], 'duration', 7, 100), 7)
+  for (const bad of ['q', '', '1.5', '99', '2e3', '0x10']) {
+    assert.throws(() => intOption('x', [`--duration=${bad}`], 'duration', 7, 100), new RegExp(`x: --duration must be an integer of at least 100, got "${bad.replace('.', '\\.')}"`), bad)
+  }
+})
+
+test('npm run bench: cluster and clone refuse unknown options and bad values before doing any work', () => {
+  const index = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'index.js')
+  for (const [args, reason] of [
+    [['cluster', '--bogus'], /cluster: unknown option --bogus \(known: --quick --duration=\.\.\.\)/],
+    [['cluster', '--duration=q'], /cluster: --duration must be an integer of at least 100, got "q"/],
+    [['clone', '--size=10'], /clone: unknown option --size=10 \(known: --quick --sizes=\.\.\.\)/],
+  ] as Array<[string[], RegExp]>) {
+    const r = spawnSync(process.execPath, [index, ...args], { encoding: 'utf8', timeout: 60_000 })
+    assert.is(r.status, 1, `${args.join(' ')}: exit ${r.status}`)
+    assert.match(r.stderr, reason)
+    assert.not.match(r.stdout, /\[1\]|replica lag|clone of/, `${args.join(' ')} started its work: ${r.stdout}`)
   }
 })
 
