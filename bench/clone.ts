@@ -31,14 +31,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Bench } from 'tinybench'
 import { destroyCluster, openCluster, restore, type Cluster } from '../engine/index.js'
-import { cleanupTempDirs, diskUsage, fmt, gitInfo, hostInfo, makeTempDir, MB, refuseUnknownOptions, removeTempDir, table, writeResults } from './util.js'
+import { cleanupTempDirs, diskUsage, fmt, gitInfo, hostInfo, makeTempDir, MB, optionValue, refuseUnknownOptions, removeTempDir, table, writeResults } from './util.js'
 
 const VALUE_BYTES = 60_000
-
-function opt(args: string[], name: string): string | undefined {
-  const a = args.find(x => x.startsWith(`--${name}=`))
-  return a ? a.slice(name.length + 3) : undefined
-}
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -156,7 +151,7 @@ async function measureSize(mb: number, withRestore: boolean): Promise<SizeRow> {
 export async function run(args: string[]): Promise<unknown> {
   refuseUnknownOptions('clone', args, ['--quick', '--sizes='])
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
-  const sizes = (opt(args, 'sizes') ?? (quick ? '10,100' : '10,100,1000')).split(',').map(Number)
+  const sizes = (optionValue(args, 'sizes') ?? (quick ? '10,100' : '10,100,1000')).split(',').map(Number)
   if (sizes.some(s => !Number.isFinite(s) || s <= 0)) throw new Error('--sizes takes a comma-separated list of MB, e.g. --sizes=10,100')
   const host = hostInfo()
   const rows: SizeRow[] = []

@@ -76,7 +76,7 @@ import type { ClassicLevel } from 'classic-level'
 import type { RootDatabase } from 'lmdb'
 import { openCluster, type Cluster, type DatabaseStats, type SegmentStats, type VolumeStats } from '../engine/index.js'
 import { replicationFloor, type FloorResult } from './floor.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, MiB, removeTempDir, repoRoot, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, MiB, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 // ------------------------------------------------------------------ config
 
@@ -112,11 +112,7 @@ const VALUE_BYTES = 100
 
 function parseConfig(args: string[]): Config {
   const env = process.env
-  for (const a of args) {
-    if (a !== '--quick' && !a.startsWith('--stores=') && !a.startsWith('--seed=') && !a.startsWith('--rounds=')) {
-      throw new Error(`kv: unknown option ${a} (known: --quick --rounds=N --stores=LIST --seed=N)`)
-    }
-  }
+  refuseUnknownOptions('kv', args, ['--quick', '--rounds=', '--stores=', '--seed='])
   const quick = args.includes('--quick') || env.HEXAD_BENCH_QUICK === '1'
   const storesArg = args.find(a => a.startsWith('--stores='))?.slice('--stores='.length) ?? env.HEXAD_BENCH_STORES
   const stores = storesArg ? storesArg.split(',').map(s => s.trim()).filter(Boolean) : [...STORE_IDS]

@@ -32,7 +32,7 @@ import { openCluster, type Cluster } from '../engine/index.js'
 import { SERVE_SEGMENT_NICE } from '../engine/server/index.js'
 import { PgConnection, type Transport } from '../engine/server/pg/connection.js'
 import { endpointSource, type SessionSource } from '../engine/server/source.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, refuseUnknownOptions, removeTempDir, table, threadTimes, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, intOption, makeTempDir, median, PGBENCH_DDL, refuseUnknownOptions, removeTempDir, table, threadTimes, writeResults } from './util.js'
 
 type Mode = 'protocol' | 'direct'
 interface Config { quick: boolean; durationMs: number; rounds: number; clients: number; command: string }
@@ -45,18 +45,11 @@ function parseConfig(args: string[]): Config {
   const known = ['--quick', '--duration=', '--rounds=', '--clients=']
   refuseUnknownOptions('pgproto', args, known)
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
-  const num = (name: string, dflt: number) => {
-    const a = args.find(x => x.startsWith(`--${name}=`))
-    if (!a) return dflt
-    const n = Number(a.slice(name.length + 3))
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${a.slice(name.length + 3)}`)
-    return n
-  }
   return {
     quick,
-    durationMs: num('duration', quick ? 2000 : 5000),
-    rounds: num('rounds', quick ? 1 : 3),
-    clients: num('clients', 16),
+    durationMs: intOption('pgproto', args, 'duration', quick ? 2000 : 5000),
+    rounds: intOption('pgproto', args, 'rounds', quick ? 1 : 3),
+    clients: intOption('pgproto', args, 'clients', 16),
     command: `npm run bench -- pgproto${args.length ? ' ' + args.join(' ') : ''}`,
   }
 }

@@ -294,11 +294,16 @@ export function refuseUnknownOptions(bench: string, args: string[], known: strin
   }
 }
 
+/** The value of `--name=...` in `args`, or undefined without one. */
+export function optionValue(args: string[], name: string): string | undefined {
+  const a = args.find(x => x.startsWith(`--${name}=`))
+  return a === undefined ? undefined : a.slice(name.length + 3)
+}
+
 /** The integer value of `--name=` in `args` (at least `min`), `dflt` without one; a clear error otherwise. */
 export function intOption(bench: string, args: string[], name: string, dflt: number, min = 1): number {
-  const a = args.find(x => x.startsWith(`--${name}=`))
-  if (a === undefined) return dflt
-  const v = a.slice(name.length + 3)
+  const v = optionValue(args, name)
+  if (v === undefined) return dflt
   const n = /^-?\d+$/.test(v) ? Number(v) : NaN
   if (!Number.isSafeInteger(n) || n < min) throw new Error(`${bench}: --${name} must be an integer of at least ${min}, got "${v}"`)
   return n

@@ -39,7 +39,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Bench } from 'tinybench'
 import { openVolume, type PageWrite, type SegmentStats, type Volume } from '../engine/index.js'
-import { cleanupTempDirs, diskUsage, fmt, freeBytes, gitInfo, hostInfo, makeTempDir, MB, median, MiB, removeTempDir, repoRoot, table, writeResults } from './util.js'
+import { cleanupTempDirs, diskUsage, fmt, freeBytes, gitInfo, hostInfo, makeTempDir, MB, median, MiB, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 // ------------------------------------------------------------------ config
 
@@ -59,11 +59,7 @@ const KNOWN_FLAGS = ['--quick', '--no-recovery', '--no-big', '--recovery-only']
 
 function parseConfig(args: string[]): Config {
   const env = process.env
-  for (const a of args) {
-    if (!KNOWN_FLAGS.includes(a) && !a.startsWith('--duration=') && !a.startsWith('--rounds=')) {
-      throw new Error(`volume: unknown option ${a} (known: ${[...KNOWN_FLAGS, '--duration=MS', '--rounds=N'].join(' ')})`)
-    }
-  }
+  refuseUnknownOptions('volume', args, [...KNOWN_FLAGS, '--duration=', '--rounds='])
   const quick = args.includes('--quick') || env.HEXAD_BENCH_QUICK === '1'
   const durArg = args.find(a => a.startsWith('--duration='))?.slice('--duration='.length) ?? env.HEXAD_BENCH_DURATION_MS
   const durationMs = durArg !== undefined && durArg !== '' ? Number(durArg) : quick ? 1000 : 3000

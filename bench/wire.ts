@@ -47,7 +47,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { openCluster } from '../engine/index.js'
 import { serve, SERVE_SEGMENT_NICE } from '../engine/server/index.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, idleShare, machineTimes, makeTempDir, median, ProcessTreeCpu, refuseUnknownOptions, removeTempDir, table, threadDelta, threadTimes, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, idleShare, intOption, machineTimes, makeTempDir, median, optionValue, ProcessTreeCpu, refuseUnknownOptions, removeTempDir, table, threadDelta, threadTimes, writeResults } from './util.js'
 
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 const TARGET = 1
@@ -116,33 +116,23 @@ function medianOf(xs: Array<number | undefined>): number | undefined {
   return v.length ? median(v) : undefined
 }
 
-function opt(args: string[], name: string): string | undefined {
-  const a = args.find(x => x.startsWith(`--${name}=`))
-  return a ? a.slice(name.length + 3) : undefined
-}
 
 /** An integer option of at least `min` (1 unless said), or `dflt` when absent. */
-function posInt(v: string | undefined, dflt: number, what: string, min = 1): number {
-  if (v === undefined) return dflt
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${what} must be an integer of at least ${min}, got ${v}`)
-  return n
-}
 
 function parseConfig(args: string[]): Config {
   const known = ['--quick', '--unix', '--duration=', '--warmup=', '--clients=', '--jobs=', '--scale=', '--rounds=', '--only=']
   refuseUnknownOptions('wire', args, known)
   const quick = args.includes('--quick') || process.env.HEXAD_BENCH_QUICK === '1'
-  const only = opt(args, 'only')
+  const only = optionValue(args, 'only')
   if (only !== undefined && only !== 'hexad' && only !== 'postgresql') throw new Error(`--only must be hexad or postgresql, got ${only}`)
   return {
     quick,
-    durationS: posInt(opt(args, 'duration'), quick ? 5 : 30, 'duration'),
-    warmupS: posInt(opt(args, 'warmup'), quick ? 2 : 10, 'warmup', 0),
-    clients: posInt(opt(args, 'clients'), 16, 'clients'),
-    jobs: posInt(opt(args, 'jobs'), 2, 'jobs'),
-    scale: posInt(opt(args, 'scale'), 1, 'scale'),
-    rounds: posInt(opt(args, 'rounds'), quick ? 1 : 3, 'rounds'),
+    durationS: intOption('wire', args, 'duration', quick ? 5 : 30),
+    warmupS: intOption('wire', args, 'warmup', quick ? 2 : 10, 0),
+    clients: intOption('wire', args, 'clients', 16),
+    jobs: intOption('wire', args, 'jobs', 2),
+    scale: intOption('wire', args, 'scale', 1),
+    rounds: intOption('wire', args, 'rounds', quick ? 1 : 3),
     systems: only ? [only] : ['hexad', 'postgresql'],
     transport: args.includes('--unix') ? 'unix' : 'tcp',
     command: `npm run bench -- wire${args.length ? ' ' + args.join(' ') : ''}`,
