@@ -23,6 +23,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openCluster, splitStatements, type FaultEvent, type SqlError } from '../engine/index.js'
 import { sqlEngine } from '../engine/sql/index.js'
+import { literalShape } from '../engine/sql/lexer.js'
 import { kvOptions } from './helpers/kv-helpers.js'
 import { sclsConverged } from './helpers/volume-helpers.js'
 import { cleanupTempDirs, withSql } from './helpers/sql-helpers.js'
@@ -267,6 +268,62 @@ test('statement cache: literals are normalised (one parse, one plan); DDL recomp
     assert.equal((await db.sql('SELECT COUNT(*) AS n FROM acc WHERE aid = 1')).rows, [{ n: 1 }], 'describe ran nothing')
     // ORDER BY ordinals and type modifiers stay literals
     assert.equal((await db.sql("SELECT aid, CAST(filler AS VARCHAR(1)) AS f FROM acc WHERE aid < 3 ORDER BY 1 DESC")).rows, [{ aid: 2, f: 'x' }, { aid: 1, f: 'x' }])
+  })
+})
+
+test('literalShape: integer literals cut out; quotes, comments, parameters and non-integers give null', () => {
+  assert.equal(literalShape('UPDATE t1 SET c2 = c2 + -41 WHERE id = 007;'), { skeleton: 'UPDATE t1 SET c2 = c2 + -\u0001 WHERE id = \u0001;', nums: [41, 7] })
+  assert.equal(literalShape('SELECT 3-2,x9 FROM t'), { skeleton: 'SELECT \u0001-\u0001,x9 FROM t', nums: [3, 2] })
+  assert.equal(literalShape('SELECT 999999999'), { skeleton: 'SELECT \u0001', nums: [999999999] })
+  for (const t of ['SELECT a FROM t', "SELECT 'a', 1", 'SELECT "x1", 1', 'SELECT `x`, 1', 'SELECT 1.5', 'SELECT .5', 'SELECT 1e5', 'SELECT 12abc',
+    'SELECT 1234567890', 'SELECT $1, 2', 'SELECT ?, 2', 'SELECT 1 -- 2', 'SELECT 1 /* 2 */', 'SELECT 1 # 2', 'SELECT E\'\\n\', 1', 'SELECT 1\u0001']) {
+    assert.is(literalShape(t), null, t)
+  }
+})
+
+test('statement shapes: a text differing from one run before only in integers skips lexing, with its own values', async () => {
+  await withSql('sql-shapes', async cluster => {
+    const db = cluster.writer
+    const eng = sqlEngine(db)
+    await db.sql('CREATE TABLE acc (aid INT PRIMARY KEY, v INT, v2 INT)')
+    for (let i = 1; i <= 12; i++) await db.sql(`INSERT INTO acc (aid, v, v2) VALUES (${i}, 0, ${i * 10})`)
+    const h0 = eng.stats.shapeHits
+    // a sign that belongs to the literal: learned on the first text, taken by the rest
+    for (let i = 1; i <= 10; i++) await db.sql(`UPDATE acc SET v = v + -${i} WHERE aid = ${i}`)
+    assert.ok(eng.stats.shapeHits - h0 >= 9, `shape hits ${eng.stats.shapeHits - h0}`)
+    assert.equal((await db.sql('SELECT aid, v FROM acc WHERE aid <= 10 ORDER BY aid')).rows, Array.from({ length: 10 }, (_, i) => ({ aid: i + 1, v: -(i + 1) })))
+    // and one that does not: subtraction
+    const h1 = eng.stats.shapeHits
+    for (const [a, b] of [[7, 3], [3, 7], [100, 1], [5, 5]]) assert.equal((await db.sql(`SELECT ${a} - ${b} AS d`)).rows, [{ d: a - b }])
+    assert.is(eng.stats.shapeHits - h1, 3)
+    // a 0 first does not tell whether a sign was taken: the shape is learned from the next text
+    assert.equal((await db.sql('SELECT v2 FROM acc WHERE aid = 0')).rows, [])
+    assert.equal((await db.sql('SELECT v2 FROM acc WHERE aid = 4')).rows, [{ v2: 40 }])
+    assert.equal((await db.sql('SELECT v2 FROM acc WHERE aid = 11')).rows, [{ v2: 110 }])
+    assert.equal((await db.sql('SELECT v2 FROM acc WHERE aid = 0')).rows, [])
+    await db.sql('UPDATE acc SET v2 = v2 + -0 WHERE aid = 11')
+    await db.sql('UPDATE acc SET v2 = v2 + -3 WHERE aid = 11')
+    await db.sql('UPDATE acc SET v2 = v2 + -7 WHERE aid = 11')
+    assert.equal((await db.sql('SELECT v2 FROM acc WHERE aid = 11')).rows, [{ v2: 100 }])
+    await db.sql('UPDATE acc SET v2 = 110 WHERE aid = 11')
+    // an ORDER BY ordinal stays a literal: texts with other ordinals are never taken for one another
+    const h2 = eng.stats.shapeHits
+    // (the first one's literals, 9 2 2, are its slots 9 and 2 at first sight)
+    assert.equal((await db.sql('SELECT aid, v2 FROM acc WHERE aid > 9 ORDER BY 2 DESC LIMIT 2')).rows, [{ aid: 12, v2: 120 }, { aid: 11, v2: 110 }])
+    assert.equal((await db.sql('SELECT aid, v2 FROM acc WHERE aid > 9 ORDER BY 1 DESC LIMIT 3')).rows, [{ aid: 12, v2: 120 }, { aid: 11, v2: 110 }, { aid: 10, v2: 100 }])
+    assert.equal((await db.sql('SELECT aid, v2 FROM acc WHERE aid > 9 ORDER BY 2 LIMIT 1')).rows, [{ aid: 10, v2: 100 }])
+    assert.is(eng.stats.shapeHits, h2, 'no shape taken')
+    // in a transaction, and through INSERT ... VALUES with several rows
+    const s = db.session()
+    await s.sql('BEGIN')
+    for (let i = 0; i < 5; i++) await s.sql(`INSERT INTO acc (aid, v, v2) VALUES (${100 + 2 * i}, ${i}, -${i}), (${101 + 2 * i}, ${i + 1}, 7)`)
+    await s.sql('COMMIT')
+    await s.close()
+    assert.equal((await db.sql('SELECT COUNT(*) AS n, SUM(v) AS sv, SUM(v2) AS s2 FROM acc WHERE aid >= 100')).rows, [{ n: 10, sv: 25, s2: 25 }])
+    // MySQL's dialect keeps its own shapes
+    const m = db.session({ dialect: 'mysql' })
+    for (let i = 1; i <= 3; i++) assert.equal((await m.sql(`SELECT v2 FROM acc WHERE aid = ${i}`)).rows, [{ v2: i * 10 }])
+    await m.close()
   })
 })
 

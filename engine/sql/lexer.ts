@@ -151,6 +151,55 @@ export function tokenize(sql: string, dialect: Dialect): Tok[] {
   return out
 }
 
+/** A statement's text with its integer literals cut out ({@link literalShape}). */
+export interface LiteralShape {
+  /** the text with each integer literal replaced by U+0001 */
+  skeleton: string
+  /** the literals' values, in order (unsigned: a sign stays in the skeleton) */
+  nums: number[]
+}
+
+/** the longest text {@link literalShape} looks at */
+const SHAPE_CHARS_MAX = 4096
+
+/**
+ * The text's integer literals and what is left around them, or null when it
+ * has none or holds anything whose tokens this scan cannot vouch for: a
+ * quote of any kind, `$`, `?`, `#`, a backslash, a comment, a number with a
+ * point or an exponent or more than 9 digits, a control character 0 or 1.
+ * Two texts with the same skeleton tokenize alike but for those literals'
+ * values, so they normalise alike too (same placeholders, same signature);
+ * SqlEngine.lex uses this to skip tokenizing and normalizing a text that
+ * differs from one seen before only in its numbers (pgbench's simple
+ * protocol inlines every value). Digits inside a name (t1) are not literals.
+ */
+export function literalShape(sql: string): LiteralShape | null {
+  const n = sql.length
+  if (n > SHAPE_CHARS_MAX) return null
+  let nums: number[] | null = null
+  let skeleton = ''
+  let from = 0
+  for (let i = 0; i < n; i++) {
+    const c = sql.charCodeAt(i)
+    if (c >= 48 && c <= 57) {
+      const before = i > 0 ? sql.charCodeAt(i - 1) : 32
+      if (isIdentPart(before)) continue // a name's digits
+      if (before === 46) return null // .5
+      let j = i
+      let v = 0
+      for (let d = c; j < n && d >= 48 && d <= 57; d = sql.charCodeAt(++j)) v = v * 10 + (d - 48)
+      if (j - i > 9) return null
+      if (j < n) { const after = sql.charCodeAt(j); if (after === 46 || isIdentPart(after)) return null } // 1.5, 1e5, 12abc
+      ;(nums ??= []).push(v)
+      skeleton += sql.slice(from, i) + '\u0001'
+      from = j
+      i = j - 1
+    } else if (c === 39 || c === 34 || c === 96 || c === 36 || c === 63 || c === 35 || c === 92 || c === 0 || c === 1) return null
+    else if ((c === 45 && sql.charCodeAt(i + 1) === 45) || (c === 47 && sql.charCodeAt(i + 1) === 42)) return null
+  }
+  return nums && { skeleton: skeleton + sql.slice(from), nums }
+}
+
 /**
  * A token's text as the parser is given it. PostgreSQL and MySQL allow `$`
  * inside an unquoted identifier (`a$b`), MySQL at its start too (`$tmp`);
