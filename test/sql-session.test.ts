@@ -320,6 +320,13 @@ test('statement shapes: a text differing from one run before only in integers sk
     await s.sql('COMMIT')
     await s.close()
     assert.equal((await db.sql('SELECT COUNT(*) AS n, SUM(v) AS sv, SUM(v2) AS s2 FROM acc WHERE aid >= 100')).rows, [{ n: 10, sv: 25, s2: 25 }])
+    // the memo is bounded (1,024 skeletons): past it, it starts over and keeps answering right
+    for (let i = 0; i < 1100; i++) assert.equal((await db.sql(`SELECT v2 + ${i + 1} AS x${i} FROM acc WHERE aid = 2`)).rows, [{ [`x${i}`]: 21 + i }])
+    assert.ok(eng.shapeMemo.size > 0 && eng.shapeMemo.size <= 1024, `memo size ${eng.shapeMemo.size}`)
+    // (the last skeleton, learned after the memo started over, is there)
+    const h3 = eng.stats.shapeHits
+    for (const d of [5, 6]) assert.equal((await db.sql(`SELECT v2 + ${d} AS x1099 FROM acc WHERE aid = 3`)).rows, [{ x1099: 30 + d }])
+    assert.is(eng.stats.shapeHits - h3, 2)
     // MySQL's dialect keeps its own shapes
     const m = db.session({ dialect: 'mysql' })
     for (let i = 1; i <= 3; i++) assert.equal((await m.sql(`SELECT v2 FROM acc WHERE aid = ${i}`)).rows, [{ v2: i * 10 }])

@@ -127,8 +127,9 @@ interface Shape {
   /** per literal: its slot is the literal negated (the skeleton's '-' is the literal's sign) */
   negate: boolean[]
 }
-/** skeletons remembered by SqlEngine.lex */
+/** skeletons remembered by SqlEngine.lex, and their characters together (as for TEXT_MEMO_*) */
 const SHAPE_MEMO_MAX = 1024
+const SHAPE_MEMO_TOTAL_CHARS = 1 << 20
 const AUTOCOMMIT_RETRIES = 20
 /** statement kinds (node-sql-parser's ast.type) that run as queries or DML */
 const DML_KINDS = new Set(['select', 'insert', 'update', 'delete', 'replace'])
@@ -227,6 +228,9 @@ export class SqlEngine implements DdlHost, CatalogView {
    * (lexing and normalizing one of pgbench's statements took 3.2 us, a memo hit 1.15).
    */
   readonly #shapes = new Map<string, Shape>()
+  #shapeChars = 0
+  /** skeletons remembered now, and their characters */
+  get shapeMemo(): { size: number; chars: number } { return { size: this.#shapes.size, chars: this.#shapeChars } }
   #ready: Promise<void> | null = null
   crashed = false
   readonly #seq = new Map<string, Promise<{ next: number }>>()
@@ -440,8 +444,9 @@ export class SqlEngine implements DdlHost, CatalogView {
       else if (sl.lit === -nums[i]) negate[i] = true
       else return
     }
-    if (this.#shapes.size >= SHAPE_MEMO_MAX) this.#shapes.clear()
+    if (this.#shapes.size >= SHAPE_MEMO_MAX || this.#shapeChars + key.length > SHAPE_MEMO_TOTAL_CHARS) { this.#shapes.clear(); this.#shapeChars = 0 }
     this.#shapes.set(key, { lexed: { ...lexed, shape: undefined, entry: null }, e: entry.e, negate })
+    this.#shapeChars += key.length
   }
 
   /** `e` is used again: counted as a cache hit, and hot statements kept young in the cache (LRU, cheaply). */
