@@ -76,7 +76,7 @@ import type { ClassicLevel } from 'classic-level'
 import type { RootDatabase } from 'lmdb'
 import { openCluster, type Cluster, type DatabaseStats, type SegmentStats, type VolumeStats } from '../engine/index.js'
 import { replicationFloor, type FloorResult } from './floor.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, MiB, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, MiB, optionValue, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 // ------------------------------------------------------------------ config
 
@@ -114,13 +114,13 @@ function parseConfig(args: string[]): Config {
   const env = process.env
   refuseUnknownOptions('kv', args, ['--quick', '--rounds=', '--stores=', '--seed='])
   const quick = args.includes('--quick') || env.HEXAD_BENCH_QUICK === '1'
-  const storesArg = args.find(a => a.startsWith('--stores='))?.slice('--stores='.length) ?? env.HEXAD_BENCH_STORES
+  const storesArg = optionValue(args, 'stores') ?? env.HEXAD_BENCH_STORES
   const stores = storesArg ? storesArg.split(',').map(s => s.trim()).filter(Boolean) : [...STORE_IDS]
   for (const s of stores) if (!(STORE_IDS as readonly string[]).includes(s)) throw new Error(`kv: unknown store ${s} (known: ${STORE_IDS.join(', ')})`)
-  const seedArg = args.find(a => a.startsWith('--seed='))?.slice('--seed='.length) ?? env.HEXAD_BENCH_SEED
+  const seedArg = optionValue(args, 'seed') ?? env.HEXAD_BENCH_SEED
   const seed = seedArg ? Number(seedArg) : 1
   if (!Number.isInteger(seed) || seed <= 0 || seed >= 2 ** 32) throw new Error(`kv: bad seed ${seedArg} (a positive 32-bit integer)`)
-  const roundsArg = args.find(a => a.startsWith('--rounds='))?.slice('--rounds='.length) ?? env.HEXAD_BENCH_ROUNDS
+  const roundsArg = optionValue(args, 'rounds') ?? env.HEXAD_BENCH_ROUNDS
   const rounds = roundsArg !== undefined && roundsArg !== '' ? Number(roundsArg) : quick ? 1 : 3
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`kv: bad rounds ${roundsArg}`)
   const envPart = Object.entries(env).filter(([k]) => k.startsWith('HEXAD_BENCH_')).map(([k, v]) => `${k}=${v} `).join('')

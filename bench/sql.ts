@@ -53,7 +53,7 @@ import path from 'node:path'
 import { Bench } from 'tinybench'
 import { openCluster, type Cluster, type SqlSession } from '../engine/index.js'
 import { sqlEngine } from '../engine/sql/index.js'
-import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, PGBENCH_DDL, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
+import { cleanupTempDirs, fmt, gitInfo, hostInfo, makeTempDir, median, optionValue, PGBENCH_DDL, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 const require = createRequire(import.meta.url)
 
@@ -67,7 +67,7 @@ function parseConfig(args: string[]): Config {
   const env = process.env
   const known = ['--quick', '--rounds=', '--duration=', '--warmup=', '--clients=', '--seed=']
   refuseUnknownOptions('sql', args, known)
-  const opt = (name: string, envName: string) => args.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? env[envName]
+  const opt = (name: string, envName: string) => optionValue(args, name) ?? env[envName]
   const quick = args.includes('--quick') || env.HEXAD_BENCH_QUICK === '1'
   const num = (v: string | undefined, dflt: number, what: string, min = 1) => {
     if (v === undefined || v === '') return dflt

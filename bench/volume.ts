@@ -39,7 +39,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Bench } from 'tinybench'
 import { openVolume, type PageWrite, type SegmentStats, type Volume } from '../engine/index.js'
-import { cleanupTempDirs, diskUsage, fmt, freeBytes, gitInfo, hostInfo, makeTempDir, MB, median, MiB, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
+import { cleanupTempDirs, diskUsage, fmt, freeBytes, gitInfo, hostInfo, makeTempDir, MB, median, MiB, optionValue, refuseUnknownOptions, removeTempDir, repoRoot, table, writeResults } from './util.js'
 
 // ------------------------------------------------------------------ config
 
@@ -61,10 +61,10 @@ function parseConfig(args: string[]): Config {
   const env = process.env
   refuseUnknownOptions('volume', args, [...KNOWN_FLAGS, '--duration=', '--rounds='])
   const quick = args.includes('--quick') || env.HEXAD_BENCH_QUICK === '1'
-  const durArg = args.find(a => a.startsWith('--duration='))?.slice('--duration='.length) ?? env.HEXAD_BENCH_DURATION_MS
+  const durArg = optionValue(args, 'duration') ?? env.HEXAD_BENCH_DURATION_MS
   const durationMs = durArg !== undefined && durArg !== '' ? Number(durArg) : quick ? 1000 : 3000
   if (!Number.isFinite(durationMs) || durationMs <= 0) throw new Error(`volume: bad duration ${durArg}`)
-  const roundsArg = args.find(a => a.startsWith('--rounds='))?.slice('--rounds='.length) ?? env.HEXAD_BENCH_ROUNDS
+  const roundsArg = optionValue(args, 'rounds') ?? env.HEXAD_BENCH_ROUNDS
   const rounds = roundsArg !== undefined && roundsArg !== '' ? Number(roundsArg) : quick ? 1 : 3
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`volume: bad rounds ${roundsArg}`)
   const noBig = args.includes('--no-big') || env.HEXAD_BENCH_NO_BIG === '1'

@@ -116,9 +116,6 @@ function medianOf(xs: Array<number | undefined>): number | undefined {
   return v.length ? median(v) : undefined
 }
 
-
-/** An integer option of at least `min` (1 unless said), or `dflt` when absent. */
-
 function parseConfig(args: string[]): Config {
   const known = ['--quick', '--unix', '--duration=', '--warmup=', '--clients=', '--jobs=', '--scale=', '--rounds=', '--only=']
   refuseUnknownOptions('wire', args, known)

@@ -10,11 +10,10 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import { idleShare, intOption, machineTimes, ProcessTreeCpu, refuseUnknownOptions } from '../bench/util.js'
-import { spawnSync } from 'node:child_process'
 import path from 'node:path'
+import { idleShare, intOption, machineTimes, ProcessTreeCpu, refuseUnknownOptions } from '../bench/util.js'
 import { fileURLToPath } from 'node:url'
 
 const linux = fs.existsSync('/proc/self/schedstat')
